@@ -1,0 +1,53 @@
+# The two commands of the README: `make up` (local stack + live demo) and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+LOCAL := deploy/local
+
+.PHONY: up down status test test-only lint bench build tools clean-data
+
+## up: start Kafka, the schema registry and the services, then run the demo
+up: build
+	@bash $(LOCAL)/kafka.sh start
+	@bash $(LOCAL)/registry.sh start
+	@bash $(LOCAL)/services.sh start
+	@echo
+	@./target/debug/bridgectl demo
+	@echo
+	@bash $(LOCAL)/kafka.sh status; bash $(LOCAL)/registry.sh status; bash $(LOCAL)/services.sh status
+	@echo
+	@echo "topics:  kcat -b 127.0.0.1:9092 -L      (or ./target/debug/bridgectl topics)"
+	@echo "stop:    make down"
+
+## down: stop everything `make up` started (data stays in .data/)
+down:
+	@bash $(LOCAL)/services.sh stop
+	@bash $(LOCAL)/registry.sh stop
+	@bash $(LOCAL)/kafka.sh stop
+
+status:
+	@bash $(LOCAL)/kafka.sh status; bash $(LOCAL)/registry.sh status; bash $(LOCAL)/services.sh status
+
+## test: format check, clippy with -D warnings, every test (they start their own broker)
+test: lint build
+	$(CARGO) test --workspace --no-fail-fast
+
+test-only: build
+	$(CARGO) test --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build: tools
+	$(CARGO) build --workspace --bins
+
+## tools: install the pinned broker jars (skipped when present)
+tools:
+	@bash $(LOCAL)/kafka.sh install
+
+## bench: criterion and load benchmarks (they arrive with issues 4, 5 and 8)
+bench: tools
+	$(CARGO) bench --workspace
+
+clean-data: down
+	rm -rf .data

@@ -1,0 +1,251 @@
+//! Layered configuration: defaults (in the serde structs) → TOML file → environment
+//! variables `BRIDGE__SECTION__KEY=value` (keys lowercased; values read as TOML scalars
+//! when they parse as one — `42`, `true` — and as strings otherwise, so quote a numeric
+//! string: `BRIDGE__KAFKA__GROUP_ID='"123"'`). Unknown keys are refused by name.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The environment prefix; sections and keys are separated by a double underscore.
+pub const ENV_PREFIX: &str = "BRIDGE__";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not TOML, or a value does not fit its key.
+    #[error("invalid configuration: {message}")]
+    Invalid {
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// Loads `T` from an optional TOML file overlaid with `BRIDGE__…` variables from `env`.
+pub fn load<T: DeserializeOwned>(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError> {
+    let mut table = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError::Invalid {
+                    message: format!("{}: {e}", path.display()),
+                })?
+        }
+        None => toml::Table::new(),
+    };
+    for (name, raw) in env {
+        let Some(path) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+        overlay(&mut table, &keys, scalar(&raw)).map_err(|message| ConfigError::Invalid {
+            message: format!("environment variable `{name}`: {message}"),
+        })?;
+    }
+    T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+        message: e.to_string(),
+    })
+}
+
+fn scalar(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !v.is_table())
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn overlay(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    match keys {
+        [] => Err("no key after the prefix".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [section, rest @ ..] => match table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        {
+            toml::Value::Table(inner) => overlay(inner, rest, value),
+            _ => Err(format!("`{section}` is a value, not a section")),
+        },
+    }
+}
+
+/// How to reach Kafka.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list of brokers.
+    pub bootstrap_servers: String,
+    /// Raw librdkafka settings passed through unchanged (TLS, SASL, tuning), e.g.
+    /// `security.protocol = "SASL_SSL"`. Values of keys naming secrets are redacted in logs.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted: BTreeMap<&str, &str> = self
+            .librdkafka
+            .iter()
+            .map(|(k, v)| {
+                let secret = ["password", "secret", "key", "token"]
+                    .iter()
+                    .any(|s| k.contains(s));
+                (k.as_str(), if secret { "**REDACTED**" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("librdkafka", &redacted)
+            .finish()
+    }
+}
+
+impl KafkaConfig {
+    /// An rdkafka client configuration with the bootstrap servers and passthrough settings.
+    pub fn client(&self) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (key, value) in &self.librdkafka {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+/// Where the schema registry is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Base URL of a Confluent-compatible registry.
+    #[serde(default = "default_registry_url")]
+    pub url: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            url: default_registry_url(),
+        }
+    }
+}
+
+fn default_registry_url() -> String {
+    "http://127.0.0.1:8081".into()
+}
+
+/// The operations HTTP server (health, readiness, metrics).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on; port 0 picks a free one.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Example {
+        kafka: KafkaConfig,
+        #[serde(default)]
+        http: HttpConfig,
+        #[serde(default)]
+        commit_interval_ms: u64,
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_reads_numbers() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "commit_interval_ms = 100\n[kafka]\nbootstrap_servers = \"file:9092\"\n",
+        )?;
+        let config: Example = load(
+            Some(&path),
+            env(&[
+                ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "env:9092"),
+                ("BRIDGE__COMMIT_INTERVAL_MS", "250"),
+                ("OTHER", "ignored"),
+            ]),
+        )?;
+        assert_eq!(config.kafka.bootstrap_servers, "env:9092");
+        assert_eq!(config.commit_interval_ms, 250);
+        assert_eq!(config.http.listen.port(), 8080);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let result: Result<Example, _> = load(
+            None,
+            env(&[
+                ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "x:1"),
+                ("BRIDGE__KAFKA__BOOTSTRAP", "y:2"),
+            ]),
+        );
+        let Err(error) = result else {
+            panic!("a misspelt key was accepted")
+        };
+        assert!(
+            error.to_string().contains("unknown field `bootstrap`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = KafkaConfig {
+            bootstrap_servers: "b:9092".into(),
+            librdkafka: [("sasl.password".to_owned(), "hunter2".to_owned())].into(),
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("**REDACTED**"));
+    }
+}

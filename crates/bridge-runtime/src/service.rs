@@ -1,0 +1,108 @@
+//! The life of a service process: serve health, reach Kafka, report ready, run until
+//! shutdown. Services call [`run`] with their work as a future.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::config::{HttpConfig, KafkaConfig};
+use crate::health::{self, Health};
+use crate::shutdown::Shutdown;
+
+/// Why a service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The operations HTTP server could not bind.
+    #[error("cannot serve health endpoints on `{listen}`")]
+    Http {
+        /// The address.
+        listen: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A Kafka client could not be created from the configuration (fatal: fix the config).
+    #[error("invalid kafka client configuration")]
+    KafkaConfig(#[source] rdkafka::error::KafkaError),
+}
+
+/// Runs a service: health endpoints first, then waits (retrying, not failing) until Kafka
+/// answers, marks the service ready and runs `work` until it ends or shutdown is asked.
+pub async fn run<F, Fut>(
+    name: &'static str,
+    kafka: &KafkaConfig,
+    http: &HttpConfig,
+    shutdown: Shutdown,
+    work: F,
+) -> Result<(), ServiceError>
+where
+    F: FnOnce(Arc<Health>) -> Fut,
+    Fut: Future<Output = Result<(), ServiceError>>,
+{
+    let health = Health::new(name);
+    let addr = health::serve(http.listen, Arc::clone(&health), shutdown.clone())
+        .await
+        .map_err(|source| ServiceError::Http {
+            listen: http.listen,
+            source,
+        })?;
+    tracing::info!(service = name, %addr, "health endpoints listening");
+
+    let probe: BaseConsumer = kafka.client().create().map_err(ServiceError::KafkaConfig)?;
+    let probe = Arc::new(probe);
+    loop {
+        if shutdown.is_requested() {
+            return Ok(());
+        }
+        let p = Arc::clone(&probe);
+        let reached =
+            tokio::task::spawn_blocking(move || p.fetch_metadata(None, Duration::from_secs(2)))
+                .await
+                .map(|r| r.map(|m| m.brokers().len()));
+        match reached {
+            Ok(Ok(brokers)) => {
+                tracing::info!(service = name, brokers, "kafka reachable");
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(service = name, error = %e, "kafka not reachable yet, retrying")
+            }
+            Err(e) => {
+                tracing::warn!(service = name, error = %e, "kafka probe task failed, retrying")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.clone().wait() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    health.set_ready(true);
+    let result = tokio::select! {
+        result = work(Arc::clone(&health)) => result,
+        _ = shutdown.wait() => Ok(()),
+    };
+    health.set_ready(false);
+    tracing::info!(service = name, "stopped");
+    result
+}
+
+/// The command line every service takes.
+#[derive(clap::Parser)]
+struct Args {
+    /// TOML configuration file; `BRIDGE__SECTION__KEY` environment variables override it.
+    #[arg(long, env = "BRIDGE_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+/// What a service's `main` does first: parse `--config`, start telemetry, load the
+/// layered configuration and listen for SIGTERM / Ctrl-C.
+pub fn bootstrap<C: serde::de::DeserializeOwned>(
+    name: &'static str,
+) -> Result<(C, Shutdown), crate::config::ConfigError> {
+    let args = <Args as clap::Parser>::parse();
+    crate::telemetry::init(name);
+    let config = crate::config::load(args.config.as_deref(), std::env::vars())?;
+    Ok((config, crate::shutdown::on_signals()))
+}

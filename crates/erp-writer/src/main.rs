@@ -1,0 +1,8 @@
+//! The `erp-writer` process: configuration and telemetry, then [`erp_writer::run`].
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let (config, shutdown) = bridge_runtime::service::bootstrap(erp_writer::NAME)?;
+    erp_writer::run(config, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The `inventory-aggregator` process: configuration and telemetry, then [`inventory_aggregator::run`].
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let (config, shutdown) = bridge_runtime::service::bootstrap(inventory_aggregator::NAME)?;
+    inventory_aggregator::run(config, shutdown).await?;
+    Ok(())
+}

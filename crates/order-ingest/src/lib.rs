@@ -1,0 +1,35 @@
+//! **order-ingest**: Magento webhooks and REST polling to order events and inventory movements.
+//!
+//! Today the service starts, serves `/healthz`, `/readyz` and `/metrics`, waits until
+//! Kafka answers, reports ready and stops cleanly on SIGTERM. Its processing arrives with
+//! issue #6; see `../../shared/DESIGN.md` ("Services") for what it will consume and produce.
+
+use bridge_runtime::config::{HttpConfig, KafkaConfig, RegistryConfig};
+use bridge_runtime::service::ServiceError;
+use bridge_runtime::shutdown::Shutdown;
+use serde::Deserialize;
+
+/// The service name in logs, metrics and the consumer group.
+pub const NAME: &str = "order-ingest";
+
+/// The service configuration (`--config FILE`, then `BRIDGE__SECTION__KEY` variables).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// Where the schema registry is.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// Health, readiness and metrics endpoints.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// Runs the service until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError> {
+    bridge_runtime::service::run(NAME, &config.kafka, &config.http, shutdown, |_health| {
+        std::future::pending()
+    })
+    .await
+}

@@ -1,0 +1,8 @@
+//! The `reconciler` process: configuration and telemetry, then [`reconciler::run`].
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let (config, shutdown) = bridge_runtime::service::bootstrap(reconciler::NAME)?;
+    reconciler::run(config, shutdown).await?;
+    Ok(())
+}

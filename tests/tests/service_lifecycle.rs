@@ -1,0 +1,115 @@
+//! Every service binary starts against the real broker, reports ready on `/readyz`,
+//! and stops cleanly on SIGTERM within a bound.
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bridge_testkit::{stack, wait_until};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const SERVICES: [&str; 4] = [
+    "order-ingest",
+    "inventory-aggregator",
+    "erp-writer",
+    "reconciler",
+];
+
+/// The binaries `cargo build --bins` put beside this test's own target folder.
+fn binary(name: &str) -> Result<PathBuf, String> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    match path.exists() {
+        true => Ok(path),
+        false => Err(format!(
+            "{} is missing: run `cargo build --bins` first (make test does)",
+            path.display()
+        )),
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_service_becomes_ready_and_stops_on_sigterm() -> TestResult {
+    let stack = stack()?;
+    for service in SERVICES {
+        let port = free_port()?;
+        let mut running = Running(
+            Command::new(binary(service)?)
+                .env("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", &stack.bootstrap)
+                .env("BRIDGE__REGISTRY__URL", &stack.registry_url)
+                .env("BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .spawn()?,
+        );
+        let ready_url = format!("http://127.0.0.1:{port}/readyz");
+        let client = reqwest::Client::new();
+        wait_until(
+            &format!("{service} to answer 200 on /readyz"),
+            Duration::from_secs(30),
+            || {
+                let request = client.get(&ready_url).send();
+                async move { request.await.is_ok_and(|r| r.status().is_success()) }
+            },
+        )
+        .await?;
+        let metrics = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert!(
+            metrics.contains(&format!("bridge_service_ready{{service=\"{service}\"}} 1")),
+            "{metrics}"
+        );
+
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(running.0.id().to_string())
+            .status()?;
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let exit = loop {
+            if let Some(exit) = running.0.try_wait()? {
+                break exit;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{service} did not stop within 10 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(exit.success(), "{service} exited with {exit}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misspelt_config_key_stops_the_service_naming_the_key() -> TestResult {
+    let output = Command::new(binary("erp-writer")?)
+        .env("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        .env("BRIDGE__KAFKA__BOOTSTRAP_SERVER", "typo:9092")
+        .output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bootstrap_server"), "{stderr}");
+    Ok(())
+}
