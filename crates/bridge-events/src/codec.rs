@@ -1,0 +1,387 @@
+//! The Confluent wire format through `schema_registry_converter`: magic byte 0, the 4-byte
+//! big-endian schema id, then the Avro body. Subjects follow TopicRecordNameStrategy
+//! (`<topic>-<record full name>`), so one topic carries several record types.
+//!
+//! Encoding registers (once per subject, cached by the converter) and frames. Decoding
+//! reads the header itself, fetches the writer schema by id through the converter's
+//! registry client into a cache, and resolves the body against this build's schema of the
+//! same record, so data written with an older compatible schema reads into today's types.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
+use schema_registry_converter::async_impl::avro::AvroEncoder;
+use schema_registry_converter::async_impl::schema_registry::{SrSettings, get_schema_by_id};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
+
+use crate::event::{AvroEvent, Event};
+use crate::schema::{self, SchemaError};
+
+/// Why an event could not be encoded or decoded. [`CodecError::is_retryable`] says how
+/// to react: retry with backoff, or park the record with this error as its reason.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Fewer bytes than the 5-byte header.
+    #[error("record of {len} bytes is shorter than the 5-byte confluent header")]
+    Truncated {
+        /// Byte count.
+        len: usize,
+    },
+    /// Not the Confluent wire format.
+    #[error("unknown magic byte `{found}`, expected 0 (confluent wire format)")]
+    UnknownMagicByte {
+        /// The first byte.
+        found: u8,
+    },
+    /// The registry answered but does not know the id.
+    #[error("schema id `{id}` is unknown to the registry: {reason}")]
+    UnknownSchemaId {
+        /// The id in the header.
+        id: u32,
+        /// The registry client's message.
+        reason: String,
+    },
+    /// The registry could not be reached or failed; retry.
+    #[error("schema registry unavailable: {reason}")]
+    RegistryUnavailable {
+        /// The registry client's message.
+        reason: String,
+    },
+    /// The registry refused to register the schema (e.g. incompatible).
+    #[error("schema registry refused `{record}` for topic `{topic}`: {reason}")]
+    RegistryRefused {
+        /// The topic.
+        topic: String,
+        /// The record.
+        record: String,
+        /// The registry's message.
+        reason: String,
+    },
+    /// The writer schema is not a bridge event this build knows.
+    #[error("schema id `{id}` is record `{name}`, which this build does not know")]
+    UnknownRecordType {
+        /// The id.
+        id: u32,
+        /// The record's full name.
+        name: String,
+    },
+    /// The body does not decode with its schema.
+    #[error("body does not match schema id `{id}` (`{record}`): {reason}")]
+    BodyMismatch {
+        /// The id.
+        id: u32,
+        /// The record.
+        record: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The event does not fit its own schema (a bug or an out-of-range value).
+    #[error("event `{record}` cannot be encoded: {reason}")]
+    Encode {
+        /// The record.
+        record: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The compiled-in schemas are broken (a build problem, not an input one).
+    #[error("event schemas")]
+    Schema(#[from] SchemaError),
+}
+
+impl CodecError {
+    /// Whether trying again later can succeed (registry down); otherwise park the record.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::RegistryUnavailable { .. })
+    }
+}
+
+fn describe(e: &SRCError) -> String {
+    match &e.cause {
+        Some(cause) => format!("{}: {cause}", e.error),
+        None => e.error.clone(),
+    }
+}
+
+/// A writer schema fetched by id.
+struct Writer {
+    name: String,
+    schema: Schema,
+}
+
+/// Encodes and decodes bridge events in the Confluent wire format.
+pub struct EventCodec {
+    settings: SrSettings,
+    encoder: AvroEncoder,
+    strategies: RwLock<HashMap<(String, &'static str), Arc<SubjectNameStrategy>>>,
+    writers: RwLock<HashMap<u32, Arc<Writer>>>,
+}
+
+/// The 5-byte header: magic byte and schema id, and the body after it.
+pub fn split_header(bytes: &[u8]) -> Result<(u32, &[u8]), CodecError> {
+    match bytes {
+        [0, a, b, c, d, body @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), body)),
+        [magic, _, _, _, _, ..] => Err(CodecError::UnknownMagicByte { found: *magic }),
+        _ => Err(CodecError::Truncated { len: bytes.len() }),
+    }
+}
+
+impl EventCodec {
+    /// A codec for the registry at `registry_url`.
+    pub fn new(registry_url: &str) -> Self {
+        Self::with_settings(SrSettings::new(registry_url.to_owned()))
+    }
+
+    /// A codec with full registry settings (authentication, timeouts).
+    pub fn with_settings(settings: SrSettings) -> Self {
+        Self {
+            encoder: AvroEncoder::new(settings.clone()),
+            settings,
+            strategies: RwLock::new(HashMap::new()),
+            writers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The TopicRecordNameStrategy subject of a record on a topic.
+    pub fn subject(topic: &str, record: &str) -> String {
+        format!("{topic}-{record}")
+    }
+
+    fn strategy(
+        &self,
+        topic: &str,
+        record: &'static str,
+    ) -> Result<Arc<SubjectNameStrategy>, CodecError> {
+        let key = (topic.to_owned(), record);
+        if let Some(found) = self
+            .strategies
+            .read()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
+            return Ok(found);
+        }
+        let schema = schema::record(record)?;
+        let strategy = Arc::new(SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
+            topic.to_owned(),
+            SuppliedSchema::new(
+                Some(record.to_owned()),
+                SchemaType::Avro,
+                schema.text.clone(),
+            ),
+        ));
+        if let Ok(mut map) = self.strategies.write() {
+            map.insert(key, Arc::clone(&strategy));
+        }
+        Ok(strategy)
+    }
+
+    /// Encodes one event for `topic`, registering its schema on first use.
+    pub async fn encode<E: AvroEvent>(
+        &self,
+        topic: &str,
+        event: &E,
+    ) -> Result<Vec<u8>, CodecError> {
+        let value = apache_avro::to_value(event).map_err(|e| CodecError::Encode {
+            record: E::RECORD.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.encode_value(topic, E::RECORD, value).await
+    }
+
+    /// Encodes an [`Event`] of any type.
+    pub async fn encode_event(&self, topic: &str, event: &Event) -> Result<Vec<u8>, CodecError> {
+        let record = event.record_name();
+        let value = event.to_value().map_err(|e| CodecError::Encode {
+            record: record.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.encode_value(topic, record, value).await
+    }
+
+    async fn encode_value(
+        &self,
+        topic: &str,
+        record: &'static str,
+        value: apache_avro::types::Value,
+    ) -> Result<Vec<u8>, CodecError> {
+        let schema = schema::record(record)?;
+        let resolved = value
+            .resolve(&schema.schema)
+            .map_err(|e| CodecError::Encode {
+                record: record.to_owned(),
+                reason: e.to_string(),
+            })?;
+        let strategy = self.strategy(topic, record)?;
+        self.encoder
+            .encode_value(resolved, &strategy)
+            .await
+            .map_err(|e| match e.retriable {
+                true => CodecError::RegistryUnavailable {
+                    reason: describe(&e),
+                },
+                false => CodecError::RegistryRefused {
+                    topic: topic.to_owned(),
+                    record: record.to_owned(),
+                    reason: describe(&e),
+                },
+            })
+    }
+
+    async fn writer(&self, id: u32) -> Result<Arc<Writer>, CodecError> {
+        if let Some(found) = self.writers.read().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(found);
+        }
+        let registered =
+            get_schema_by_id(id, &self.settings)
+                .await
+                .map_err(|e| match e.retriable {
+                    true => CodecError::RegistryUnavailable {
+                        reason: describe(&e),
+                    },
+                    false => CodecError::UnknownSchemaId {
+                        id,
+                        reason: describe(&e),
+                    },
+                })?;
+        let schema =
+            Schema::parse_str(&registered.schema).map_err(|e| CodecError::UnknownSchemaId {
+                id,
+                reason: format!("registered schema is not avro: {e}"),
+            })?;
+        let name = schema.name().map(|n| n.fullname(None)).unwrap_or_default();
+        let writer = Arc::new(Writer { name, schema });
+        if let Ok(mut map) = self.writers.write() {
+            map.insert(id, Arc::clone(&writer));
+        }
+        Ok(writer)
+    }
+
+    /// Decodes a record value of any bridge event type.
+    pub async fn decode(&self, bytes: &[u8]) -> Result<Event, CodecError> {
+        let (id, body) = split_header(bytes)?;
+        let writer = self.writer(id).await?;
+        let reader = schema::record(&writer.name).map_err(|_| CodecError::UnknownRecordType {
+            id,
+            name: writer.name.clone(),
+        })?;
+        let mismatch = |reason: String| CodecError::BodyMismatch {
+            id,
+            record: writer.name.clone(),
+            reason,
+        };
+        let value = read_body(&writer.schema, &reader.schema, body).map_err(mismatch)?;
+        Event::from_value(&writer.name, &value).map_err(mismatch)
+    }
+
+    /// Decodes a record value that must be of type `E`.
+    pub async fn decode_as<E: AvroEvent>(&self, bytes: &[u8]) -> Result<E, CodecError> {
+        let (id, _) = split_header(bytes)?;
+        let event = self.decode(bytes).await?;
+        let name = event.record_name();
+        let value = event.to_value().map_err(|e| CodecError::BodyMismatch {
+            id,
+            record: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if name != E::RECORD {
+            return Err(CodecError::UnknownRecordType {
+                id,
+                name: name.to_owned(),
+            });
+        }
+        apache_avro::from_value::<E>(&value).map_err(|e| CodecError::BodyMismatch {
+            id,
+            record: name.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Reads an Avro body written with `writer` and resolves it to `reader` (schema evolution:
+/// defaults fill fields the writer did not have). Decimals written with fewer bytes than
+/// apache-avro accepts (minimal two's complement, as Java and Python write) are widened first.
+pub fn read_body(writer: &Schema, reader: &Schema, body: &[u8]) -> Result<Value, String> {
+    let mut cursor = Cursor::new(body);
+    let value = GenericDatumReader::builder(writer)
+        .build()
+        .and_then(|r| r.read_value(&mut cursor))
+        .map_err(|e| e.to_string())?;
+    let trailing = body.len() as u64 - cursor.position();
+    if trailing > 0 {
+        return Err(format!("{trailing} bytes left after the record"));
+    }
+    widen_decimals(value)
+        .resolve(reader)
+        .map_err(|e| e.to_string())
+}
+
+fn widen_decimals(value: Value) -> Value {
+    match value {
+        Value::Decimal(d) => match <Vec<u8>>::try_from(&d) {
+            Ok(bytes) => Value::Decimal(apache_avro::Decimal::from(crate::decimal::widen(&bytes))),
+            Err(_) => Value::Decimal(d),
+        },
+        Value::Record(fields) => Value::Record(
+            fields
+                .into_iter()
+                .map(|(n, v)| (n, widen_decimals(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(widen_decimals).collect()),
+        Value::Map(entries) => Value::Map(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, widen_decimals(v)))
+                .collect(),
+        ),
+        Value::Union(i, inner) => Value::Union(i, Box::new(widen_decimals(*inner))),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_is_checked_before_anything_is_sliced() {
+        assert!(matches!(
+            split_header(&[]),
+            Err(CodecError::Truncated { len: 0 })
+        ));
+        assert!(matches!(
+            split_header(&[0, 0, 0]),
+            Err(CodecError::Truncated { len: 3 })
+        ));
+        assert!(matches!(
+            split_header(&[1, 0, 0, 0, 7]),
+            Err(CodecError::UnknownMagicByte { found: 1 })
+        ));
+        assert!(matches!(split_header(&[0, 0, 0, 1, 2, 9]), Ok((258, [9]))));
+    }
+
+    #[test]
+    fn only_an_unreachable_registry_is_retryable() {
+        assert!(
+            CodecError::RegistryUnavailable {
+                reason: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(
+            !CodecError::UnknownSchemaId {
+                id: 1,
+                reason: String::new()
+            }
+            .is_retryable()
+        );
+        assert!(!CodecError::UnknownMagicByte { found: 9 }.is_retryable());
+    }
+}
