@@ -307,20 +307,31 @@ impl EventCodec {
 /// Reads an Avro body written with `writer` and resolves it to `reader` (schema evolution:
 /// defaults fill fields the writer did not have). Decimals written with fewer bytes than
 /// apache-avro accepts (minimal two's complement, as Java and Python write) are widened first.
+///
+/// apache-avro 0.22 reads an end of input where a union index or a string should be as
+/// `null`, so a record cut short before an optional field would decode with that field
+/// missing. The body is therefore read with one sentinel byte after it: `0x7F` is zig-zag
+/// −64, never a valid union index, and a complete record never reads past its own end, so
+/// exactly the sentinel must be left over, or the body was truncated or padded.
 pub fn read_body(writer: &Schema, reader: &Schema, body: &[u8]) -> Result<Value, String> {
-    let mut cursor = Cursor::new(body);
+    let mut guarded = Vec::with_capacity(body.len() + 1);
+    guarded.extend_from_slice(body);
+    guarded.push(SENTINEL);
+    let mut cursor = Cursor::new(guarded.as_slice());
     let value = GenericDatumReader::builder(writer)
         .build()
         .and_then(|r| r.read_value(&mut cursor))
         .map_err(|e| e.to_string())?;
-    let trailing = body.len() as u64 - cursor.position();
-    if trailing > 0 {
-        return Err(format!("{trailing} bytes left after the record"));
+    match guarded.len() as u64 - cursor.position() {
+        1 => widen_decimals(value)
+            .resolve(reader)
+            .map_err(|e| e.to_string()),
+        0 => Err("the record ends before its schema does (truncated)".to_owned()),
+        n => Err(format!("{} bytes left after the record", n - 1)),
     }
-    widen_decimals(value)
-        .resolve(reader)
-        .map_err(|e| e.to_string())
 }
+
+const SENTINEL: u8 = 0x7F;
 
 fn widen_decimals(value: Value) -> Value {
     match value {

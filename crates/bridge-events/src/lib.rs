@@ -15,6 +15,7 @@ pub mod decimal;
 pub mod envelope;
 pub mod erp;
 pub mod event;
+pub mod evolution;
 pub mod ids;
 pub mod inventory;
 pub mod order;

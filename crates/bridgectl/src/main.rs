@@ -2,6 +2,7 @@
 //! (`demo`) and lists topics (`topics`); parked records, replays and resyncs follow.
 
 mod demo;
+mod schemas;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,19 @@ enum Command {
     },
     /// List the topics with their partition counts.
     Topics,
+    /// Check or release the event schemas (the evolution gate).
+    Schemas {
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemasAction {
+    /// Check every current schema is backward compatible with its released versions.
+    Check,
+    /// Record changed schemas as their next released version (refused when incompatible).
+    Release,
 }
 
 #[tokio::main]
@@ -49,5 +63,21 @@ async fn main() -> anyhow::Result<()> {
             demo::run(&args.bootstrap_servers, &args.registry_url, &topic).await
         }
         Command::Topics => demo::list_topics(&args.bootstrap_servers),
+        Command::Schemas {
+            action: SchemasAction::Release,
+        } => schemas::release(),
+        Command::Schemas {
+            action: SchemasAction::Check,
+        } => {
+            let problems = schemas::check()?;
+            for p in &problems {
+                println!("{p}");
+            }
+            if !problems.is_empty() {
+                anyhow::bail!("{} schema problem(s)", problems.len());
+            }
+            println!("every schema is backward compatible with its releases");
+            Ok(())
+        }
     }
 }
