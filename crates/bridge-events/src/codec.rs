@@ -109,10 +109,14 @@ fn describe(e: &SRCError) -> String {
     }
 }
 
-/// A writer schema fetched by id.
+/// A writer schema fetched by id, with its reader built once. Schemas are leaked to get
+/// the `'static` borrow the reader needs: one per schema id this process ever sees, which
+/// the converter's own caches keep for the process lifetime too.
 struct Writer {
     name: String,
-    schema: Schema,
+    reader: GenericDatumReader<'static>,
+    /// Written with exactly this build's schema: no resolution step is needed.
+    same_as_reader: bool,
 }
 
 /// Encodes and decodes bridge events in the Confluent wire format.
@@ -256,7 +260,19 @@ impl EventCodec {
                 reason: format!("registered schema is not avro: {e}"),
             })?;
         let name = schema.name().map(|n| n.fullname(None)).unwrap_or_default();
-        let writer = Arc::new(Writer { name, schema });
+        let same_as_reader = schema::record(&name).is_ok_and(|ours| ours.schema == schema);
+        let schema: &'static Schema = Box::leak(Box::new(schema));
+        let reader = GenericDatumReader::builder(schema).build().map_err(|e| {
+            CodecError::UnknownSchemaId {
+                id,
+                reason: format!("registered schema does not resolve: {e}"),
+            }
+        })?;
+        let writer = Arc::new(Writer {
+            name,
+            reader,
+            same_as_reader,
+        });
         if let Ok(mut map) = self.writers.write() {
             map.insert(id, Arc::clone(&writer));
         }
@@ -276,7 +292,13 @@ impl EventCodec {
             record: writer.name.clone(),
             reason,
         };
-        let value = read_body(&writer.schema, &reader.schema, body).map_err(mismatch)?;
+        let value = read_guarded(&writer.reader, body).map_err(&mismatch)?;
+        let value = match writer.same_as_reader {
+            true => value,
+            false => widen_decimals(value)
+                .resolve(&reader.schema)
+                .map_err(|e| mismatch(e.to_string()))?,
+        };
         Event::from_value(&writer.name, &value).map_err(mismatch)
     }
 
@@ -314,18 +336,26 @@ impl EventCodec {
 /// −64, never a valid union index, and a complete record never reads past its own end, so
 /// exactly the sentinel must be left over, or the body was truncated or padded.
 pub fn read_body(writer: &Schema, reader: &Schema, body: &[u8]) -> Result<Value, String> {
+    let datum_reader = GenericDatumReader::builder(writer)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let value = read_guarded(&datum_reader, body)?;
+    widen_decimals(value)
+        .resolve(reader)
+        .map_err(|e| e.to_string())
+}
+
+/// Reads one datum followed by the sentinel; see [`read_body`].
+fn read_guarded(datum_reader: &GenericDatumReader<'_>, body: &[u8]) -> Result<Value, String> {
     let mut guarded = Vec::with_capacity(body.len() + 1);
     guarded.extend_from_slice(body);
     guarded.push(SENTINEL);
     let mut cursor = Cursor::new(guarded.as_slice());
-    let value = GenericDatumReader::builder(writer)
-        .build()
-        .and_then(|r| r.read_value(&mut cursor))
+    let value = datum_reader
+        .read_value(&mut cursor)
         .map_err(|e| e.to_string())?;
     match guarded.len() as u64 - cursor.position() {
-        1 => widen_decimals(value)
-            .resolve(reader)
-            .map_err(|e| e.to_string()),
+        1 => Ok(value),
         0 => Err("the record ends before its schema does (truncated)".to_owned()),
         n => Err(format!("{} bytes left after the record", n - 1)),
     }
