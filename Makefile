@@ -27,12 +27,13 @@ down:
 status:
 	@bash $(LOCAL)/kafka.sh status; bash $(LOCAL)/registry.sh status; bash $(LOCAL)/services.sh status
 
-## test: format check, clippy with -D warnings, every test (they start their own broker)
+## test: format check, clippy with -D warnings, every test against one real broker +
+## registry started for this run (a plain `cargo test` starts one per test binary instead)
 test: lint build
-	$(CARGO) test --workspace --no-fail-fast
+	bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
 
 test-only: build
-	$(CARGO) test --workspace --no-fail-fast
+	bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs a command against one broker + registry started for it alone (own ports, own data
+# folder under /tmp), then stops them. `make test` uses it so every test binary shares one
+# stack per test run; tests still isolate themselves with unique topics, groups and subjects.
+#   test-stack.sh COMMAND [ARGS...]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+export BRIDGE_DATA_DIR; BRIDGE_DATA_DIR="$(mktemp -d /tmp/bridge-test-stack-XXXXXX)"
+export BRIDGE_KAFKA_PORT; BRIDGE_KAFKA_PORT="$(free_port)"
+export BRIDGE_KAFKA_CONTROLLER_PORT; BRIDGE_KAFKA_CONTROLLER_PORT="$(free_port)"
+export BRIDGE_REGISTRY_PORT; BRIDGE_REGISTRY_PORT="$(free_port)"
+
+stop() {
+  bash "$here/registry.sh" stop || true
+  bash "$here/kafka.sh" stop || true
+  rm -rf "$BRIDGE_DATA_DIR"
+}
+trap stop EXIT
+
+bash "$here/kafka.sh" start
+bash "$here/registry.sh" start
+export BRIDGE_TEST_BOOTSTRAP="127.0.0.1:$BRIDGE_KAFKA_PORT"
+export BRIDGE_TEST_REGISTRY="http://127.0.0.1:$BRIDGE_REGISTRY_PORT"
+echo "[test-stack] kafka $BRIDGE_TEST_BOOTSTRAP, registry $BRIDGE_TEST_REGISTRY, data $BRIDGE_DATA_DIR"
+"$@"
