@@ -5,10 +5,18 @@
 //! [`telemetry`] sets up structured JSON logs; [`health`] serves `/healthz`, `/readyz`
 //! and `/metrics`; [`shutdown`] turns SIGTERM / Ctrl-C into a [`shutdown::Shutdown`]
 //! signal; [`service`] ties them together for a service's `run`.
-//! The exactly-once loop, state stores, dedupe and parking arrive with issue 5.
+//! [`handler`] is what a service implements (events in, events out, state, timers, with
+//! classified errors); [`state`] holds per-partition state (memory and sled) behind a
+//! transaction overlay whose writes are the changelog; [`step`] is one unit of work —
+//! dedupe, handle, timers, TTL sweep — shared by the runtime and [`driver::TestDriver`].
+//! The Kafka exactly-once loop that commits steps arrives next (issue 5).
 
 pub mod config;
+pub mod driver;
+pub mod handler;
 pub mod health;
 pub mod service;
 pub mod shutdown;
+pub mod state;
+pub mod step;
 pub mod telemetry;

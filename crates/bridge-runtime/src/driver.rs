@@ -1,0 +1,97 @@
+//! The test driver: runs a [`Handler`] exactly as the runtime does — dedupe, state,
+//! timers, commit — with simulated time and in-memory state, and no broker (the
+//! counterpart of Kafka Streams' TopologyTestDriver).
+
+use bridge_events::{Event, Millis};
+
+use crate::handler::{Handler, HandlerError, Inbound, Output};
+use crate::state::{MemoryStore, StateStore};
+use crate::step::{self, Outcome, StepConfig};
+
+/// Drives one handler over one partition.
+pub struct TestDriver<H: Handler> {
+    handler: H,
+    store: MemoryStore,
+    now: Millis,
+    next_offset: i64,
+    config: StepConfig,
+    topic: String,
+    /// Events skipped as duplicates.
+    pub duplicates: u64,
+    /// Records a terminal error parked, with the error.
+    pub parked: Vec<(Event, HandlerError)>,
+}
+
+impl<H: Handler> TestDriver<H> {
+    /// A driver at wall-clock time `now`.
+    pub fn new(handler: H, now: Millis) -> Self {
+        Self {
+            handler,
+            store: MemoryStore::default(),
+            now,
+            next_offset: 0,
+            config: StepConfig::default(),
+            topic: "input".into(),
+            duplicates: 0,
+            parked: Vec::new(),
+        }
+    }
+
+    /// With other step settings.
+    pub fn with_config(mut self, config: StepConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Feeds one event as the next record and commits; returns what it emitted. A terminal
+    /// error parks the record (see [`TestDriver::parked`]); other errors are returned.
+    pub fn send(&mut self, event: impl Into<Event>) -> Result<Vec<Output>, HandlerError> {
+        let event = event.into();
+        let offset = self.next_offset;
+        self.next_offset += 1;
+        let input = Inbound {
+            event: &event,
+            topic: &self.topic,
+            partition: 0,
+            offset,
+        };
+        match step::process(
+            &mut self.handler,
+            &self.store,
+            &input,
+            self.now,
+            &self.config,
+        ) {
+            Ok(step) => {
+                if step.outcome == Outcome::Duplicate {
+                    self.duplicates += 1;
+                }
+                self.store.apply(&step.writes, offset)?;
+                Ok(step.outputs)
+            }
+            Err(error @ HandlerError::Terminal { .. }) => {
+                self.parked.push((event, error));
+                Ok(Vec::new())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Moves the wall clock to `now` and fires what is due, as the runtime's punctuation does.
+    pub fn advance_to(&mut self, now: Millis) -> Result<Vec<Output>, HandlerError> {
+        self.now = self.now.max(now);
+        let step = step::punctuate(&mut self.handler, &self.store, self.now, 0, &self.config)?;
+        self.store.apply(&step.writes, self.next_offset - 1)?;
+        Ok(step.outputs)
+    }
+
+    /// The committed state (all of it, runtime keys included).
+    pub fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+}

@@ -1,0 +1,310 @@
+//! What a service implements: a [`Handler`] that takes one decoded event (or one due
+//! timer) with a [`Context`] and emits events, reads and writes state and sets timers.
+//! It knows nothing of Kafka; the runtime (and the test driver) run it.
+
+use std::time::Duration;
+
+use bridge_events::{Event, Millis};
+
+use crate::state::{Entries, Overlay, StateError};
+
+/// How a handler failed, and so how the runtime reacts.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Try again later (the ERP is down, a rate limit): retry with backoff, then pause the
+    /// partition; Kafka keeps the record.
+    #[error("retryable: {reason}")]
+    Retryable {
+        /// What went wrong.
+        reason: String,
+        /// A delay the other side asked for (`Retry-After`).
+        retry_after: Option<Duration>,
+    },
+    /// This record can never succeed as it is (validation, unknown SKU): park it with the
+    /// reason and the original bytes; it can be replayed after a fix.
+    #[error("terminal `{class}`: {reason}")]
+    Terminal {
+        /// A short, fixed error class for metrics and headers, e.g. `unknown_sku`.
+        class: &'static str,
+        /// A readable reason naming what is wrong.
+        reason: String,
+    },
+    /// The process cannot go on (bad configuration, corrupt state): stop with this message.
+    #[error("fatal: {reason}")]
+    Fatal {
+        /// What is wrong.
+        reason: String,
+    },
+    /// State could not be read.
+    #[error("state")]
+    State(#[from] StateError),
+}
+
+/// An event to produce, with its topic and key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// Destination topic.
+    pub topic: String,
+    /// Record key (the entity, so its events stay ordered).
+    pub key: String,
+    /// The event.
+    pub event: Event,
+}
+
+/// Which clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerKind {
+    /// Fires when the wall clock passes it, even if no record arrives (idle partitions).
+    WallClock,
+    /// Fires when the partition's event time (largest `occurred_at` seen) passes it.
+    EventTime,
+}
+
+/// A due timer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    /// Which clock.
+    pub kind: TimerKind,
+    /// When it was due.
+    pub at: Millis,
+    /// The name it was set with (e.g. a window key).
+    pub name: String,
+}
+
+/// One input record as a handler sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Inbound<'a> {
+    /// The decoded event.
+    pub event: &'a Event,
+    /// The record's topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// A service's logic.
+pub trait Handler: Send {
+    /// Handles one event (never a duplicate: the runtime dedupes by event id first).
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError>;
+
+    /// Handles a due timer. The default ignores timers.
+    fn on_timer(&mut self, _timer: &Timer, _ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// Key prefixes: handler state, dedupe, timers, TTL index, runtime metadata.
+pub(crate) mod keys {
+    pub const STATE: &[u8] = b"s/";
+    pub const DEDUPE: &[u8] = b"d/";
+    pub const TIMER: &[u8] = b"t/";
+    pub const EXPIRY: &[u8] = b"x/";
+    pub const WATERMARK: &[u8] = b"m/watermark";
+
+    pub fn with(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
+        [prefix, rest].concat()
+    }
+}
+
+const NO_EXPIRY: i64 = i64::MAX;
+
+/// What a handler works with while handling one record or timer.
+pub struct Context<'a> {
+    pub(crate) state: Overlay<'a>,
+    pub(crate) outputs: Vec<Output>,
+    now: Millis,
+    partition: i32,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(state: Overlay<'a>, now: Millis, partition: i32) -> Self {
+        Self {
+            state,
+            outputs: Vec::new(),
+            now,
+            partition,
+        }
+    }
+
+    /// The wall clock (simulated in the test driver).
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// The input partition this state belongs to.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// Emits an event to `topic` under `key`; it is produced in this record's transaction.
+    pub fn emit(&mut self, topic: &str, key: &str, event: impl Into<Event>) {
+        self.outputs.push(Output {
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            event: event.into(),
+        });
+    }
+
+    /// The handler's value for `key`, unless it has expired.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        get_live(&self.state, &keys::with(keys::STATE, key), self.now)
+    }
+
+    /// Handler entries whose key starts with `prefix` (expired ones left out), keys without
+    /// the runtime's prefix.
+    pub fn scan(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+        let full = keys::with(keys::STATE, prefix);
+        let mut live = Vec::new();
+        for (key, raw) in self.state.scan_prefix(&full)? {
+            if let Some(value) = unwrap_live(&key, &raw, self.now)? {
+                live.push((key[keys::STATE.len()..].to_vec(), value));
+            }
+        }
+        Ok(live)
+    }
+
+    /// Stores a value; with a `ttl` it disappears after that long (wall clock).
+    pub fn put(&mut self, key: &[u8], value: &[u8], ttl: Option<Duration>) {
+        let expires = ttl.map_or(NO_EXPIRY, |t| self.now.saturating_add(t.as_millis() as i64));
+        put_expiring(
+            &mut self.state,
+            keys::with(keys::STATE, key),
+            value,
+            expires,
+        );
+    }
+
+    /// Deletes a value.
+    pub fn delete(&mut self, key: &[u8]) {
+        self.state.delete(keys::with(keys::STATE, key));
+    }
+
+    /// Sets a timer; setting the same kind, time and name twice is one timer.
+    pub fn schedule(&mut self, kind: TimerKind, at: Millis, name: &str) {
+        self.state.put(timer_key(kind, at, name), Vec::new());
+    }
+
+    /// Cancels a timer.
+    pub fn cancel(&mut self, kind: TimerKind, at: Millis, name: &str) {
+        self.state.delete(timer_key(kind, at, name));
+    }
+}
+
+pub(crate) fn timer_prefix(kind: TimerKind) -> Vec<u8> {
+    let tag: &[u8] = match kind {
+        TimerKind::WallClock => b"w",
+        TimerKind::EventTime => b"e",
+    };
+    keys::with(keys::TIMER, tag)
+}
+
+pub(crate) fn timer_key(kind: TimerKind, at: Millis, name: &str) -> Vec<u8> {
+    // Big-endian with the sign bit flipped sorts i64 correctly as bytes.
+    let at = (at as u64 ^ (1 << 63)).to_be_bytes();
+    [timer_prefix(kind).as_slice(), &at, name.as_bytes()].concat()
+}
+
+pub(crate) fn parse_timer(kind: TimerKind, key: &[u8]) -> Option<Timer> {
+    let rest = key.get(timer_prefix(kind).len()..)?;
+    let at = <[u8; 8]>::try_from(rest.get(..8)?).ok()?;
+    let at = (u64::from_be_bytes(at) ^ (1 << 63)) as i64;
+    let name = String::from_utf8(rest.get(8..)?.to_vec()).ok()?;
+    Some(Timer { kind, at, name })
+}
+
+/// Stored values are `[expires_at: i64 BE][payload]`; an expiry also gets an index entry
+/// `x/<expires_at><key>` so expired entries are found by a range scan, not a full one.
+pub(crate) fn put_expiring(
+    state: &mut Overlay<'_>,
+    key: Vec<u8>,
+    value: &[u8],
+    expires_at: Millis,
+) {
+    let mut stored = Vec::with_capacity(8 + value.len());
+    stored.extend_from_slice(&expires_at.to_be_bytes());
+    stored.extend_from_slice(value);
+    if expires_at != NO_EXPIRY {
+        state.put(expiry_key(expires_at, &key), Vec::new());
+    }
+    state.put(key, stored);
+}
+
+fn expiry_key(expires_at: Millis, key: &[u8]) -> Vec<u8> {
+    let at = (expires_at as u64 ^ (1 << 63)).to_be_bytes();
+    [keys::EXPIRY, &at, key].concat()
+}
+
+fn unwrap_live(key: &[u8], raw: &[u8], now: Millis) -> Result<Option<Vec<u8>>, StateError> {
+    let Some((expiry, value)) = raw.split_first_chunk::<8>() else {
+        return Err(StateError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: format!("{} bytes, shorter than the 8-byte expiry", raw.len()),
+        });
+    };
+    Ok((i64::from_be_bytes(*expiry) > now).then(|| value.to_vec()))
+}
+
+pub(crate) fn get_live(
+    state: &Overlay<'_>,
+    key: &[u8],
+    now: Millis,
+) -> Result<Option<Vec<u8>>, StateError> {
+    match state.get(key)? {
+        Some(raw) => unwrap_live(key, &raw, now),
+        None => Ok(None),
+    }
+}
+
+/// Deletes up to `limit` entries that expired at or before `now`; returns how many.
+pub(crate) fn sweep_expired(
+    state: &mut Overlay<'_>,
+    now: Millis,
+    limit: usize,
+) -> Result<usize, StateError> {
+    let mut removed = 0;
+    for (index_key, _) in state.scan_prefix(keys::EXPIRY)? {
+        let Some(at) = index_key.get(keys::EXPIRY.len()..keys::EXPIRY.len() + 8) else {
+            continue;
+        };
+        let at = <[u8; 8]>::try_from(at)
+            .map(|b| (u64::from_be_bytes(b) ^ (1 << 63)) as i64)
+            .unwrap_or(NO_EXPIRY);
+        if at > now || removed >= limit {
+            break;
+        }
+        let key = index_key[keys::EXPIRY.len() + 8..].to_vec();
+        // The entry may have been written again with a later expiry: only delete if not.
+        if get_live(state, &key, now)?.is_none() {
+            state.delete(key);
+        }
+        state.delete(index_key);
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_keys_sort_by_time_including_negative_times() {
+        let keys: Vec<Vec<u8>> = [-5, 0, 3, 1_700_000_000_000]
+            .iter()
+            .map(|at| timer_key(TimerKind::WallClock, *at, "w"))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(
+            parse_timer(TimerKind::WallClock, &keys[0]),
+            Some(Timer {
+                kind: TimerKind::WallClock,
+                at: -5,
+                name: "w".into()
+            })
+        );
+    }
+}

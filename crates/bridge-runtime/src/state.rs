@@ -1,0 +1,322 @@
+//! Keyed state: a [`StateStore`] per input partition, and [`Overlay`], the view one
+//! transaction reads and writes through. Writes are collected as [`Write`]s — exactly
+//! the records produced to the changelog topic — and applied to the store only after the
+//! transaction commits, so an aborted transaction leaves no trace.
+
+use std::collections::BTreeMap;
+
+/// Why state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The sled database failed.
+    #[error("state store `{tree}`")]
+    Sled {
+        /// The tree (one per input partition).
+        tree: String,
+        /// The cause.
+        #[source]
+        source: sled::Error,
+    },
+    /// A stored value is not in the expected format.
+    #[error("state value for key `{key}` is corrupt: {reason}")]
+    Corrupt {
+        /// The key, lossily printed.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Key-value pairs in key order, as scans return them.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One state change: a put, or a delete when `value` is `None` (a changelog tombstone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The new value, or `None` to delete.
+    pub value: Option<Vec<u8>>,
+}
+
+/// The committed state of one input partition.
+pub trait StateStore: Send {
+    /// The committed value of `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Committed entries whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError>;
+    /// Applies the writes of a committed transaction that consumed input up to `offset`.
+    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError>;
+    /// The input offset the state reflects (the last `apply`), if any.
+    fn offset(&self) -> Option<i64>;
+}
+
+/// State in memory: tests, the test driver, and stores rebuilt from the changelog.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    offset: Option<i64>,
+}
+
+impl MemoryStore {
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        Ok(self.entries.get(key).cloned())
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+        Ok(self
+            .entries
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
+        for write in writes {
+            match &write.value {
+                Some(value) => self.entries.insert(write.key.clone(), value.clone()),
+                None => self.entries.remove(&write.key),
+            };
+        }
+        self.offset = Some(offset);
+        Ok(())
+    }
+
+    fn offset(&self) -> Option<i64> {
+        self.offset
+    }
+}
+
+const OFFSET_KEY: &[u8] = b"\x00meta/offset";
+
+/// State in a sled tree (one tree per input partition). The applied offset is stored in
+/// the same atomic batch as the writes, so tree and offset never disagree.
+pub struct SledStore {
+    tree: sled::Tree,
+    name: String,
+    offset: Option<i64>,
+}
+
+impl SledStore {
+    /// Opens (or creates) the tree `name` in `db`.
+    pub fn open(db: &sled::Db, name: &str) -> Result<Self, StateError> {
+        let sled_err = |source| StateError::Sled {
+            tree: name.to_owned(),
+            source,
+        };
+        let tree = db.open_tree(name).map_err(sled_err)?;
+        let offset = match tree.get(OFFSET_KEY).map_err(sled_err)? {
+            Some(raw) => Some(decode_offset(&raw).ok_or_else(|| StateError::Corrupt {
+                key: "meta/offset".into(),
+                reason: format!("{} bytes, expected 8", raw.len()),
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            tree,
+            name: name.to_owned(),
+            offset,
+        })
+    }
+
+    /// Flushes to disk (sled's `flush_async`, so the runtime thread is not blocked).
+    pub async fn flush(&self) -> Result<(), StateError> {
+        self.tree
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(|source| StateError::Sled {
+                tree: self.name.clone(),
+                source,
+            })
+    }
+
+    /// Removes every entry (before a rebuild from the changelog).
+    pub fn clear(&mut self) -> Result<(), StateError> {
+        self.offset = None;
+        self.tree.clear().map_err(|source| StateError::Sled {
+            tree: self.name.clone(),
+            source,
+        })
+    }
+}
+
+fn decode_offset(raw: &[u8]) -> Option<i64> {
+    <[u8; 8]>::try_from(raw).ok().map(i64::from_be_bytes)
+}
+
+impl StateStore for SledStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.tree
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|source| StateError::Sled {
+                tree: self.name.clone(),
+                source,
+            })
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+        self.tree
+            .scan_prefix(prefix)
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+            .filter(|r| !matches!(r, Ok((k, _)) if k.as_slice() == OFFSET_KEY))
+            .collect::<Result<_, _>>()
+            .map_err(|source| StateError::Sled {
+                tree: self.name.clone(),
+                source,
+            })
+    }
+
+    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for write in writes {
+            match &write.value {
+                Some(value) => batch.insert(write.key.as_slice(), value.as_slice()),
+                None => batch.remove(write.key.as_slice()),
+            }
+        }
+        batch.insert(OFFSET_KEY, &offset.to_be_bytes());
+        self.tree
+            .apply_batch(batch)
+            .map_err(|source| StateError::Sled {
+                tree: self.name.clone(),
+                source,
+            })?;
+        self.offset = Some(offset);
+        Ok(())
+    }
+
+    fn offset(&self) -> Option<i64> {
+        self.offset
+    }
+}
+
+/// The state one transaction sees: its own uncommitted writes over the committed store.
+pub struct Overlay<'a> {
+    base: &'a dyn StateStore,
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl<'a> Overlay<'a> {
+    /// An empty transaction over `base`.
+    pub fn new(base: &'a dyn StateStore) -> Self {
+        Self {
+            base,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// The value as this transaction sees it.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.pending.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.base.get(key),
+        }
+    }
+
+    /// Puts a value.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert(key, Some(value));
+    }
+
+    /// Deletes a key.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.pending.insert(key, None);
+    }
+
+    /// Entries with `prefix` as this transaction sees them, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
+            self.base.scan_prefix(prefix)?.into_iter().collect();
+        for (key, value) in self
+            .pending
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+        {
+            match value {
+                Some(v) => merged.insert(key.clone(), v.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
+    /// The transaction's writes, in key order: the changelog records to produce.
+    pub fn into_writes(self) -> Vec<Write> {
+        self.pending
+            .into_iter()
+            .map(|(key, value)| Write { key, value })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlay_sees_its_own_writes_and_leaves_the_store_alone() -> Result<(), StateError> {
+        let mut store = MemoryStore::default();
+        store.apply(
+            &[Write {
+                key: b"a".to_vec(),
+                value: Some(b"1".to_vec()),
+            }],
+            0,
+        )?;
+        let mut txn = Overlay::new(&store);
+        txn.put(b"b".to_vec(), b"2".to_vec());
+        txn.delete(b"a".to_vec());
+        assert_eq!(txn.get(b"a")?, None);
+        assert_eq!(txn.get(b"b")?, Some(b"2".to_vec()));
+        assert_eq!(txn.scan_prefix(b"")?, vec![(b"b".to_vec(), b"2".to_vec())]);
+        let writes = txn.into_writes();
+        // Nothing reached the store until the writes are applied (after the commit).
+        assert_eq!(store.get(b"a")?, Some(b"1".to_vec()));
+        store.apply(&writes, 1)?;
+        assert_eq!(store.get(b"a")?, None);
+        assert_eq!(store.offset(), Some(1));
+        Ok(())
+    }
+
+    #[test]
+    fn sled_keeps_writes_and_offset_across_reopen() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        {
+            let db = sled::open(dir.path())?;
+            let mut store = SledStore::open(&db, "p0")?;
+            store.apply(
+                &[Write {
+                    key: b"count/x".to_vec(),
+                    value: Some(b"7".to_vec()),
+                }],
+                41,
+            )?;
+            db.flush()?;
+        }
+        let db = sled::open(dir.path())?;
+        let store = SledStore::open(&db, "p0")?;
+        assert_eq!(store.offset(), Some(41));
+        assert_eq!(store.get(b"count/x")?, Some(b"7".to_vec()));
+        assert_eq!(
+            store.scan_prefix(b"")?.len(),
+            1,
+            "the offset is not an entry"
+        );
+        Ok(())
+    }
+}

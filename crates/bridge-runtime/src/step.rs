@@ -1,0 +1,157 @@
+//! One unit of work, the same in the runtime's transactional loop and in the test driver:
+//! dedupe by event id, run the handler, track event time, and fire due timers. A step
+//! returns the outputs and the state writes; nothing is applied until the caller commits.
+
+use std::time::Duration;
+
+use bridge_events::Millis;
+
+use crate::handler::{
+    Context, Handler, HandlerError, Inbound, Output, TimerKind, get_live, keys, parse_timer,
+    put_expiring, sweep_expired, timer_prefix,
+};
+use crate::state::{Overlay, StateStore, Write};
+
+/// Settings of a step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepConfig {
+    /// How long an event id is remembered for dedupe.
+    pub dedupe_ttl: Duration,
+    /// At most this many expired entries are removed per step (bounded work per record).
+    pub sweep_limit: usize,
+}
+
+impl Default for StepConfig {
+    fn default() -> Self {
+        Self {
+            dedupe_ttl: Duration::from_secs(7 * 24 * 3600),
+            sweep_limit: 64,
+        }
+    }
+}
+
+/// What a record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler ran.
+    Handled,
+    /// Its event id was seen before: skipped.
+    Duplicate,
+}
+
+/// The result of a step: produce `outputs` and `writes` (to the changelog) in one
+/// transaction, then apply `writes` to the store.
+#[derive(Debug)]
+pub struct Step {
+    /// Events to produce.
+    pub outputs: Vec<Output>,
+    /// State changes.
+    pub writes: Vec<Write>,
+    /// What happened to the input.
+    pub outcome: Outcome,
+}
+
+fn read_watermark(state: &Overlay<'_>) -> Result<Option<Millis>, HandlerError> {
+    Ok(state
+        .get(keys::WATERMARK)?
+        .and_then(|raw| <[u8; 8]>::try_from(raw.as_slice()).ok())
+        .map(i64::from_be_bytes))
+}
+
+/// Processes one record. On error nothing of the record's work is kept.
+pub fn process<H: Handler + ?Sized>(
+    handler: &mut H,
+    store: &dyn StateStore,
+    input: &Inbound<'_>,
+    now: Millis,
+    config: &StepConfig,
+) -> Result<Step, HandlerError> {
+    let envelope = input.event.envelope();
+    let dedupe_key = keys::with(keys::DEDUPE, envelope.event_id.as_bytes());
+    let mut state = Overlay::new(store);
+    if get_live(&state, &dedupe_key, now)?.is_some() {
+        tracing::debug!(event_id = %envelope.event_id, offset = input.offset, "duplicate event skipped");
+        return Ok(Step {
+            outputs: Vec::new(),
+            writes: Vec::new(),
+            outcome: Outcome::Duplicate,
+        });
+    }
+    let expires = now.saturating_add(config.dedupe_ttl.as_millis() as i64);
+    put_expiring(&mut state, dedupe_key, &[], expires);
+    let watermark = read_watermark(&state)?;
+    if watermark.is_none_or(|w| envelope.occurred_at > w) {
+        state.put(
+            keys::WATERMARK.to_vec(),
+            envelope.occurred_at.to_be_bytes().to_vec(),
+        );
+    }
+    let mut ctx = Context::new(state, now, input.partition);
+    handler.handle(input, &mut ctx)?;
+    let Context {
+        state, mut outputs, ..
+    } = ctx;
+    let (more, mut state) = fire(handler, state, now, input.partition)?;
+    outputs.extend(more);
+    sweep_expired(&mut state, now, config.sweep_limit)?;
+    Ok(Step {
+        outputs,
+        writes: state.into_writes(),
+        outcome: Outcome::Handled,
+    })
+}
+
+/// Fires every due timer (wall clock up to `now`, event time up to the watermark) and
+/// sweeps expired entries; the runtime calls this on its punctuation interval, so idle
+/// partitions still close their windows.
+pub fn punctuate<H: Handler + ?Sized>(
+    handler: &mut H,
+    store: &dyn StateStore,
+    now: Millis,
+    partition: i32,
+    config: &StepConfig,
+) -> Result<Step, HandlerError> {
+    let (outputs, mut state) = fire(handler, Overlay::new(store), now, partition)?;
+    sweep_expired(&mut state, now, config.sweep_limit)?;
+    Ok(Step {
+        outputs,
+        writes: state.into_writes(),
+        outcome: Outcome::Handled,
+    })
+}
+
+fn fire<'a, H: Handler + ?Sized>(
+    handler: &mut H,
+    state: Overlay<'a>,
+    now: Millis,
+    partition: i32,
+) -> Result<(Vec<Output>, Overlay<'a>), HandlerError> {
+    let mut ctx = Context::new(state, now, partition);
+    // A timer may set another one that is already due; loop until none is, bounded.
+    for _ in 0..1000 {
+        let watermark = read_watermark(&ctx.state)?;
+        let mut due = Vec::new();
+        for (kind, limit) in [
+            (TimerKind::WallClock, Some(now)),
+            (TimerKind::EventTime, watermark),
+        ] {
+            let Some(limit) = limit else { continue };
+            for (key, _) in ctx.state.scan_prefix(&timer_prefix(kind))? {
+                match parse_timer(kind, &key) {
+                    Some(timer) if timer.at <= limit => due.push((key, timer)),
+                    Some(_) => break,
+                    None => continue,
+                }
+            }
+        }
+        if due.is_empty() {
+            break;
+        }
+        for (key, timer) in due {
+            ctx.state.delete(key);
+            handler.on_timer(&timer, &mut ctx)?;
+        }
+    }
+    let Context { state, outputs, .. } = ctx;
+    Ok((outputs, state))
+}
