@@ -11,6 +11,7 @@
 //! dedupe, handle, timers, TTL sweep — shared by the runtime and [`driver::TestDriver`].
 //! The Kafka exactly-once loop that commits steps arrives next (issue 5).
 
+pub mod changelog;
 pub mod config;
 pub mod driver;
 pub mod handler;
