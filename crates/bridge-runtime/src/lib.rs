@@ -16,6 +16,8 @@ pub mod config;
 pub mod driver;
 pub mod handler;
 pub mod health;
+pub mod parking;
+pub mod retry;
 pub mod service;
 pub mod shutdown;
 pub mod state;
