@@ -76,15 +76,7 @@ broker_ready() {
     && grep -q "Kafka Server started" "$LOG_DIR/server.log"
 }
 
-stop() {
-  if ! pid_alive "$PID_FILE"; then log "kafka is not running"; rm -f "$PID_FILE"; return; fi
-  local pid; pid=$(cat "$PID_FILE")
-  log "stopping kafka (pid $pid)"
-  kill -TERM "$pid"
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && { log "kafka did not stop in 30 s, killing"; kill -KILL "$pid"; }
-  rm -f "$PID_FILE"
-}
+stop() { stop_pid kafka "$PID_FILE"; }
 
 status() {
   if pid_alive "$PID_FILE"; then echo "kafka: running on $BOOTSTRAP, logs in $LOG_DIR"

@@ -33,3 +33,15 @@ wait_for() {
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# stop_pid NAME PID_FILE: SIGTERM, wait up to 30 s for a clean stop, then SIGKILL.
+stop_pid() {
+  local name="$1" pid_file="$2"
+  if ! pid_alive "$pid_file"; then rm -f "$pid_file"; return; fi
+  local pid; pid=$(cat "$pid_file")
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid"
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && { log "$name did not stop in 30 s, killing"; kill -KILL "$pid"; }
+  rm -f "$pid_file"
+}

@@ -25,13 +25,7 @@ start() {
     || { tail -n 20 "$DIR/registry.log" >&2; die "schema registry did not become ready; log: $DIR/registry.log"; }
 }
 
-stop() {
-  if ! pid_alive "$PID_FILE"; then rm -f "$PID_FILE"; return; fi
-  log "stopping schema registry"
-  kill -TERM "$(cat "$PID_FILE")"
-  for _ in $(seq 1 50); do pid_alive "$PID_FILE" || break; sleep 0.2; done
-  rm -f "$PID_FILE"
-}
+stop() { stop_pid "schema registry" "$PID_FILE"; }
 
 status() {
   if pid_alive "$PID_FILE"; then echo "registry: running on $REGISTRY_URL, log in $DIR/registry.log"

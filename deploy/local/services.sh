@@ -31,13 +31,9 @@ start() {
 stop() {
   for entry in "${SERVICES[@]}"; do
     local name=${entry%%:*}
-    pid_alive "$DIR/$name.pid" && kill -TERM "$(cat "$DIR/$name.pid")"
+    stop_pid "$name" "$DIR/$name.pid" &
   done
-  for entry in "${SERVICES[@]}"; do
-    local name=${entry%%:*}
-    for _ in $(seq 1 50); do pid_alive "$DIR/$name.pid" || break; sleep 0.2; done
-    rm -f "$DIR/$name.pid"
-  done
+  wait
 }
 
 status() {

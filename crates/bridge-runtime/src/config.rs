@@ -134,6 +134,21 @@ impl KafkaConfig {
     }
 }
 
+/// The sections every service has; a service with settings of its own defines its own
+/// struct with these fields beside its sections (unknown keys stay refused).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// Where the schema registry is.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// Health, readiness and metrics endpoints.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
 /// Where the schema registry is.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

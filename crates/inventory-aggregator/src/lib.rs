@@ -4,27 +4,14 @@
 //! Kafka answers, reports ready and stops cleanly on SIGTERM. Its processing arrives with
 //! issue #8; see `../../shared/DESIGN.md` ("Services") for what it will consume and produce.
 
-use bridge_runtime::config::{HttpConfig, KafkaConfig, RegistryConfig};
 use bridge_runtime::service::ServiceError;
 use bridge_runtime::shutdown::Shutdown;
-use serde::Deserialize;
 
 /// The service name in logs, metrics and the consumer group.
 pub const NAME: &str = "inventory-aggregator";
 
 /// The service configuration (`--config FILE`, then `BRIDGE__SECTION__KEY` variables).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// How to reach Kafka.
-    pub kafka: KafkaConfig,
-    /// Where the schema registry is.
-    #[serde(default)]
-    pub registry: RegistryConfig,
-    /// Health, readiness and metrics endpoints.
-    #[serde(default)]
-    pub http: HttpConfig,
-}
+pub type Config = bridge_runtime::config::ServiceConfig;
 
 /// Runs the service until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError> {
