@@ -205,6 +205,25 @@ impl StateStore for SledStore {
     }
 }
 
+/// Committed entries under `prefix` with uncommitted writes laid over them.
+fn merge(
+    committed: Entries,
+    writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    prefix: &[u8],
+) -> Entries {
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().collect();
+    for (key, value) in writes
+        .range(prefix.to_vec()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+    {
+        match value {
+            Some(v) => merged.insert(key.clone(), v.clone()),
+            None => merged.remove(key),
+        };
+    }
+    merged.into_iter().collect()
+}
+
 /// The state one transaction sees: its own uncommitted writes over the committed store.
 pub struct Overlay<'a> {
     base: &'a dyn StateStore,
@@ -240,19 +259,7 @@ impl<'a> Overlay<'a> {
 
     /// Entries with `prefix` as this transaction sees them, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
-            self.base.scan_prefix(prefix)?.into_iter().collect();
-        for (key, value) in self
-            .pending
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-        {
-            match value {
-                Some(v) => merged.insert(key.clone(), v.clone()),
-                None => merged.remove(key),
-            };
-        }
-        Ok(merged.into_iter().collect())
+        Ok(merge(self.base.scan_prefix(prefix)?, &self.pending, prefix))
     }
 
     /// The transaction's writes, in key order: the changelog records to produce.
@@ -294,6 +301,28 @@ mod tests {
     }
 
     #[test]
+    fn pending_writes_are_seen_by_later_records_and_reach_the_store_only_on_commit()
+    -> Result<(), StateError> {
+        let mut partition = Pending::new(MemoryStore::default());
+        let put = |k: &str, v: &str| Write {
+            key: k.as_bytes().to_vec(),
+            value: Some(v.as_bytes().to_vec()),
+        };
+        partition.apply(&[put("a", "1")], 0)?;
+        assert_eq!(partition.get(b"a")?, Some(b"1".to_vec()));
+        assert_eq!(partition.store().get(b"a")?, None);
+        partition.commit(0)?;
+        assert_eq!(partition.store().get(b"a")?, Some(b"1".to_vec()));
+        partition.apply(&[put("a", "2"), put("b", "9")], 1)?;
+        assert_eq!(partition.scan_prefix(b"")?.len(), 2);
+        partition.abort();
+        assert_eq!(partition.get(b"a")?, Some(b"1".to_vec()));
+        assert_eq!(partition.get(b"b")?, None);
+        assert_eq!(partition.offset(), Some(0));
+        Ok(())
+    }
+
+    #[test]
     fn sled_keeps_writes_and_offset_across_reopen() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         {
@@ -318,5 +347,77 @@ mod tests {
             "the offset is not an entry"
         );
         Ok(())
+    }
+}
+
+/// A partition's state while a transaction is open: committed state underneath, the open
+/// transaction's writes on top (later records in the same transaction see earlier ones).
+/// [`Pending::commit`] moves them into the store once Kafka has committed; [`Pending::abort`]
+/// drops them, so the store only ever holds committed state.
+pub struct Pending<S: StateStore> {
+    store: S,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    last_offset: Option<i64>,
+}
+
+impl<S: StateStore> Pending<S> {
+    /// Nothing pending over `store`.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            writes: BTreeMap::new(),
+            last_offset: None,
+        }
+    }
+
+    /// Applies the pending writes to the store, as of input `offset`.
+    pub fn commit(&mut self, offset: i64) -> Result<(), StateError> {
+        let writes: Vec<Write> = std::mem::take(&mut self.writes)
+            .into_iter()
+            .map(|(key, value)| Write { key, value })
+            .collect();
+        self.last_offset = None;
+        self.store.apply(&writes, offset)
+    }
+
+    /// Drops the pending writes.
+    pub fn abort(&mut self) {
+        self.writes.clear();
+        self.last_offset = None;
+    }
+
+    /// The committed store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The committed store, to flush or rebuild.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+}
+
+impl<S: StateStore> StateStore for Pending<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.writes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.store.get(key),
+        }
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+        Ok(merge(self.store.scan_prefix(prefix)?, &self.writes, prefix))
+    }
+
+    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
+        for write in writes {
+            self.writes.insert(write.key.clone(), write.value.clone());
+        }
+        self.last_offset = Some(offset);
+        Ok(())
+    }
+
+    fn offset(&self) -> Option<i64> {
+        self.last_offset.or(self.store.offset())
     }
 }
