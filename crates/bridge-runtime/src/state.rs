@@ -271,6 +271,78 @@ impl<'a> Overlay<'a> {
     }
 }
 
+/// A partition's state while a transaction is open: committed state underneath, the open
+/// transaction's writes on top (later records in the same transaction see earlier ones).
+/// [`Pending::commit`] moves them into the store once Kafka has committed; [`Pending::abort`]
+/// drops them, so the store only ever holds committed state.
+pub struct Pending<S: StateStore> {
+    store: S,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    last_offset: Option<i64>,
+}
+
+impl<S: StateStore> Pending<S> {
+    /// Nothing pending over `store`.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            writes: BTreeMap::new(),
+            last_offset: None,
+        }
+    }
+
+    /// Applies the pending writes to the store, as of input `offset`.
+    pub fn commit(&mut self, offset: i64) -> Result<(), StateError> {
+        let writes: Vec<Write> = std::mem::take(&mut self.writes)
+            .into_iter()
+            .map(|(key, value)| Write { key, value })
+            .collect();
+        self.last_offset = None;
+        self.store.apply(&writes, offset)
+    }
+
+    /// Drops the pending writes.
+    pub fn abort(&mut self) {
+        self.writes.clear();
+        self.last_offset = None;
+    }
+
+    /// The committed store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The committed store, to flush or rebuild.
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+}
+
+impl<S: StateStore> StateStore for Pending<S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        match self.writes.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => self.store.get(key),
+        }
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+        Ok(merge(self.store.scan_prefix(prefix)?, &self.writes, prefix))
+    }
+
+    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
+        for write in writes {
+            self.writes.insert(write.key.clone(), write.value.clone());
+        }
+        self.last_offset = Some(offset);
+        Ok(())
+    }
+
+    fn offset(&self) -> Option<i64> {
+        self.last_offset.or(self.store.offset())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,77 +419,5 @@ mod tests {
             "the offset is not an entry"
         );
         Ok(())
-    }
-}
-
-/// A partition's state while a transaction is open: committed state underneath, the open
-/// transaction's writes on top (later records in the same transaction see earlier ones).
-/// [`Pending::commit`] moves them into the store once Kafka has committed; [`Pending::abort`]
-/// drops them, so the store only ever holds committed state.
-pub struct Pending<S: StateStore> {
-    store: S,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    last_offset: Option<i64>,
-}
-
-impl<S: StateStore> Pending<S> {
-    /// Nothing pending over `store`.
-    pub fn new(store: S) -> Self {
-        Self {
-            store,
-            writes: BTreeMap::new(),
-            last_offset: None,
-        }
-    }
-
-    /// Applies the pending writes to the store, as of input `offset`.
-    pub fn commit(&mut self, offset: i64) -> Result<(), StateError> {
-        let writes: Vec<Write> = std::mem::take(&mut self.writes)
-            .into_iter()
-            .map(|(key, value)| Write { key, value })
-            .collect();
-        self.last_offset = None;
-        self.store.apply(&writes, offset)
-    }
-
-    /// Drops the pending writes.
-    pub fn abort(&mut self) {
-        self.writes.clear();
-        self.last_offset = None;
-    }
-
-    /// The committed store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// The committed store, to flush or rebuild.
-    pub fn store_mut(&mut self) -> &mut S {
-        &mut self.store
-    }
-}
-
-impl<S: StateStore> StateStore for Pending<S> {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        match self.writes.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => self.store.get(key),
-        }
-    }
-
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
-        Ok(merge(self.store.scan_prefix(prefix)?, &self.writes, prefix))
-    }
-
-    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
-        for write in writes {
-            self.writes.insert(write.key.clone(), write.value.clone());
-        }
-        self.last_offset = Some(offset);
-        Ok(())
-    }
-
-    fn offset(&self) -> Option<i64> {
-        self.last_offset.or(self.store.offset())
     }
 }
