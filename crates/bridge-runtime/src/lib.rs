@@ -17,6 +17,7 @@ pub mod driver;
 pub mod handler;
 pub mod health;
 pub mod parking;
+pub mod processor;
 pub mod retry;
 pub mod service;
 pub mod shutdown;

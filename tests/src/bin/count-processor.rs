@@ -1,0 +1,81 @@
+//! A reference processor for the crash tests: counts inventory movements per SKU in state
+//! and emits the running count for every input, on the runtime's exactly-once loop.
+//! Configured by environment: BRIDGE_TEST_BOOTSTRAP, BRIDGE_TEST_REGISTRY, COUNT_INPUT,
+//! COUNT_OUTPUT, COUNT_GROUP, COUNT_STATE_DIR.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bridge_events::{Event, EventCodec};
+use bridge_runtime::config::KafkaConfig;
+use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
+use bridge_runtime::processor::{ProcessorConfig, run};
+use rust_decimal::Decimal;
+
+struct CountPerSku {
+    output: String,
+}
+
+impl Handler for CountPerSku {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let Event::InventoryMovement(movement) = input.event else {
+            return Err(HandlerError::Terminal {
+                class: "unexpected_event",
+                reason: input.event.record_name().to_owned(),
+            });
+        };
+        let key = movement.sku.as_bytes();
+        let count = match ctx.get(key)? {
+            Some(raw) => u64::from_be_bytes(raw.try_into().map_err(|_| HandlerError::Fatal {
+                reason: "corrupt count".into(),
+            })?),
+            None => 0,
+        } + 1;
+        ctx.put(key, &count.to_be_bytes(), None);
+        let mut out = movement.clone();
+        out.quantity = Decimal::from(count);
+        out.envelope.causation_id = Some(movement.envelope.event_id.clone());
+        out.envelope.event_id = format!("{}#{count}", movement.sku);
+        ctx.emit(&self.output, &movement.sku, out);
+        Ok(())
+    }
+}
+
+fn env(name: &str) -> anyhow::Result<String> {
+    std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    bridge_runtime::telemetry::init("count-processor");
+    let group = env("COUNT_GROUP")?;
+    let kafka = KafkaConfig {
+        bootstrap_servers: env("BRIDGE_TEST_BOOTSTRAP")?,
+        librdkafka: [
+            ("group.instance.id".to_owned(), format!("{group}-0")),
+            ("session.timeout.ms".to_owned(), "10000".to_owned()),
+        ]
+        .into(),
+    };
+    let config = ProcessorConfig {
+        service: "count-processor",
+        group_id: group.clone(),
+        input_topic: env("COUNT_INPUT")?,
+        changelog_topic: format!("{group}-changelog"),
+        parked_topic: format!("{group}-parked"),
+        state_dir: env("COUNT_STATE_DIR")?.into(),
+        instance_id: "0".into(),
+        commit_interval: Duration::from_millis(100),
+        step: Default::default(),
+        retry: Default::default(),
+    };
+    let codec = Arc::new(EventCodec::new(&env("BRIDGE_TEST_REGISTRY")?));
+    let handler = CountPerSku {
+        output: env("COUNT_OUTPUT")?,
+    };
+    let shutdown = bridge_runtime::shutdown::on_signals();
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || run(&kafka, &config, codec, handler, runtime, shutdown))
+        .await??;
+    Ok(())
+}
