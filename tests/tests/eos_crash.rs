@@ -1,14 +1,18 @@
-//! Exactly-once under crashes: a stateful count over the input, on the runtime's
-//! transactional loop, with the processor killed by SIGKILL ten times at random moments
-//! while input keeps arriving. At the end the output topic (read_committed) holds every
-//! (SKU, count) exactly once, with no gap, and the last count per SKU equals its inputs.
+//! The runtime's exactly-once loop on the real broker, through a stateful count (the
+//! `count-processor` binary): SIGKILLs at random moments, a lost state disk, a poison
+//! record, and instances joining and leaving. Each scenario checks the output topic
+//! (read_committed) holds every (SKU, count) exactly once, with no gap.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bridge_events::{Event, EventCodec, samples};
-use bridge_testkit::{create_topic, stack, unique_name, wait_until};
+use bridge_runtime::parking::ParkedRecord;
+use bridge_testkit::{
+    Isolation, consume_all, create_topic, produce, stack, unique_name, wait_until,
+};
 use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -17,11 +21,28 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const KILLS: usize = 10;
-const PER_ROUND: usize = 300;
 const SKUS: usize = 20;
 
 struct Processor(Child);
+
+impl Processor {
+    fn kill(&mut self) -> std::io::Result<()> {
+        Command::new("kill")
+            .arg("-9")
+            .arg(self.0.id().to_string())
+            .status()?;
+        self.0.wait().map(|_| ())
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(&mut self) -> std::io::Result<bool> {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status()?;
+        self.0.wait().map(|s| s.success())
+    }
+}
 
 impl Drop for Processor {
     fn drop(&mut self) {
@@ -30,13 +51,128 @@ impl Drop for Processor {
     }
 }
 
-fn start(env: &[(&str, String)]) -> std::io::Result<Processor> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_count-processor"));
-    command.stdout(Stdio::null()).env("RUST_LOG", "warn");
-    for (k, v) in env {
-        command.env(k, v);
+/// Topics, a codec and an input producer for one scenario.
+struct Fixture {
+    bootstrap: String,
+    registry: String,
+    group: String,
+    input: String,
+    output: String,
+    codec: EventCodec,
+    producer: FutureProducer,
+    produced: usize,
+    expected: BTreeMap<String, i64>,
+}
+
+impl Fixture {
+    async fn new(name: &str) -> Result<Self, Box<dyn std::error::Error>> {
+        let stack = stack()?;
+        let group = unique_name(name);
+        let input = format!("{group}-in");
+        let output = format!("{group}-out");
+        create_topic(&stack.bootstrap, &input, 3, &[]).await?;
+        create_topic(&stack.bootstrap, &output, 3, &[]).await?;
+        create_topic(
+            &stack.bootstrap,
+            &format!("{group}-changelog"),
+            3,
+            &[("cleanup.policy", "compact")],
+        )
+        .await?;
+        create_topic(&stack.bootstrap, &format!("{group}-parked"), 1, &[]).await?;
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &stack.bootstrap)
+            .set("enable.idempotence", "true")
+            .create()?;
+        Ok(Self {
+            bootstrap: stack.bootstrap.clone(),
+            registry: stack.registry_url.clone(),
+            codec: EventCodec::new(&stack.registry_url),
+            group,
+            input,
+            output,
+            producer,
+            produced: 0,
+            expected: BTreeMap::new(),
+        })
     }
-    command.spawn().map(Processor)
+
+    fn state_dir(&self, instance: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("{}-{instance}", self.group))
+    }
+
+    fn start(&self, instance: &str) -> std::io::Result<Processor> {
+        Command::new(env!("CARGO_BIN_EXE_count-processor"))
+            .stdout(Stdio::null())
+            .env("RUST_LOG", "warn")
+            .env("BRIDGE_TEST_BOOTSTRAP", &self.bootstrap)
+            .env("BRIDGE_TEST_REGISTRY", &self.registry)
+            .env("COUNT_INPUT", &self.input)
+            .env("COUNT_OUTPUT", &self.output)
+            .env("COUNT_GROUP", &self.group)
+            .env("COUNT_INSTANCE", instance)
+            .env("COUNT_STATE_DIR", self.state_dir(instance))
+            .spawn()
+            .map(Processor)
+    }
+
+    /// Produces `n` more movements, spread over the SKUs.
+    async fn produce(&mut self, n: usize) -> TestResult {
+        for i in self.produced..self.produced + n {
+            let sku = format!("SKU-{:02}", i % SKUS);
+            *self.expected.entry(sku.clone()).or_default() += 1;
+            let mut movement = samples::inventory_movement(&sku, "ams", 1);
+            movement.envelope.event_id = format!("input-{i}");
+            let bytes = self.codec.encode(&self.input, &movement).await?;
+            self.producer
+                .send(
+                    FutureRecord::to(&self.input).key(&sku).payload(&bytes),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)?;
+        }
+        self.produced += n;
+        Ok(())
+    }
+
+    /// Waits until every input has its output, then checks each (SKU, count) is there once.
+    async fn assert_exactly_once(&self) -> TestResult {
+        let mut collector = Collector::new(&self.bootstrap, &self.output)?;
+        let runtime = tokio::runtime::Handle::current();
+        let total = self.produced;
+        wait_until(
+            &format!("{total} committed outputs"),
+            Duration::from_secs(240),
+            || {
+                collector.drain(&self.codec, &runtime);
+                let done = collector.seen.len() >= total;
+                async move { done }
+            },
+        )
+        .await?;
+        collector.drain(&self.codec, &runtime);
+        let seen = &collector.seen;
+        let unique: BTreeSet<&String> = seen.iter().map(|(_, _, id)| id).collect();
+        assert_eq!(unique.len(), seen.len(), "duplicate outputs");
+        assert_eq!(seen.len(), total);
+        for (sku, inputs) in &self.expected {
+            let counts: BTreeSet<i64> = seen
+                .iter()
+                .filter(|(s, _, _)| s == sku)
+                .map(|(_, c, _)| *c)
+                .collect();
+            let wanted: BTreeSet<i64> = (1..=*inputs).collect();
+            assert_eq!(counts, wanted, "{sku}: counts are not exactly 1..={inputs}");
+        }
+        Ok(())
+    }
+
+    fn cleanup(&self, instances: &[&str]) {
+        for instance in instances {
+            let _ = std::fs::remove_dir_all(self.state_dir(instance));
+        }
+    }
 }
 
 /// Reads the output topic as a read_committed consumer, keeping what it has seen.
@@ -78,108 +214,119 @@ impl Collector {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stateful_count_survives_ten_sigkills_exactly_once() -> TestResult {
-    let stack = stack()?;
-    let group = unique_name("eos-crash");
-    let input = format!("{group}-in");
-    let output = format!("{group}-out");
-    create_topic(&stack.bootstrap, &input, 3, &[]).await?;
-    create_topic(&stack.bootstrap, &output, 3, &[]).await?;
-    create_topic(
-        &stack.bootstrap,
-        &format!("{group}-changelog"),
-        3,
-        &[("cleanup.policy", "compact")],
-    )
-    .await?;
-    create_topic(&stack.bootstrap, &format!("{group}-parked"), 1, &[]).await?;
-    let state_dir = std::env::temp_dir().join(&group);
-    let env = [
-        ("BRIDGE_TEST_BOOTSTRAP", stack.bootstrap.clone()),
-        ("BRIDGE_TEST_REGISTRY", stack.registry_url.clone()),
-        ("COUNT_INPUT", input.clone()),
-        ("COUNT_OUTPUT", output.clone()),
-        ("COUNT_GROUP", group.clone()),
-        ("COUNT_STATE_DIR", state_dir.display().to_string()),
-    ];
-
-    let codec = EventCodec::new(&stack.registry_url);
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &stack.bootstrap)
-        .set("enable.idempotence", "true")
-        .create()?;
-    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
-    let mut produce_round = |round: usize| {
-        let mut batch = Vec::new();
-        for i in round * PER_ROUND..(round + 1) * PER_ROUND {
-            let sku = format!("SKU-{:02}", i % SKUS);
-            *expected.entry(sku.clone()).or_default() += 1;
-            let mut movement = samples::inventory_movement(&sku, "ams", 1);
-            movement.envelope.event_id = format!("input-{i}");
-            batch.push((sku, movement));
-        }
-        batch
-    };
-
-    let mut processor = start(&env)?;
+    const KILLS: usize = 10;
+    let mut fixture = Fixture::new("eos-crash").await?;
+    let mut processor = fixture.start("0")?;
     let mut rng = rand::rng();
-    for round in 0..=KILLS {
-        for (sku, movement) in produce_round(round) {
-            let bytes = codec.encode(&input, &movement).await?;
-            producer
-                .send(
-                    FutureRecord::to(&input).key(&sku).payload(&bytes),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| e)?;
-        }
-        if round == KILLS {
-            break;
-        }
-        // A random moment while it works through the round's input, then an unclean stop.
+    for _ in 0..KILLS {
+        fixture.produce(300).await?;
+        // A random moment while it works through the new input, then an unclean stop.
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
-        let status = Command::new("kill")
-            .arg("-9")
-            .arg(processor.0.id().to_string())
-            .status()?;
-        assert!(status.success());
-        processor.0.wait()?;
-        processor = start(&env)?;
+        processor.kill()?;
+        processor = fixture.start("0")?;
     }
+    fixture.produce(300).await?;
+    fixture.assert_exactly_once().await?;
+    assert!(processor.stop()?, "clean stop after the run");
+    fixture.cleanup(&["0"]);
+    Ok(())
+}
 
-    let total = (KILLS + 1) * PER_ROUND;
-    let runtime = tokio::runtime::Handle::current();
-    let mut collector = Collector::new(&stack.bootstrap, &output)?;
+#[tokio::test(flavor = "multi_thread")]
+async fn state_is_rebuilt_from_the_changelog_when_the_disk_is_lost() -> TestResult {
+    let mut fixture = Fixture::new("eos-lost-disk").await?;
+    let mut processor = fixture.start("0")?;
+    fixture.produce(400).await?;
+    fixture.assert_exactly_once().await?;
+    assert!(processor.stop()?, "clean stop");
+    // The disk is gone: no sled tree, no clean-stop marker.
+    std::fs::remove_dir_all(fixture.state_dir("0"))?;
+    let mut processor = fixture.start("0")?;
+    fixture.produce(400).await?;
+    // Counts continue from the restored state (a restart from zero would repeat counts).
+    fixture.assert_exactly_once().await?;
+    assert!(processor.stop()?);
+    fixture.cleanup(&["0"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poison_record_is_parked_with_its_bytes_and_the_rest_is_processed() -> TestResult {
+    let mut fixture = Fixture::new("eos-poison").await?;
+    let mut processor = fixture.start("0")?;
+    fixture.produce(100).await?;
+    let poison: &[(&str, &[u8])] = &[
+        ("SKU-00", b"not avro at all"),
+        ("SKU-01", &[0, 0x7F, 0xFF, 0xFF, 0xFF, 1, 2]),
+    ];
+    produce(&fixture.bootstrap, &fixture.input, poison).await?;
+    fixture.produce(100).await?;
+    fixture.assert_exactly_once().await?;
+
+    let parked_topic = format!("{}-parked", fixture.group);
+    let mut parked = Vec::new();
     wait_until(
-        &format!("{total} committed outputs"),
-        Duration::from_secs(240),
+        "both poison records parked",
+        Duration::from_secs(60),
         || {
-            collector.drain(&codec, &runtime);
-            let done = collector.seen.len() >= total;
+            parked = consume_all(
+                &fixture.bootstrap,
+                &parked_topic,
+                Isolation::ReadCommitted,
+                Duration::from_secs(10),
+            )
+            .unwrap_or_default();
+            let done = parked.len() >= 2;
             async move { done }
         },
     )
     .await?;
-    // Anything beyond the expected count would be a duplicate; give it a moment to show.
-    collector.drain(&codec, &runtime);
-
-    let seen = &collector.seen;
-    let unique: BTreeSet<&String> = seen.iter().map(|(_, _, id)| id).collect();
-    assert_eq!(unique.len(), seen.len(), "duplicate outputs");
-    assert_eq!(seen.len(), total);
-    for (sku, inputs) in &expected {
-        let counts: BTreeSet<i64> = seen
+    assert_eq!(parked.len(), 2);
+    let records: Vec<ParkedRecord> = parked
+        .into_iter()
+        .map(|r| ParkedRecord::from_parts(r.key, r.payload, r.headers))
+        .collect::<Result<_, _>>()?;
+    let mut classes: Vec<&str> = records.iter().map(|r| r.error_class.as_str()).collect();
+    classes.sort();
+    assert_eq!(classes, ["unknown_magic_byte", "unknown_schema_id"]);
+    for record in &records {
+        assert_eq!(record.topic, fixture.input);
+        assert_eq!(record.service, "count-processor");
+        let original = poison
             .iter()
-            .filter(|(s, _, _)| s == sku)
-            .map(|(_, c, _)| *c)
-            .collect();
-        let wanted: BTreeSet<i64> = (1..=*inputs).collect();
-        assert_eq!(counts, wanted, "{sku}: counts are not exactly 1..={inputs}");
+            .find(|(k, _)| Some(k.as_bytes()) == record.key.as_deref())
+            .map(|(_, v)| v.to_vec());
+        assert_eq!(record.payload, original, "original bytes kept");
     }
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(processor.0.id().to_string())
-        .status();
-    let _ = std::fs::remove_dir_all(&state_dir);
+    assert!(processor.stop()?);
+    fixture.cleanup(&["0"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_moves_between_instances_as_one_joins_and_one_leaves() -> TestResult {
+    let mut fixture = Fixture::new("eos-scale").await?;
+    let mut first = fixture.start("0")?;
+    fixture.produce(500).await?;
+    let mut second = fixture.start("1")?;
+    fixture.produce(500).await?;
+    assert!(first.stop()?, "the first instance leaves cleanly");
+    fixture.produce(500).await?;
+    fixture.assert_exactly_once().await?;
+    assert!(second.stop()?);
+    // The instance that joined really took partitions over: it holds state for some.
+    let db = sled::open(fixture.state_dir("1").join("sled"))?;
+    let trees_with_state = db
+        .tree_names()
+        .iter()
+        .filter_map(|name| db.open_tree(name).ok())
+        .filter(|tree| tree.len() > 1)
+        .count();
+    drop(db);
+    assert!(
+        trees_with_state >= 1,
+        "the second instance processed nothing"
+    );
+    fixture.cleanup(&["0", "1"]);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! A reference processor for the crash tests: counts inventory movements per SKU in state
 //! and emits the running count for every input, on the runtime's exactly-once loop.
 //! Configured by environment: BRIDGE_TEST_BOOTSTRAP, BRIDGE_TEST_REGISTRY, COUNT_INPUT,
-//! COUNT_OUTPUT, COUNT_GROUP, COUNT_STATE_DIR.
+//! COUNT_OUTPUT, COUNT_GROUP, COUNT_STATE_DIR and optionally COUNT_INSTANCE (default `0`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,10 +49,14 @@ fn env(name: &str) -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     bridge_runtime::telemetry::init("count-processor");
     let group = env("COUNT_GROUP")?;
+    let instance = std::env::var("COUNT_INSTANCE").unwrap_or_else(|_| "0".into());
     let kafka = KafkaConfig {
         bootstrap_servers: env("BRIDGE_TEST_BOOTSTRAP")?,
         librdkafka: [
-            ("group.instance.id".to_owned(), format!("{group}-0")),
+            (
+                "group.instance.id".to_owned(),
+                format!("{group}-{instance}"),
+            ),
             ("session.timeout.ms".to_owned(), "10000".to_owned()),
         ]
         .into(),
@@ -64,7 +68,7 @@ async fn main() -> anyhow::Result<()> {
         changelog_topic: format!("{group}-changelog"),
         parked_topic: format!("{group}-parked"),
         state_dir: env("COUNT_STATE_DIR")?.into(),
-        instance_id: "0".into(),
+        instance_id: instance,
         commit_interval: Duration::from_millis(100),
         step: Default::default(),
         retry: Default::default(),
