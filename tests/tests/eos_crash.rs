@@ -330,3 +330,59 @@ async fn work_moves_between_instances_as_one_joins_and_one_leaves() -> TestResul
     fixture.cleanup(&["0", "1"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_continues_the_trace_of_its_input() -> TestResult {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let mut fixture = Fixture::new("eos-trace").await?;
+    let mut processor = fixture.start("0")?;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let movement = samples::inventory_movement("SKU-TRACE", "ams", 1);
+    let bytes = fixture.codec.encode(&fixture.input, &movement).await?;
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "traceparent",
+        value: Some(parent),
+    });
+    fixture
+        .producer
+        .send(
+            FutureRecord::to(&fixture.input)
+                .key("SKU-TRACE")
+                .payload(&bytes)
+                .headers(headers),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    fixture.produced += 1;
+    fixture.expected.insert("SKU-TRACE".into(), 1);
+    fixture.assert_exactly_once().await?;
+
+    let outputs = consume_all(
+        &fixture.bootstrap,
+        &fixture.output,
+        Isolation::ReadCommitted,
+        Duration::from_secs(30),
+    )?;
+    let header = outputs
+        .first()
+        .and_then(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "traceparent")
+                .map(|(_, v)| v.clone())
+        })
+        .ok_or("output has no traceparent")?;
+    let header = String::from_utf8(header)?;
+    assert!(
+        header.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{header}"
+    );
+    assert!(
+        !header.contains("00f067aa0ba902b7"),
+        "a new span id: {header}"
+    );
+    assert!(processor.stop()?);
+    fixture.cleanup(&["0"]);
+    Ok(())
+}

@@ -24,3 +24,4 @@ pub mod shutdown;
 pub mod state;
 pub mod step;
 pub mod telemetry;
+pub mod trace;

@@ -29,6 +29,13 @@ use crate::retry::RetryPolicy;
 use crate::shutdown::Shutdown;
 use crate::state::{Pending, SledStore, StateError, StateStore, Write};
 use crate::step::{self, Step, StepConfig};
+use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent};
+
+/// The trace context of the input being processed.
+struct TraceContext {
+    parent: TraceParent,
+    tracestate: Option<Vec<u8>>,
+}
 
 /// What the loop needs to know.
 #[derive(Debug, Clone)]
@@ -429,7 +436,30 @@ impl<H: Handler> Loop<'_, H> {
                 return Ok(());
             }
         };
-        let span = tracing::debug_span!("record", topic = %self.config.input_topic, partition, offset, event_id = %event.envelope().event_id);
+        let parent = message
+            .headers()
+            .and_then(|hs| {
+                hs.iter()
+                    .find(|h| h.key == TRACEPARENT)
+                    .and_then(|h| h.value)
+            })
+            .and_then(TraceParent::parse)
+            .unwrap_or_else(TraceParent::new_root);
+        let tracestate = message.headers().and_then(|hs| {
+            hs.iter()
+                .find(|h| h.key == TRACESTATE)
+                .and_then(|h| h.value.map(<[u8]>::to_vec))
+        });
+        let trace = TraceContext { parent, tracestate };
+        let span = tracing::debug_span!(
+            "record",
+            topic = %self.config.input_topic,
+            partition,
+            offset,
+            event_id = %event.envelope().event_id,
+            correlation_id = %event.envelope().correlation_id,
+            trace_id = %parent.trace_id_hex(),
+        );
         let _entered = span.enter();
         let input = Inbound {
             event: &event,
@@ -451,7 +481,7 @@ impl<H: Handler> Loop<'_, H> {
                 &self.config.step,
             ) {
                 Ok(step) => {
-                    self.emit(partition, offset, step)?;
+                    self.emit(partition, offset, step, Some(&trace))?;
                     self.next.insert(partition, offset + 1);
                     return Ok(());
                 }
@@ -502,9 +532,15 @@ impl<H: Handler> Loop<'_, H> {
         Ok(())
     }
 
-    fn emit(&mut self, partition: i32, offset: i64, step: Step) -> Result<(), ProcessorError> {
+    fn emit(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        step: Step,
+        trace: Option<&TraceContext>,
+    ) -> Result<(), ProcessorError> {
         for output in &step.outputs {
-            self.send_output(output)?;
+            self.send_output(output, trace)?;
         }
         self.send_changelog(partition, offset, &step.writes)?;
         if let Some(store) = self.partitions.get_mut(&partition) {
@@ -513,17 +549,36 @@ impl<H: Handler> Loop<'_, H> {
         Ok(())
     }
 
-    fn send_output(&self, output: &Output) -> Result<(), ProcessorError> {
+    fn send_output(
+        &self,
+        output: &Output,
+        trace: Option<&TraceContext>,
+    ) -> Result<(), ProcessorError> {
         let bytes = self
             .runtime
             .block_on(self.codec.encode_event(&output.topic, &output.event))
             .map_err(|e| {
                 ProcessorError::Handler(format!("cannot encode output for `{}`: {e}", output.topic))
             })?;
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "event_type",
-            value: Some(output.event.record_name()),
-        });
+        // Caused by an input: same trace, new span. Caused by a timer: a trace of its own.
+        let traceparent = trace
+            .map_or_else(TraceParent::new_root, |t| t.parent.child())
+            .header();
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "event_type",
+                value: Some(output.event.record_name()),
+            })
+            .insert(Header {
+                key: TRACEPARENT,
+                value: Some(&traceparent),
+            });
+        if let Some(state) = trace.and_then(|t| t.tracestate.as_deref()) {
+            headers = headers.insert(Header {
+                key: TRACESTATE,
+                value: Some(state),
+            });
+        }
         self.send(
             BaseRecord::to(&output.topic)
                 .key(&output.key)
@@ -643,7 +698,7 @@ impl<H: Handler> Loop<'_, H> {
                 .get(&partition)
                 .or(self.committed.get(&partition))
                 .map_or(0, |n| n - 1);
-            self.emit(partition, source, step)?;
+            self.emit(partition, source, step, None)?;
         }
         Ok(())
     }
