@@ -102,7 +102,12 @@ impl Fixture {
     }
 
     fn start(&self, instance: &str) -> std::io::Result<Processor> {
+        self.start_with(instance, &[])
+    }
+
+    fn start_with(&self, instance: &str, extra: &[(&str, String)]) -> std::io::Result<Processor> {
         Command::new(env!("CARGO_BIN_EXE_count-processor"))
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .env("RUST_LOG", "warn")
             .env("BRIDGE_TEST_BOOTSTRAP", &self.bootstrap)
@@ -253,7 +258,10 @@ async fn state_is_rebuilt_from_the_changelog_when_the_disk_is_lost() -> TestResu
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poison_record_is_parked_with_its_bytes_and_the_rest_is_processed() -> TestResult {
     let mut fixture = Fixture::new("eos-poison").await?;
-    let mut processor = fixture.start("0")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut processor = fixture.start_with("0", &[("COUNT_HTTP", format!("127.0.0.1:{port}"))])?;
     fixture.produce(100).await?;
     let poison: &[(&str, &[u8])] = &[
         ("SKU-00", b"not avro at all"),
@@ -298,6 +306,23 @@ async fn a_poison_record_is_parked_with_its_bytes_and_the_rest_is_processed() ->
             .map(|(_, v)| v.to_vec());
         assert_eq!(record.payload, original, "original bytes kept");
     }
+
+    // The operations endpoint counts them by class and says the processor is ready.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    for line in [
+        r#"bridge_parked_total{service="count-processor",error_code="unknown_magic_byte"} 1"#,
+        r#"bridge_parked_total{service="count-processor",error_code="unknown_schema_id"} 1"#,
+        r#"bridge_service_ready{service="count-processor"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("bridge_transactions_committed_total"),
+        "{metrics}"
+    );
     assert!(processor.stop()?);
     fixture.cleanup(&["0"]);
     Ok(())

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -11,31 +10,35 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
-/// Readiness shared between a service and its health endpoints.
+/// Readiness and metrics shared between a service and its operations endpoints.
 pub struct Health {
-    service: &'static str,
-    ready: AtomicBool,
+    metrics: Arc<Metrics>,
 }
 
 impl Health {
     /// Not ready until [`Health::set_ready`] says so.
     pub fn new(service: &'static str) -> Arc<Self> {
         Arc::new(Self {
-            service,
-            ready: AtomicBool::new(false),
+            metrics: Arc::new(Metrics::new(service)),
         })
     }
 
     /// Marks the service ready (or not, e.g. while it restores state).
     pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
+        self.metrics.ready.set(i64::from(ready));
     }
 
     /// Whether `/readyz` answers 200.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
+        self.metrics.ready.get() == 1
+    }
+
+    /// The service's metrics, to record into.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 }
 
@@ -71,11 +74,5 @@ async fn readyz(State(health): State<Arc<Health>>) -> (StatusCode, &'static str)
 }
 
 async fn metrics(State(health): State<Arc<Health>>) -> String {
-    format!(
-        "# HELP bridge_service_ready Whether the service reports ready (1) or not (0).\n\
-         # TYPE bridge_service_ready gauge\n\
-         bridge_service_ready{{service=\"{}\"}} {}\n",
-        health.service,
-        u8::from(health.is_ready())
-    )
+    health.metrics.render()
 }

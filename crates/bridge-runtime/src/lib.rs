@@ -16,6 +16,7 @@ pub mod config;
 pub mod driver;
 pub mod handler;
 pub mod health;
+pub mod metrics;
 pub mod parking;
 pub mod processor;
 pub mod retry;

@@ -19,11 +19,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 
 use crate::changelog::{ChangelogRecord, SOURCE_OFFSET_HEADER, restore, trust_local_state};
 use crate::config::KafkaConfig;
 use crate::handler::{Handler, HandlerError, Inbound, Output};
+use crate::health::Health;
+use crate::metrics::{ErrorLabels, Metrics, PartitionLabels, TopicLabels};
 use crate::parking::ParkedRecord;
 use crate::retry::RetryPolicy;
 use crate::shutdown::Shutdown;
@@ -107,9 +109,27 @@ struct RebalanceLog {
 
 struct LoopContext {
     log: Mutex<RebalanceLog>,
+    metrics: Arc<Metrics>,
 }
 
-impl ClientContext for LoopContext {}
+impl ClientContext for LoopContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in statistics.topics {
+            for (partition, p) in stats.partitions {
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    let labels = PartitionLabels {
+                        topic: topic.clone(),
+                        partition,
+                    };
+                    self.metrics
+                        .consumer_lag
+                        .get_or_create(&labels)
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for LoopContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -139,6 +159,8 @@ fn now_ms() -> Millis {
 }
 
 struct Loop<'a, H: Handler> {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
     config: &'a ProcessorConfig,
     kafka: &'a KafkaConfig,
     handler: H,
@@ -165,8 +187,10 @@ pub fn run<H: Handler>(
     codec: Arc<EventCodec>,
     handler: H,
     runtime: tokio::runtime::Handle,
+    health: Arc<Health>,
     shutdown: Shutdown,
 ) -> Result<(), ProcessorError> {
+    let metrics = health.metrics();
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ProcessorError::Io {
         path: config.state_dir.clone(),
         source,
@@ -189,8 +213,10 @@ pub fn run<H: Handler>(
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("partition.assignment.strategy", "range")
+        .set("statistics.interval.ms", "5000")
         .create_with_context(LoopContext {
             log: Mutex::new(RebalanceLog::default()),
+            metrics: Arc::clone(&metrics),
         })
         .map_err(kafka("create consumer"))?;
     let producer: Producer_ = kafka_config
@@ -211,6 +237,8 @@ pub fn run<H: Handler>(
         .map_err(kafka("subscribe"))?;
 
     let mut lp = Loop {
+        health,
+        metrics,
         config,
         kafka: kafka_config,
         handler,
@@ -285,9 +313,13 @@ impl<H: Handler> Loop<'_, H> {
             self.committed.clear();
             self.next.clear();
         }
-        for partition in assigned {
-            self.restore(partition)?;
+        if !assigned.is_empty() {
+            self.health.set_ready(false);
+            for partition in assigned {
+                self.restore(partition)?;
+            }
         }
+        self.health.set_ready(true);
         Ok(())
     }
 
@@ -327,6 +359,10 @@ impl<H: Handler> Loop<'_, H> {
                 store.apply(&writes, committed - 1)?;
             }
         }
+        self.metrics
+            .restore_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.restored_records.inc_by(restored as u64);
         tracing::info!(
             partition,
             ?committed,
@@ -422,6 +458,11 @@ impl<H: Handler> Loop<'_, H> {
             // again from the committed offset.
             return Ok(());
         }
+        let labels = PartitionLabels {
+            topic: self.config.input_topic.clone(),
+            partition,
+        };
+        self.metrics.records_in.get_or_create(&labels).inc();
         self.begin()?;
         let payload = message.payload().unwrap_or_default();
         let event = match self.runtime.block_on(self.codec.decode(payload)) {
@@ -481,6 +522,9 @@ impl<H: Handler> Loop<'_, H> {
                 &self.config.step,
             ) {
                 Ok(step) => {
+                    if step.outcome == step::Outcome::Duplicate {
+                        self.metrics.dedupe_hits.inc();
+                    }
                     self.emit(partition, offset, step, Some(&trace))?;
                     self.next.insert(partition, offset + 1);
                     return Ok(());
@@ -494,6 +538,10 @@ impl<H: Handler> Loop<'_, H> {
                     reason,
                     retry_after,
                 }) => {
+                    let labels = ErrorLabels {
+                        error_code: "retryable".into(),
+                    };
+                    self.metrics.errors.get_or_create(&labels).inc();
                     // Commit what is done, so the open transaction does not wait on the retry.
                     if self.txn_open {
                         self.commit()?;
@@ -541,6 +589,12 @@ impl<H: Handler> Loop<'_, H> {
     ) -> Result<(), ProcessorError> {
         for output in &step.outputs {
             self.send_output(output, trace)?;
+            self.metrics
+                .records_out
+                .get_or_create(&TopicLabels {
+                    topic: output.topic.clone(),
+                })
+                .inc();
         }
         self.send_changelog(partition, offset, &step.writes)?;
         if let Some(store) = self.partitions.get_mut(&partition) {
@@ -638,6 +692,11 @@ impl<H: Handler> Loop<'_, H> {
         attempts: u32,
     ) -> Result<(), ProcessorError> {
         tracing::warn!(partition = message.partition(), offset = message.offset(), class, error = %reason, "record parked");
+        let labels = ErrorLabels {
+            error_code: class.to_owned(),
+        };
+        self.metrics.errors.get_or_create(&labels).inc();
+        self.metrics.parked.get_or_create(&labels).inc();
         let parked = ParkedRecord {
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
@@ -729,6 +788,10 @@ impl<H: Handler> Loop<'_, H> {
                     let at = self.committed.get(partition).map_or(-1, |n| n - 1);
                     store.commit(at)?;
                 }
+                self.metrics.commits.inc();
+                self.metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 tracing::debug!(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "transaction committed"
@@ -751,6 +814,7 @@ impl<H: Handler> Loop<'_, H> {
                 .abort_transaction(TIMEOUT)
                 .map_err(kafka("abort transaction"))?;
             self.txn_open = false;
+            self.metrics.aborts.inc();
         }
         self.next.clear();
         for store in self.partitions.values_mut() {

@@ -1,7 +1,8 @@
 //! A reference processor for the crash tests: counts inventory movements per SKU in state
 //! and emits the running count for every input, on the runtime's exactly-once loop.
 //! Configured by environment: BRIDGE_TEST_BOOTSTRAP, BRIDGE_TEST_REGISTRY, COUNT_INPUT,
-//! COUNT_OUTPUT, COUNT_GROUP, COUNT_STATE_DIR and optionally COUNT_INSTANCE (default `0`).
+//! COUNT_OUTPUT, COUNT_GROUP, COUNT_STATE_DIR, and optionally COUNT_INSTANCE (default `0`)
+//! and COUNT_HTTP (address for `/healthz`, `/readyz`, `/metrics`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,8 +79,15 @@ async fn main() -> anyhow::Result<()> {
         output: env("COUNT_OUTPUT")?,
     };
     let shutdown = bridge_runtime::shutdown::on_signals();
+    let health = bridge_runtime::health::Health::new("count-processor");
+    if let Ok(listen) = std::env::var("COUNT_HTTP") {
+        bridge_runtime::health::serve(listen.parse()?, Arc::clone(&health), shutdown.clone())
+            .await?;
+    }
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || run(&kafka, &config, codec, handler, runtime, shutdown))
-        .await??;
+    tokio::task::spawn_blocking(move || {
+        run(&kafka, &config, codec, handler, runtime, health, shutdown)
+    })
+    .await??;
     Ok(())
 }
