@@ -96,13 +96,14 @@ struct Args {
     config: Option<std::path::PathBuf>,
 }
 
-/// What a service's `main` does first: parse `--config`, start telemetry, load the
-/// layered configuration and listen for SIGTERM / Ctrl-C.
+/// What a service's `main` does first: parse `--config`, start telemetry (keep the guard
+/// until the end of `main`: dropping it flushes traces), load the layered configuration and
+/// listen for SIGTERM / Ctrl-C.
 pub fn bootstrap<C: serde::de::DeserializeOwned>(
     name: &'static str,
-) -> Result<(C, Shutdown), crate::config::ConfigError> {
+) -> Result<(C, Shutdown, crate::telemetry::TelemetryGuard), crate::config::ConfigError> {
     let args = <Args as clap::Parser>::parse();
-    crate::telemetry::init(name);
+    let guard = crate::telemetry::init(name);
     let config = crate::config::load(args.config.as_deref(), std::env::vars())?;
-    Ok((config, crate::shutdown::on_signals()))
+    Ok((config, crate::shutdown::on_signals(), guard))
 }

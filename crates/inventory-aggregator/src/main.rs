@@ -2,7 +2,8 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (config, shutdown) = bridge_runtime::service::bootstrap(inventory_aggregator::NAME)?;
+    let (config, shutdown, _telemetry) =
+        bridge_runtime::service::bootstrap(inventory_aggregator::NAME)?;
     inventory_aggregator::run(config, shutdown).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (config, shutdown) = bridge_runtime::service::bootstrap(order_ingest::NAME)?;
+    let (config, shutdown, _telemetry) = bridge_runtime::service::bootstrap(order_ingest::NAME)?;
     order_ingest::run(config, shutdown).await?;
     Ok(())
 }

@@ -48,7 +48,7 @@ fn env(name: &str) -> anyhow::Result<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    bridge_runtime::telemetry::init("count-processor");
+    let _telemetry = bridge_runtime::telemetry::init("count-processor");
     let group = env("COUNT_GROUP")?;
     let instance = std::env::var("COUNT_INSTANCE").unwrap_or_else(|_| "0".into());
     let kafka = KafkaConfig {
