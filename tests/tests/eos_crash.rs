@@ -123,8 +123,14 @@ impl Fixture {
 
     /// Produces `n` more movements, spread over the SKUs.
     async fn produce(&mut self, n: usize) -> TestResult {
+        self.produce_for(n, |i| format!("SKU-{:02}", i % SKUS))
+            .await
+    }
+
+    /// Produces `n` more movements with the SKU `sku_of(i)` for the i-th input.
+    async fn produce_for(&mut self, n: usize, sku_of: impl Fn(usize) -> String) -> TestResult {
         for i in self.produced..self.produced + n {
-            let sku = format!("SKU-{:02}", i % SKUS);
+            let sku = sku_of(i);
             *self.expected.entry(sku.clone()).or_default() += 1;
             let mut movement = samples::inventory_movement(&sku, "ams", 1);
             movement.envelope.event_id = format!("input-{i}");
@@ -406,6 +412,71 @@ async fn an_output_continues_the_trace_of_its_input() -> TestResult {
     assert!(
         !header.contains("00f067aa0ba902b7"),
         "a new span id: {header}"
+    );
+    assert!(processor.stop()?);
+    fixture.cleanup(&["0"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retryable_failure_is_retried_and_given_up_on_without_loss_or_duplicates() -> TestResult {
+    let mut fixture = Fixture::new("eos-retry").await?;
+    // Twelve failures outlast one retry sequence (500 ms): the loop gives up, aborts, rewinds
+    // to the committed offset and reads the record again; then it succeeds.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut processor = fixture.start_with(
+        "0",
+        &[
+            ("COUNT_FLAKY_FAILURES", "12".to_owned()),
+            ("COUNT_HTTP", format!("127.0.0.1:{port}")),
+        ],
+    )?;
+    fixture.produce(100).await?;
+    fixture
+        .produce_for(10, |i| {
+            if i % 2 == 0 {
+                "SKU-FLAKY".to_owned()
+            } else {
+                format!("SKU-{:02}", i % SKUS)
+            }
+        })
+        .await?;
+    fixture.produce(100).await?;
+    fixture.assert_exactly_once().await?;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert_eq!(
+        value(r#"bridge_errors_total{service="count-processor",error_code="retryable"}"#),
+        12.0,
+        "{metrics}"
+    );
+    assert!(
+        value(r#"bridge_errors_total{service="count-processor",error_code="retry_exhausted"}"#)
+            >= 1.0,
+        "gave up at least once:\n{metrics}"
+    );
+    // Each give-up rewinds to the committed offset, so the flaky record is read again.
+    let reads: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("bridge_records_in_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        reads > fixture.produced as f64,
+        "{reads} reads for {} inputs",
+        fixture.produced
     );
     assert!(processor.stop()?);
     fixture.cleanup(&["0"]);

@@ -525,11 +525,13 @@ impl<H: Handler> Loop<'_, H> {
                     if step.outcome == step::Outcome::Duplicate {
                         self.metrics.dedupe_hits.inc();
                     }
+                    self.begin()?;
                     self.emit(partition, offset, step, Some(&trace))?;
                     self.next.insert(partition, offset + 1);
                     return Ok(());
                 }
                 Err(HandlerError::Terminal { class, reason }) => {
+                    self.begin()?;
                     self.park(message, class, &reason, retries.attempts() + 1)?;
                     self.next.insert(partition, offset + 1);
                     return Ok(());
@@ -550,7 +552,6 @@ impl<H: Handler> Loop<'_, H> {
                         Some(delay) => {
                             tracing::warn!(partition, offset, error = %reason, delay_ms = delay.as_millis() as u64, "retrying");
                             std::thread::sleep(delay);
-                            self.begin()?;
                         }
                         None => return self.retry_later(partition, offset, &reason),
                     }
@@ -575,7 +576,11 @@ impl<H: Handler> Loop<'_, H> {
         reason: &str,
     ) -> Result<(), ProcessorError> {
         tracing::warn!(partition, offset, error = %reason, "giving up for now; the record stays in kafka");
-        self.abort()?;
+        let labels = ErrorLabels {
+            error_code: "retry_exhausted".into(),
+        };
+        self.metrics.errors.get_or_create(&labels).inc();
+        self.abort_and_rewind()?;
         std::thread::sleep(self.config.retry.max_delay);
         Ok(())
     }
@@ -774,10 +779,11 @@ impl<H: Handler> Loop<'_, H> {
             .consumer
             .group_metadata()
             .ok_or_else(|| ProcessorError::Handler("consumer has no group metadata".into()))?;
-        let committed = self
-            .producer
-            .send_offsets_to_transaction(&offsets, &metadata, TIMEOUT)
-            .and_then(|()| self.producer.commit_transaction(TIMEOUT));
+        let committed = retrying("sending offsets", || {
+            self.producer
+                .send_offsets_to_transaction(&offsets, &metadata, TIMEOUT)
+        })
+        .and_then(|()| retrying("committing", || self.producer.commit_transaction(TIMEOUT)));
         match committed {
             Ok(()) => {
                 self.txn_open = false;
@@ -800,18 +806,17 @@ impl<H: Handler> Loop<'_, H> {
             }
             Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
                 tracing::warn!(error = %e, "transaction must abort");
-                self.abort()
+                self.abort_and_rewind()
             }
             Err(e) => Err(kafka("commit transaction")(e)),
         }
     }
 
-    /// Aborts the open transaction, drops pending state and rewinds every partition to its
-    /// committed offset, so the aborted records are read again.
+    /// Aborts the open transaction and drops its pending state. Used alone when the
+    /// partitions are gone (revoked) or the loop stops; see [`Loop::abort_and_rewind`].
     fn abort(&mut self) -> Result<(), ProcessorError> {
         if self.txn_open {
-            self.producer
-                .abort_transaction(TIMEOUT)
+            retrying("aborting", || self.producer.abort_transaction(TIMEOUT))
                 .map_err(kafka("abort transaction"))?;
             self.txn_open = false;
             self.metrics.aborts.inc();
@@ -820,25 +825,42 @@ impl<H: Handler> Loop<'_, H> {
         for store in self.partitions.values_mut() {
             store.abort();
         }
-        for (partition, offset) in &self.committed {
-            let _ = self.consumer.seek(
-                &self.config.input_topic,
-                *partition,
-                Offset::Offset(*offset),
-                TIMEOUT,
-            );
-        }
+        Ok(())
+    }
+
+    /// Aborts and moves every owned partition back to its committed offset, so the aborted
+    /// records are read again. A failed rewind stops the loop: going on from the current
+    /// position would skip them, and a restart resumes from the committed offsets.
+    fn abort_and_rewind(&mut self) -> Result<(), ProcessorError> {
+        self.abort()?;
         for partition in self.partitions.keys() {
-            if !self.committed.contains_key(partition) {
-                let _ = self.consumer.seek(
-                    &self.config.input_topic,
-                    *partition,
-                    Offset::Beginning,
-                    TIMEOUT,
-                );
-            }
+            let offset = self
+                .committed
+                .get(partition)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            self.consumer
+                .seek(&self.config.input_topic, *partition, offset, TIMEOUT)
+                .map_err(kafka("rewind to the committed offset"))?;
         }
         Ok(())
+    }
+}
+
+/// Runs a transaction call again while librdkafka says its failure is retriable (a
+/// coordinator timeout under load, for example), as its API contract allows; at most 5 times.
+fn retrying(
+    what: &str,
+    mut call: impl FnMut() -> Result<(), KafkaError>,
+) -> Result<(), KafkaError> {
+    let mut attempt = 1;
+    loop {
+        match call() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt < 5 => {
+                tracing::warn!(error = %e, attempt, "{what} failed, retrying");
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! and emits the running count for every input, on the runtime's exactly-once loop.
 //! Configured by environment: BRIDGE_TEST_BOOTSTRAP, BRIDGE_TEST_REGISTRY, COUNT_INPUT,
 //! COUNT_OUTPUT, COUNT_GROUP, COUNT_STATE_DIR, and optionally COUNT_INSTANCE (default `0`)
-//! and COUNT_HTTP (address for `/healthz`, `/readyz`, `/metrics`).
+//! and COUNT_HTTP (address for `/healthz`, `/readyz`, `/metrics`). With COUNT_FLAKY_FAILURES=N
+//! the SKU `SKU-FLAKY` fails as retryable N times before it succeeds, under a fast retry policy
+//! (50 ms first delay, 200 ms cap, giving up after 500 ms), to exercise retries and give-ups.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use rust_decimal::Decimal;
 
 struct CountPerSku {
     output: String,
+    flaky_failures_left: u32,
 }
 
 impl Handler for CountPerSku {
@@ -25,6 +28,13 @@ impl Handler for CountPerSku {
                 reason: input.event.record_name().to_owned(),
             });
         };
+        if movement.sku == "SKU-FLAKY" && self.flaky_failures_left > 0 {
+            self.flaky_failures_left -= 1;
+            return Err(HandlerError::Retryable {
+                reason: "the flaky sku fails this time".into(),
+                retry_after: None,
+            });
+        }
         let key = movement.sku.as_bytes();
         let count = match ctx.get(key)? {
             Some(raw) => u64::from_be_bytes(raw.try_into().map_err(|_| HandlerError::Fatal {
@@ -74,9 +84,26 @@ async fn main() -> anyhow::Result<()> {
         step: Default::default(),
         retry: Default::default(),
     };
+    let flaky_failures_left: u32 = std::env::var("COUNT_FLAKY_FAILURES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let config = match flaky_failures_left {
+        0 => config,
+        _ => ProcessorConfig {
+            retry: bridge_runtime::retry::RetryPolicy {
+                initial: Duration::from_millis(50),
+                max_delay: Duration::from_millis(200),
+                give_up_after: Duration::from_millis(500),
+                ..Default::default()
+            },
+            ..config
+        },
+    };
     let codec = Arc::new(EventCodec::new(&env("BRIDGE_TEST_REGISTRY")?));
     let handler = CountPerSku {
         output: env("COUNT_OUTPUT")?,
+        flaky_failures_left,
     };
     let shutdown = bridge_runtime::shutdown::on_signals();
     let health = bridge_runtime::health::Health::new("count-processor");
