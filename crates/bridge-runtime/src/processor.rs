@@ -421,13 +421,8 @@ impl<H: Handler> Loop<'_, H> {
                 continue;
             };
             let message = message.map_err(kafka("read changelog"))?;
-            let source = message.headers().and_then(|hs| {
-                hs.iter()
-                    .find(|h| h.key == SOURCE_OFFSET_HEADER)
-                    .and_then(|h| h.value.map(<[u8]>::to_vec))
-            });
-            let Some(source_offset) = ChangelogRecord::parse_source_offset(source.as_deref())
-            else {
+            let source = header(&message, SOURCE_OFFSET_HEADER);
+            let Some(source_offset) = ChangelogRecord::parse_source_offset(source) else {
                 continue;
             };
             records.push(ChangelogRecord {
@@ -477,20 +472,10 @@ impl<H: Handler> Loop<'_, H> {
                 return Ok(());
             }
         };
-        let parent = message
-            .headers()
-            .and_then(|hs| {
-                hs.iter()
-                    .find(|h| h.key == TRACEPARENT)
-                    .and_then(|h| h.value)
-            })
+        let parent = header(message, TRACEPARENT)
             .and_then(TraceParent::parse)
             .unwrap_or_else(TraceParent::new_root);
-        let tracestate = message.headers().and_then(|hs| {
-            hs.iter()
-                .find(|h| h.key == TRACESTATE)
-                .and_then(|h| h.value.map(<[u8]>::to_vec))
-        });
+        let tracestate = header(message, TRACESTATE).map(<[u8]>::to_vec);
         let trace = TraceContext { parent, tracestate };
         let span = tracing::debug_span!(
             "record",
@@ -705,19 +690,7 @@ impl<H: Handler> Loop<'_, H> {
         let parked = ParkedRecord {
             key: message.key().map(<[u8]>::to_vec),
             payload: message.payload().map(<[u8]>::to_vec),
-            original_headers: message
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
+            original_headers: header_pairs(message),
             error_class: class.to_owned(),
             message: reason.to_owned(),
             topic: message.topic().to_owned(),
@@ -844,6 +817,28 @@ impl<H: Handler> Loop<'_, H> {
         }
         Ok(())
     }
+}
+
+/// The value of the first header named `key`.
+fn header<'m>(message: &'m impl Message, key: &str) -> Option<&'m [u8]> {
+    message.headers()?.iter().find(|h| h.key == key)?.value
+}
+
+/// Every header as an owned (name, value) pair, in order.
+fn header_pairs(message: &impl Message) -> Vec<(String, Vec<u8>)> {
+    message
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    (
+                        h.key.to_owned(),
+                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Runs a transaction call again while librdkafka says its failure is retriable (a
