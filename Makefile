@@ -46,9 +46,10 @@ build: tools
 tools:
 	@bash $(LOCAL)/kafka.sh install
 
-## bench: criterion and load benchmarks (they arrive with issues 4, 5 and 8)
+## bench: criterion (codec) and the runtime throughput benchmark, against a broker +
+## registry started for the run
 bench: tools
-	$(CARGO) bench --workspace
+	bash $(LOCAL)/test-stack.sh $(CARGO) bench --workspace
 
 clean-data: down
 	rm -rf .data

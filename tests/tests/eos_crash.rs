@@ -62,6 +62,8 @@ struct Fixture {
     producer: FutureProducer,
     produced: usize,
     expected: BTreeMap<String, i64>,
+    /// The input partition of every SKU produced.
+    partition_of: BTreeMap<String, i32>,
 }
 
 impl Fixture {
@@ -94,6 +96,7 @@ impl Fixture {
             producer,
             produced: 0,
             expected: BTreeMap::new(),
+            partition_of: BTreeMap::new(),
         })
     }
 
@@ -135,13 +138,15 @@ impl Fixture {
             let mut movement = samples::inventory_movement(&sku, "ams", 1);
             movement.envelope.event_id = format!("input-{i}");
             let bytes = self.codec.encode(&self.input, &movement).await?;
-            self.producer
+            let delivered = self
+                .producer
                 .send(
                     FutureRecord::to(&self.input).key(&sku).payload(&bytes),
                     Duration::from_secs(10),
                 )
                 .await
                 .map_err(|(e, _)| e)?;
+            self.partition_of.insert(sku, delivered.partition);
         }
         self.produced += n;
         Ok(())
@@ -225,11 +230,15 @@ impl Collector {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stateful_count_survives_ten_sigkills_exactly_once() -> TestResult {
-    const KILLS: usize = 10;
+    // `EOS_KILLS=50 cargo test -p bridge-e2e --test eos_crash ten_sigkills` kills more often.
+    let kills: usize = std::env::var("EOS_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(10);
     let mut fixture = Fixture::new("eos-crash").await?;
     let mut processor = fixture.start("0")?;
     let mut rng = rand::rng();
-    for _ in 0..KILLS {
+    for _ in 0..kills {
         fixture.produce(300).await?;
         // A random moment while it works through the new input, then an unclean stop.
         tokio::time::sleep(Duration::from_millis(rng.random_range(200..1500))).await;
@@ -421,8 +430,9 @@ async fn an_output_continues_the_trace_of_its_input() -> TestResult {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retryable_failure_is_retried_and_given_up_on_without_loss_or_duplicates() -> TestResult {
     let mut fixture = Fixture::new("eos-retry").await?;
-    // Twelve failures outlast one retry sequence (500 ms): the loop gives up, aborts, rewinds
-    // to the committed offset and reads the record again; then it succeeds.
+    // Twelve failures outlast one retry sequence (500 ms): the loop gives up, commits what is
+    // done, rewinds the partition to the committed offset and pauses it, then reads the record
+    // again; then it succeeds.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -479,6 +489,122 @@ async fn a_retryable_failure_is_retried_and_given_up_on_without_loss_or_duplicat
         fixture.produced
     );
     assert!(processor.stop()?);
+    fixture.cleanup(&["0"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_that_keeps_failing_pauses_while_the_others_go_on() -> TestResult {
+    let mut fixture = Fixture::new("eos-pause").await?;
+    // Sixty failures: about a dozen retry sequences (500 ms each) with 200 ms pauses between.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut processor = fixture.start_with(
+        "0",
+        &[
+            ("COUNT_FLAKY_FAILURES", "60".to_owned()),
+            ("COUNT_HTTP", format!("127.0.0.1:{port}")),
+        ],
+    )?;
+    fixture.produce_for(1, |_| "SKU-FLAKY".to_owned()).await?;
+    fixture.produce(300).await?;
+    let stuck = fixture.partition_of["SKU-FLAKY"];
+    let others: usize = fixture
+        .expected
+        .iter()
+        .filter(|(sku, _)| fixture.partition_of[*sku] != stuck)
+        .map(|(_, n)| *n as usize)
+        .sum();
+    assert!(others > 0, "every SKU landed on the flaky partition");
+
+    let mut collector = Collector::new(&fixture.bootstrap, &fixture.output)?;
+    let runtime = tokio::runtime::Handle::current();
+    let on_other_partitions = |seen: &[(String, i64, String)]| {
+        seen.iter()
+            .filter(|(sku, _, _)| fixture.partition_of[sku] != stuck)
+            .count()
+    };
+    wait_until(
+        "the outputs of the other partitions",
+        Duration::from_secs(60),
+        || {
+            collector.drain(&fixture.codec, &runtime);
+            let done = on_other_partitions(&collector.seen) >= others;
+            async move { done }
+        },
+    )
+    .await?;
+    assert!(
+        !collector.seen.iter().any(|(sku, _, _)| sku == "SKU-FLAKY"),
+        "the flaky record finished before the others: nothing was paused"
+    );
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains(r#"error_code="retry_exhausted""#),
+        "{metrics}"
+    );
+    // Then the failures run out and the stuck record is counted, exactly once.
+    fixture.assert_exactly_once().await?;
+    assert!(processor.stop()?);
+    fixture.cleanup(&["0"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_least_once_loses_nothing_across_sigkills() -> TestResult {
+    let mut fixture = Fixture::new("alo-crash").await?;
+    let alo = [("COUNT_GUARANTEE", "at_least_once".to_owned())];
+    let mut processor = fixture.start_with("0", &alo)?;
+    let mut rng = rand::rng();
+    for _ in 0..3 {
+        fixture.produce(300).await?;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..1200))).await;
+        processor.kill()?;
+        processor = fixture.start_with("0", &alo)?;
+    }
+    fixture.produce(300).await?;
+    // Outputs may repeat, but no count is skipped and the state ends right.
+    let mut collector = Collector::new(&fixture.bootstrap, &fixture.output)?;
+    let runtime = tokio::runtime::Handle::current();
+    let complete = |seen: &[(String, i64, String)]| {
+        fixture.expected.iter().all(|(sku, n)| {
+            let counts: BTreeSet<i64> = seen
+                .iter()
+                .filter(|(s, _, _)| s == sku)
+                .map(|(_, c, _)| *c)
+                .collect();
+            (1..=*n).all(|c| counts.contains(&c))
+        })
+    };
+    wait_until(
+        "every count at least once",
+        Duration::from_secs(240),
+        || {
+            collector.drain(&fixture.codec, &runtime);
+            let done = complete(&collector.seen);
+            async move { done }
+        },
+    )
+    .await?;
+    assert!(processor.stop()?);
+    collector.drain(&fixture.codec, &runtime);
+    for (sku, n) in &fixture.expected {
+        let highest = collector
+            .seen
+            .iter()
+            .filter(|(s, _, _)| s == sku)
+            .map(|(_, c, _)| *c)
+            .max();
+        assert_eq!(
+            highest,
+            Some(*n),
+            "{sku}: the state counted past its inputs"
+        );
+    }
     fixture.cleanup(&["0"]);
     Ok(())
 }

@@ -147,6 +147,9 @@ pub struct ServiceConfig {
     /// Health, readiness and metrics endpoints.
     #[serde(default)]
     pub http: HttpConfig,
+    /// How the processing loop runs.
+    #[serde(default)]
+    pub processor: ProcessorSettings,
 }
 
 /// Where the schema registry is.
@@ -189,6 +192,132 @@ impl Default for HttpConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+
+/// A configuration checked after loading, with errors that name the key.
+pub trait Validate {
+    /// Refuses values the service cannot run with.
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+impl Validate for ServiceConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                message: "kafka.bootstrap_servers is empty".into(),
+            });
+        }
+        self.processor.validate()
+    }
+}
+
+/// The delivery guarantee of a processing loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guarantee {
+    /// Outputs, changelog and input offsets commit in one Kafka transaction.
+    #[default]
+    ExactlyOnce,
+    /// Outputs are flushed, then input offsets committed: after a crash some outputs
+    /// repeat. For sinks outside Kafka and as the benchmark baseline.
+    AtLeastOnce,
+}
+
+/// `[processor]`: how a service runs its processing loop.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessorSettings {
+    /// `exactly_once` (default) or `at_least_once`.
+    pub guarantee: Guarantee,
+    /// How often a transaction (at least once: an offset commit) closes; 10 ms – 30 s.
+    pub commit_interval_ms: u64,
+    /// Folder of the local state; default `.data/<service>/state`.
+    pub state_dir: Option<PathBuf>,
+    /// Stable name of this replica (a StatefulSet pod name); `transactional.id` and
+    /// `group.instance.id` derive from it. Default: `$HOSTNAME`, else `0`.
+    pub instance_id: Option<String>,
+    /// How long event ids are remembered for dedupe.
+    pub dedupe_ttl_hours: u64,
+    /// Retries of retryable handler errors.
+    pub retry: RetrySettings,
+}
+
+impl Default for ProcessorSettings {
+    fn default() -> Self {
+        Self {
+            guarantee: Guarantee::ExactlyOnce,
+            commit_interval_ms: 200,
+            state_dir: None,
+            instance_id: None,
+            dedupe_ttl_hours: 7 * 24,
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+/// `[processor.retry]`: exponential backoff with jitter, then the partition pauses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// First delay.
+    pub initial_ms: u64,
+    /// Largest delay, and how long a partition pauses after giving up.
+    pub max_delay_ms: u64,
+    /// Retrying in place stops after this long; the partition pauses, Kafka keeps the record.
+    pub give_up_after_ms: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            initial_ms: 200,
+            max_delay_ms: 30_000,
+            give_up_after_ms: 120_000,
+        }
+    }
+}
+
+impl ProcessorSettings {
+    /// Refuses values the loop cannot work with, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid { message });
+        if !(10..=30_000).contains(&self.commit_interval_ms) {
+            return invalid(format!(
+                "processor.commit_interval_ms = {} is outside 10 – 30000 \
+                 (a transaction must close well within transaction.timeout.ms = 60000)",
+                self.commit_interval_ms
+            ));
+        }
+        if self.dedupe_ttl_hours == 0 {
+            return invalid("processor.dedupe_ttl_hours must be at least 1".into());
+        }
+        let r = &self.retry;
+        if r.initial_ms == 0 || r.initial_ms > r.max_delay_ms {
+            return invalid(format!(
+                "processor.retry.initial_ms = {} must be between 1 and processor.retry.max_delay_ms = {}",
+                r.initial_ms, r.max_delay_ms
+            ));
+        }
+        if let Some(id) = &self.instance_id
+            && (id.is_empty()
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        {
+            return invalid(format!(
+                "processor.instance_id = `{id}` must be letters, digits, `-`, `_` or `.`"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The instance id: the configured one, else `$HOSTNAME`, else `0`.
+    pub fn instance(&self) -> String {
+        self.instance_id
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "0".into())
+    }
 }
 
 #[cfg(test)]
@@ -251,6 +380,43 @@ mod tests {
             error.to_string().contains("unknown field `bootstrap`"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn processor_settings_default_and_validate_by_key() -> Result<(), Box<dyn std::error::Error>> {
+        let config: ServiceConfig = load(
+            None,
+            env(&[
+                ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "x:1"),
+                ("BRIDGE__PROCESSOR__GUARANTEE", "at_least_once"),
+            ]),
+        )?;
+        assert_eq!(config.processor.guarantee, Guarantee::AtLeastOnce);
+        assert_eq!(config.processor.commit_interval_ms, 200);
+        config.processor.validate()?;
+        let bad: ServiceConfig = load(
+            None,
+            env(&[
+                ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "x:1"),
+                ("BRIDGE__PROCESSOR__COMMIT_INTERVAL_MS", "90000"),
+            ]),
+        )?;
+        let Err(error) = bad.processor.validate() else {
+            panic!("a 90 s commit interval was accepted")
+        };
+        assert!(
+            error.to_string().contains("processor.commit_interval_ms"),
+            "{error}"
+        );
+        let unknown: Result<ServiceConfig, _> = load(
+            None,
+            env(&[
+                ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "x:1"),
+                ("BRIDGE__PROCESSOR__GUARANTEE", "maybe_once"),
+            ]),
+        );
+        assert!(unknown.is_err(), "an unknown guarantee was accepted");
+        Ok(())
     }
 
     #[test]

@@ -264,7 +264,9 @@ pub(crate) fn sweep_expired(
     limit: usize,
 ) -> Result<usize, StateError> {
     let mut removed = 0;
-    for (index_key, _) in state.scan_prefix(keys::EXPIRY)? {
+    // Only the index entries that are due, and at most `limit` of them.
+    let due_end = expiry_key(now.saturating_add(1), &[]);
+    for (index_key, _) in state.range(keys::EXPIRY, Some(&due_end), limit)? {
         let Some(at) = index_key.get(keys::EXPIRY.len()..keys::EXPIRY.len() + 8) else {
             continue;
         };

@@ -56,6 +56,8 @@ pub struct Metrics {
     pub restored_records: Counter,
     /// Consumer lag per partition (librdkafka statistics).
     pub consumer_lag: Family<PartitionLabels, Gauge>,
+    /// Partitions paused after retries gave up (Kafka keeps their records).
+    pub paused_partitions: Gauge,
     /// 1 while the service reports ready.
     pub ready: Gauge,
 }
@@ -83,6 +85,7 @@ impl Metrics {
             restore_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             restored_records: Counter::default(),
             consumer_lag: Family::default(),
+            paused_partitions: Gauge::default(),
             ready: Gauge::default(),
             registry: Registry::default(),
         };
@@ -131,6 +134,11 @@ impl Metrics {
             "state_restored_records",
             "Changelog records read in restores",
             metrics.restored_records.clone(),
+        );
+        registry.register(
+            "paused_partitions",
+            "Partitions paused after retries gave up",
+            metrics.paused_partitions.clone(),
         );
         registry.register(
             "consumer_lag_records",

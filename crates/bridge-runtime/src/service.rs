@@ -99,11 +99,12 @@ struct Args {
 /// What a service's `main` does first: parse `--config`, start telemetry (keep the guard
 /// until the end of `main`: dropping it flushes traces), load the layered configuration and
 /// listen for SIGTERM / Ctrl-C.
-pub fn bootstrap<C: serde::de::DeserializeOwned>(
+pub fn bootstrap<C: serde::de::DeserializeOwned + crate::config::Validate>(
     name: &'static str,
 ) -> Result<(C, Shutdown, crate::telemetry::TelemetryGuard), crate::config::ConfigError> {
     let args = <Args as clap::Parser>::parse();
     let guard = crate::telemetry::init(name);
-    let config = crate::config::load(args.config.as_deref(), std::env::vars())?;
+    let config: C = crate::config::load(args.config.as_deref(), std::env::vars())?;
+    config.validate()?;
     Ok((config, crate::shutdown::on_signals(), guard))
 }

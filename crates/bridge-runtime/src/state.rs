@@ -4,6 +4,7 @@
 //! transaction commits, so an aborted transaction leaves no trace.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 /// Why state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -39,12 +40,36 @@ pub struct Write {
     pub value: Option<Vec<u8>>,
 }
 
+/// The smallest key above every key starting with `prefix` (`None`: there is none).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn bounds<'k>(start: &'k [u8], end: Option<&'k [u8]>) -> (Bound<&'k [u8]>, Bound<&'k [u8]>) {
+    (
+        Bound::Included(start),
+        end.map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
 /// The committed state of one input partition.
 pub trait StateStore: Send {
     /// The committed value of `key`.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
+    /// Committed entries with `start <= key < end` (no `end`: no upper bound), in key
+    /// order, at most `limit` of them. Bounded scans keep per-record work small.
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Entries, StateError>;
     /// Committed entries whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+        self.range(prefix, prefix_end(prefix).as_deref(), usize::MAX)
+    }
     /// Applies the writes of a committed transaction that consumed input up to `offset`.
     fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError>;
     /// The input offset the state reflects (the last `apply`), if any.
@@ -75,11 +100,11 @@ impl StateStore for MemoryStore {
         Ok(self.entries.get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
         Ok(self
             .entries
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
+            .range::<[u8], _>(bounds(start, end))
+            .take(limit)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
     }
@@ -169,11 +194,12 @@ impl StateStore for SledStore {
             })
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
         self.tree
-            .scan_prefix(prefix)
+            .range::<&[u8], _>(bounds(start, end))
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
             .filter(|r| !matches!(r, Ok((k, _)) if k.as_slice() == OFFSET_KEY))
+            .take(limit)
             .collect::<Result<_, _>>()
             .map_err(|source| StateError::Sled {
                 tree: self.name.clone(),
@@ -205,23 +231,29 @@ impl StateStore for SledStore {
     }
 }
 
-/// Committed entries under `prefix` with uncommitted writes laid over them.
-fn merge(
-    committed: Entries,
+/// The first `limit` entries of `[start, end)` in `base` with uncommitted `writes` laid
+/// over them. Enough committed entries are read that deletions cannot hide one that
+/// belongs in the answer.
+fn overlay_range(
+    base: &dyn StateStore,
     writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    prefix: &[u8],
-) -> Entries {
-    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().collect();
-    for (key, value) in writes
-        .range(prefix.to_vec()..)
-        .take_while(|(k, _)| k.starts_with(prefix))
-    {
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+) -> Result<Entries, StateError> {
+    let laid_over = || writes.range::<[u8], _>(bounds(start, end));
+    let deletions = laid_over().filter(|(_, v)| v.is_none()).count();
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base
+        .range(start, end, limit.saturating_add(deletions))?
+        .into_iter()
+        .collect();
+    for (key, value) in laid_over() {
         match value {
             Some(v) => merged.insert(key.clone(), v.clone()),
             None => merged.remove(key),
         };
     }
-    merged.into_iter().collect()
+    Ok(merged.into_iter().take(limit).collect())
 }
 
 /// The state one transaction sees: its own uncommitted writes over the committed store.
@@ -259,7 +291,17 @@ impl<'a> Overlay<'a> {
 
     /// Entries with `prefix` as this transaction sees them, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
-        Ok(merge(self.base.scan_prefix(prefix)?, &self.pending, prefix))
+        self.range(prefix, prefix_end(prefix).as_deref(), usize::MAX)
+    }
+
+    /// The first `limit` entries with `start <= key < end` as this transaction sees them.
+    pub fn range(
+        &self,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StateError> {
+        overlay_range(self.base, &self.pending, start, end, limit)
     }
 
     /// The transaction's writes, in key order: the changelog records to produce.
@@ -301,6 +343,18 @@ impl<S: StateStore> Pending<S> {
         self.store.apply(&writes, offset)
     }
 
+    /// Whether anything waits for a commit.
+    pub fn has_pending(&self) -> bool {
+        !self.writes.is_empty()
+    }
+
+    /// The writes waiting for a commit, one per key (the last one), in key order.
+    pub fn pending(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.writes
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+
     /// Drops the pending writes.
     pub fn abort(&mut self) {
         self.writes.clear();
@@ -326,8 +380,8 @@ impl<S: StateStore> StateStore for Pending<S> {
         }
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
-        Ok(merge(self.store.scan_prefix(prefix)?, &self.writes, prefix))
+    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
+        overlay_range(&self.store, &self.writes, start, end, limit)
     }
 
     fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
@@ -346,6 +400,61 @@ impl<S: StateStore> StateStore for Pending<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    /// Every bounded range over pending writes equals the same slice of the fully merged
+    /// state, whatever the limit, even when deletions hide committed entries.
+    #[test]
+    fn bounded_ranges_over_pending_writes_match_the_merged_state() -> Result<(), StateError> {
+        let mut store = MemoryStore::default();
+        let committed: Vec<Write> = (0..20u8)
+            .map(|i| Write {
+                key: vec![b'k', i],
+                value: Some(vec![i]),
+            })
+            .collect();
+        store.apply(&committed, 0)?;
+        let mut pending = Pending::new(store);
+        let mut writes: Vec<Write> = (0..12u8)
+            .map(|i| Write {
+                key: vec![b'k', i],
+                value: None,
+            })
+            .collect();
+        writes.push(Write {
+            key: vec![b'k', 5, 1],
+            value: Some(vec![99]),
+        });
+        writes.push(Write {
+            key: vec![b'k', 30],
+            value: Some(vec![30]),
+        });
+        pending.apply(&writes, 1)?;
+        let everything = pending.scan_prefix(b"k")?;
+        assert_eq!(everything.len(), 8 + 2);
+        for start in [vec![b'k'], vec![b'k', 4], vec![b'k', 13]] {
+            for end in [None, Some(vec![b'k', 15]), Some(vec![b'l'])] {
+                for limit in 0..14 {
+                    let got = pending.range(&start, end.as_deref(), limit)?;
+                    let want: Entries = everything
+                        .iter()
+                        .filter(|(k, _)| *k >= start && end.as_ref().is_none_or(|e| k < e))
+                        .take(limit)
+                        .cloned()
+                        .collect();
+                    assert_eq!(got, want, "start {start:?} end {end:?} limit {limit}");
+                }
+            }
+        }
+        Ok(())
+    }
 
     #[test]
     fn an_overlay_sees_its_own_writes_and_leaves_the_store_alone() -> Result<(), StateError> {

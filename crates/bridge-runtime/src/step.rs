@@ -8,7 +8,7 @@ use bridge_events::Millis;
 
 use crate::handler::{
     Context, Handler, HandlerError, Inbound, Output, TimerKind, get_live, keys, parse_timer,
-    put_expiring, sweep_expired, timer_prefix,
+    put_expiring, sweep_expired, timer_key, timer_prefix,
 };
 use crate::state::{Overlay, StateStore, Write};
 
@@ -136,7 +136,9 @@ fn fire<'a, H: Handler + ?Sized>(
             (TimerKind::EventTime, watermark),
         ] {
             let Some(limit) = limit else { continue };
-            for (key, _) in ctx.state.scan_prefix(&timer_prefix(kind))? {
+            // Only the due timers, a bounded number per round.
+            let due_end = timer_key(kind, limit.saturating_add(1), "");
+            for (key, _) in ctx.state.range(&timer_prefix(kind), Some(&due_end), 1000)? {
                 match parse_timer(kind, &key) {
                     Some(timer) if timer.at <= limit => due.push((key, timer)),
                     Some(_) => break,

@@ -2,55 +2,18 @@
 //! and emits the running count for every input, on the runtime's exactly-once loop.
 //! Configured by environment: BRIDGE_TEST_BOOTSTRAP, BRIDGE_TEST_REGISTRY, COUNT_INPUT,
 //! COUNT_OUTPUT, COUNT_GROUP, COUNT_STATE_DIR, and optionally COUNT_INSTANCE (default `0`)
-//! and COUNT_HTTP (address for `/healthz`, `/readyz`, `/metrics`). With COUNT_FLAKY_FAILURES=N
+//! COUNT_HTTP (address for `/healthz`, `/readyz`, `/metrics`) and COUNT_GUARANTEE
+//! (`at_least_once`; default exactly once). With COUNT_FLAKY_FAILURES=N
 //! the SKU `SKU-FLAKY` fails as retryable N times before it succeeds, under a fast retry policy
 //! (50 ms first delay, 200 ms cap, giving up after 500 ms), to exercise retries and give-ups.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bridge_events::{Event, EventCodec};
-use bridge_runtime::config::KafkaConfig;
-use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
+use bridge_e2e::CountPerSku;
+use bridge_events::EventCodec;
+use bridge_runtime::config::{Guarantee, KafkaConfig};
 use bridge_runtime::processor::{ProcessorConfig, run};
-use rust_decimal::Decimal;
-
-struct CountPerSku {
-    output: String,
-    flaky_failures_left: u32,
-}
-
-impl Handler for CountPerSku {
-    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let Event::InventoryMovement(movement) = input.event else {
-            return Err(HandlerError::Terminal {
-                class: "unexpected_event",
-                reason: input.event.record_name().to_owned(),
-            });
-        };
-        if movement.sku == "SKU-FLAKY" && self.flaky_failures_left > 0 {
-            self.flaky_failures_left -= 1;
-            return Err(HandlerError::Retryable {
-                reason: "the flaky sku fails this time".into(),
-                retry_after: None,
-            });
-        }
-        let key = movement.sku.as_bytes();
-        let count = match ctx.get(key)? {
-            Some(raw) => u64::from_be_bytes(raw.try_into().map_err(|_| HandlerError::Fatal {
-                reason: "corrupt count".into(),
-            })?),
-            None => 0,
-        } + 1;
-        ctx.put(key, &count.to_be_bytes(), None);
-        let mut out = movement.clone();
-        out.quantity = Decimal::from(count);
-        out.envelope.causation_id = Some(movement.envelope.event_id.clone());
-        out.envelope.event_id = format!("{}#{count}", movement.sku);
-        ctx.emit(&self.output, &movement.sku, out);
-        Ok(())
-    }
-}
 
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).map_err(|_| anyhow::anyhow!("{name} is not set"))
@@ -63,14 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let instance = std::env::var("COUNT_INSTANCE").unwrap_or_else(|_| "0".into());
     let kafka = KafkaConfig {
         bootstrap_servers: env("BRIDGE_TEST_BOOTSTRAP")?,
-        librdkafka: [
-            (
-                "group.instance.id".to_owned(),
-                format!("{group}-{instance}"),
-            ),
-            ("session.timeout.ms".to_owned(), "10000".to_owned()),
-        ]
-        .into(),
+        librdkafka: [("session.timeout.ms".to_owned(), "10000".to_owned())].into(),
     };
     let config = ProcessorConfig {
         service: "count-processor",
@@ -80,6 +36,10 @@ async fn main() -> anyhow::Result<()> {
         parked_topic: format!("{group}-parked"),
         state_dir: env("COUNT_STATE_DIR")?.into(),
         instance_id: instance,
+        guarantee: match std::env::var("COUNT_GUARANTEE").as_deref() {
+            Ok("at_least_once") => Guarantee::AtLeastOnce,
+            _ => Guarantee::ExactlyOnce,
+        },
         commit_interval: Duration::from_millis(100),
         step: Default::default(),
         retry: Default::default(),

@@ -1,0 +1,579 @@
+//! The processing loop: a `read_committed` consumer and a producer that is transactional
+//! exactly once (EOS v2: one producer per instance, fenced through the consumer group
+//! metadata) or idempotent at least once. Many records share one batch; at each commit
+//! interval the outputs, the changelog (the last value of every key the batch wrote) and
+//! any parked records commit together with the input offsets, and only then do the state
+//! writes reach sled.
+//!
+//! Rebalances: cooperative-sticky by default. When partitions are revoked and the open batch
+//! holds records of theirs, it is aborted and the partitions kept are rewound; partitions
+//! that arrive are restored before their first record — from the local sled tree when the
+//! last stop was clean and it matches the committed offset, otherwise rebuilt from the
+//! changelog, ignoring entries past the committed offset. A record that keeps failing
+//! retryably pauses its partition (Kafka keeps it) while the others go on.
+
+mod callbacks;
+mod delivery;
+mod records;
+mod restore;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bridge_events::{EventCodec, Millis};
+use prometheus_client::metrics::counter::Counter;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{Producer, ThreadedProducer};
+
+use self::callbacks::{ConsumerCallbacks, ProducerCallbacks, RebalanceEvent};
+use self::records::{codec_class, header};
+use crate::config::{Guarantee, KafkaConfig, ProcessorSettings};
+use crate::handler::{Handler, HandlerError, Inbound};
+use crate::health::Health;
+use crate::metrics::{ErrorLabels, Metrics, TopicLabels};
+use crate::retry::RetryPolicy;
+use crate::shutdown::Shutdown;
+use crate::state::{Pending, SledStore, StateError, StateStore};
+use crate::step::{self, Step, StepConfig};
+use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent};
+
+/// The trace context of the input being processed.
+struct TraceContext {
+    parent: TraceParent,
+    tracestate: Option<Vec<u8>>,
+}
+
+/// What the loop needs to know.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// Service name, in parked headers and logs.
+    pub service: &'static str,
+    /// Consumer group.
+    pub group_id: String,
+    /// The input topic.
+    pub input_topic: String,
+    /// Compacted changelog topic, same partition count as the input.
+    pub changelog_topic: String,
+    /// Where unprocessable records go.
+    pub parked_topic: String,
+    /// Folder of the sled database.
+    pub state_dir: PathBuf,
+    /// Unique and stable per running instance: `transactional.id` = `<group>-<instance>`,
+    /// and the static `group.instance.id` unless the Kafka settings name one.
+    pub instance_id: String,
+    /// Exactly once (default) or at least once.
+    pub guarantee: Guarantee,
+    /// How often a batch commits.
+    pub commit_interval: Duration,
+    /// Dedupe TTL and sweep bound.
+    pub step: StepConfig,
+    /// Retries of retryable handler errors; `max_delay` is also how long a partition pauses
+    /// after they give up.
+    pub retry: RetryPolicy,
+}
+
+impl ProcessorConfig {
+    /// The loop of `service` reading `input_topic` in `group_id`, from the `[processor]`
+    /// settings. Changelog `<group>-changelog`, parked `<group>-parked`.
+    pub fn from_settings(
+        service: &'static str,
+        group_id: &str,
+        input_topic: &str,
+        settings: &ProcessorSettings,
+    ) -> Self {
+        Self {
+            service,
+            group_id: group_id.to_owned(),
+            input_topic: input_topic.to_owned(),
+            changelog_topic: format!("{group_id}-changelog"),
+            parked_topic: format!("{group_id}-parked"),
+            state_dir: settings
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!(".data/{service}/state"))),
+            instance_id: settings.instance(),
+            guarantee: settings.guarantee,
+            commit_interval: Duration::from_millis(settings.commit_interval_ms),
+            step: StepConfig {
+                dedupe_ttl: Duration::from_secs(settings.dedupe_ttl_hours * 3600),
+                ..StepConfig::default()
+            },
+            retry: RetryPolicy {
+                initial: Duration::from_millis(settings.retry.initial_ms),
+                max_delay: Duration::from_millis(settings.retry.max_delay_ms),
+                give_up_after: Duration::from_millis(settings.retry.give_up_after_ms),
+                ..RetryPolicy::default()
+            },
+        }
+    }
+}
+
+/// Why the loop stopped with an error (fatal: the process should exit and restart).
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessorError {
+    /// Kafka failed in a way the loop cannot recover from.
+    #[error("kafka: {context}")]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        #[source]
+        source: KafkaError,
+    },
+    /// State could not be read or written.
+    #[error("state")]
+    State(#[from] StateError),
+    /// The handler said the process cannot go on.
+    #[error("handler: {0}")]
+    Handler(String),
+    /// The state folder could not be used.
+    #[error("state folder `{path}`")]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn kafka(context: &str) -> impl FnOnce(KafkaError) -> ProcessorError + '_ {
+    move |source| ProcessorError::Kafka {
+        context: context.to_owned(),
+        source,
+    }
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const CLEAN_MARKER: &str = "CLEAN";
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+struct Loop<'a, H: Handler> {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    config: &'a ProcessorConfig,
+    kafka: &'a KafkaConfig,
+    handler: H,
+    consumer: BaseConsumer<ConsumerCallbacks>,
+    producer: ThreadedProducer<ProducerCallbacks>,
+    codec: Arc<EventCodec>,
+    runtime: tokio::runtime::Handle,
+    db: sled::Db,
+    clean_start: bool,
+    partitions: BTreeMap<i32, Pending<SledStore>>,
+    records_in: HashMap<i32, Counter>,
+    /// Next offset to consume per partition, as committed.
+    committed: HashMap<i32, i64>,
+    /// Next offset per partition after the records in the open batch.
+    next: HashMap<i32, i64>,
+    /// Partitions paused after retries gave up, and when they resume.
+    paused: HashMap<i32, Instant>,
+    batch_open: bool,
+    batch_started: Instant,
+    /// Delivery failures already answered by a rewind (at least once).
+    delivery_failures: u64,
+}
+
+/// Runs the loop on the current (blocking) thread until `shutdown`; call it through
+/// `tokio::task::spawn_blocking`. `runtime` runs the codec's registry calls.
+pub fn run<H: Handler>(
+    kafka_config: &KafkaConfig,
+    config: &ProcessorConfig,
+    codec: Arc<EventCodec>,
+    handler: H,
+    runtime: tokio::runtime::Handle,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+) -> Result<(), ProcessorError> {
+    let metrics = health.metrics();
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| ProcessorError::Io {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    let marker = config.state_dir.join(CLEAN_MARKER);
+    let clean_start = marker.exists();
+    // From here until a clean stop the local state is not to be trusted.
+    let _ = std::fs::remove_file(&marker);
+    let db = sled::open(config.state_dir.join("sled")).map_err(|source| {
+        ProcessorError::State(StateError::Sled {
+            tree: "db".into(),
+            source,
+        })
+    })?;
+
+    let member = format!("{}-{}", config.group_id, config.instance_id);
+    let mut consumer_config = kafka_config.client();
+    consumer_config
+        .set("group.id", &config.group_id)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .set("statistics.interval.ms", "5000");
+    for (key, default) in [
+        ("partition.assignment.strategy", "cooperative-sticky"),
+        ("group.instance.id", member.as_str()),
+    ] {
+        if !kafka_config.librdkafka.contains_key(key) {
+            consumer_config.set(key, default);
+        }
+    }
+    let consumer: BaseConsumer<ConsumerCallbacks> = consumer_config
+        .create_with_context(ConsumerCallbacks::new(Arc::clone(&metrics)))
+        .map_err(kafka("create consumer"))?;
+    let mut producer_config = kafka_config.client();
+    producer_config.set("linger.ms", "5");
+    match config.guarantee {
+        Guarantee::ExactlyOnce => producer_config
+            .set("transactional.id", &member)
+            .set("transaction.timeout.ms", "60000"),
+        Guarantee::AtLeastOnce => producer_config.set("enable.idempotence", "true"),
+    };
+    let producer: ThreadedProducer<ProducerCallbacks> = producer_config
+        .create_with_context(ProducerCallbacks::default())
+        .map_err(kafka("create producer"))?;
+    if config.guarantee == Guarantee::ExactlyOnce {
+        producer
+            .init_transactions(TIMEOUT)
+            .map_err(kafka("init transactions"))?;
+    }
+    consumer
+        .subscribe(&[&config.input_topic])
+        .map_err(kafka("subscribe"))?;
+    tracing::info!(
+        group = %config.group_id,
+        topic = %config.input_topic,
+        guarantee = ?config.guarantee,
+        commit_interval_ms = config.commit_interval.as_millis() as u64,
+        "processing loop started"
+    );
+
+    let mut lp = Loop {
+        health,
+        metrics,
+        config,
+        kafka: kafka_config,
+        handler,
+        consumer,
+        producer,
+        codec,
+        runtime,
+        db,
+        clean_start,
+        partitions: BTreeMap::new(),
+        records_in: HashMap::new(),
+        committed: HashMap::new(),
+        next: HashMap::new(),
+        paused: HashMap::new(),
+        batch_open: false,
+        batch_started: Instant::now(),
+        delivery_failures: 0,
+    };
+    let result = lp.run(&shutdown);
+    if result.is_ok() {
+        lp.db.flush().map_err(|source| StateError::Sled {
+            tree: "db".into(),
+            source,
+        })?;
+        std::fs::write(&marker, b"clean stop\n").map_err(|source| ProcessorError::Io {
+            path: marker.clone(),
+            source,
+        })?;
+    }
+    result
+}
+
+impl<H: Handler> Loop<'_, H> {
+    fn run(&mut self, shutdown: &Shutdown) -> Result<(), ProcessorError> {
+        let mut last_punctuation = Instant::now();
+        while !shutdown.is_requested() {
+            let message = match self.consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => Some(message.detach()),
+                Some(Err(e)) => return Err(kafka("consume")(e)),
+                None => None,
+            };
+            self.after_rebalance()?;
+            if let Some(message) = message {
+                self.on_message(&message)?;
+            }
+            if last_punctuation.elapsed() >= self.config.commit_interval {
+                last_punctuation = Instant::now();
+                self.punctuate()?;
+                self.resume_due()?;
+            }
+            if self.batch_open && self.batch_started.elapsed() >= self.config.commit_interval {
+                self.commit()?;
+            }
+        }
+        if self.batch_open {
+            self.commit()?;
+        }
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+
+    fn after_rebalance(&mut self) -> Result<(), ProcessorError> {
+        for event in self.consumer.context().take_events() {
+            match event {
+                RebalanceEvent::Revoked(partitions) => self.on_revoked(&partitions)?,
+                RebalanceEvent::Assigned(partitions) => {
+                    self.health.set_ready(false);
+                    for partition in partitions {
+                        self.restore(partition)?;
+                    }
+                }
+            }
+        }
+        self.health.set_ready(true);
+        Ok(())
+    }
+
+    /// Forgets revoked partitions. If the open batch holds records or state of theirs it
+    /// cannot commit any more: it is aborted and the partitions kept are rewound.
+    fn on_revoked(&mut self, revoked: &[i32]) -> Result<(), ProcessorError> {
+        let touched = revoked.iter().any(|p| {
+            self.next.contains_key(p) || self.partitions.get(p).is_some_and(Pending::has_pending)
+        });
+        for partition in revoked {
+            self.partitions.remove(partition);
+            self.committed.remove(partition);
+            self.records_in.remove(partition);
+            if self.paused.remove(partition).is_some() {
+                self.metrics.paused_partitions.dec();
+            }
+        }
+        if touched && self.batch_open {
+            tracing::info!(
+                ?revoked,
+                "rebalance: aborting the open batch, which holds records of revoked partitions"
+            );
+            self.abort_and_rewind()?;
+        }
+        self.db.flush().map_err(|source| StateError::Sled {
+            tree: "db".into(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    fn on_message(&mut self, message: &OwnedMessage) -> Result<(), ProcessorError> {
+        let partition = message.partition();
+        let offset = message.offset();
+        if !self.partitions.contains_key(&partition) || self.paused.contains_key(&partition) {
+            // Polled together with the revocation of its partition (its new owner reads it
+            // again from the committed offset), or fetched before the partition paused
+            // (it is read again on resume).
+            return Ok(());
+        }
+        if let Some(counter) = self.records_in.get(&partition) {
+            counter.inc();
+        }
+        self.begin()?;
+        let payload = message.payload().unwrap_or_default();
+        let event = match self.runtime.block_on(self.codec.decode(payload)) {
+            Ok(event) => event,
+            Err(e) if e.is_retryable() => {
+                return self.retry_later(partition, offset, &e.to_string());
+            }
+            Err(e) => {
+                let class = codec_class(&e);
+                self.park(message, class, &e.to_string(), 1)?;
+                self.next.insert(partition, offset + 1);
+                return Ok(());
+            }
+        };
+        let parent = header(message, TRACEPARENT)
+            .and_then(TraceParent::parse)
+            .unwrap_or_else(TraceParent::new_root);
+        let tracestate = header(message, TRACESTATE).map(<[u8]>::to_vec);
+        let trace = TraceContext { parent, tracestate };
+        let span = tracing::debug_span!(
+            "record",
+            topic = %self.config.input_topic,
+            partition,
+            offset,
+            event_id = %event.envelope().event_id,
+            correlation_id = %event.envelope().correlation_id,
+            trace_id = %parent.trace_id_hex(),
+        );
+        let _entered = span.enter();
+        let input = Inbound {
+            event: &event,
+            topic: &self.config.input_topic,
+            partition,
+            offset,
+        };
+        let mut retries = self.config.retry.start();
+        loop {
+            let store = self
+                .partitions
+                .get(&partition)
+                .ok_or_else(|| ProcessorError::Handler("partition not restored".into()))?;
+            match step::process(
+                &mut self.handler,
+                store,
+                &input,
+                now_ms(),
+                &self.config.step,
+            ) {
+                Ok(step) => {
+                    if step.outcome == step::Outcome::Duplicate {
+                        self.metrics.dedupe_hits.inc();
+                    }
+                    self.begin()?;
+                    self.emit(partition, offset, step, Some(&trace))?;
+                    self.next.insert(partition, offset + 1);
+                    return Ok(());
+                }
+                Err(HandlerError::Terminal { class, reason }) => {
+                    self.begin()?;
+                    self.park(message, class, &reason, retries.attempts() + 1)?;
+                    self.next.insert(partition, offset + 1);
+                    return Ok(());
+                }
+                Err(HandlerError::Retryable {
+                    reason,
+                    retry_after,
+                }) => {
+                    let labels = ErrorLabels {
+                        error_code: "retryable".into(),
+                    };
+                    self.metrics.errors.get_or_create(&labels).inc();
+                    // Commit what is done, so the open transaction does not wait on the retry.
+                    if self.batch_open {
+                        self.commit()?;
+                    }
+                    match retries.next_delay(retry_after) {
+                        Some(delay) => {
+                            tracing::warn!(partition, offset, error = %reason, delay_ms = delay.as_millis() as u64, "retrying");
+                            std::thread::sleep(delay);
+                        }
+                        None => return self.retry_later(partition, offset, &reason),
+                    }
+                }
+                Err(HandlerError::Fatal { reason }) => {
+                    self.abort()?;
+                    return Err(ProcessorError::Handler(reason));
+                }
+                Err(HandlerError::State(e)) => {
+                    self.abort()?;
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// Gives up on the record for now: what is done commits, the partition goes back to its
+    /// committed offset (Kafka keeps the record) and pauses for `retry.max_delay` while the
+    /// other partitions go on.
+    fn retry_later(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        reason: &str,
+    ) -> Result<(), ProcessorError> {
+        tracing::warn!(
+            partition,
+            offset,
+            error = %reason,
+            pause_ms = self.config.retry.max_delay.as_millis() as u64,
+            "giving up for now; the partition pauses and the record stays in kafka"
+        );
+        let labels = ErrorLabels {
+            error_code: "retry_exhausted".into(),
+        };
+        self.metrics.errors.get_or_create(&labels).inc();
+        if self.batch_open {
+            self.commit()?;
+        }
+        self.rewind(partition)?;
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.config.input_topic, partition);
+        self.consumer.pause(&list).map_err(kafka("pause"))?;
+        if self
+            .paused
+            .insert(partition, Instant::now() + self.config.retry.max_delay)
+            .is_none()
+        {
+            self.metrics.paused_partitions.inc();
+        }
+        Ok(())
+    }
+
+    /// Resumes the paused partitions whose pause is over.
+    fn resume_due(&mut self) -> Result<(), ProcessorError> {
+        let now = Instant::now();
+        let due: Vec<i32> = self
+            .paused
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for partition in &due {
+            list.add_partition(&self.config.input_topic, *partition);
+            self.paused.remove(partition);
+            self.metrics.paused_partitions.dec();
+        }
+        tracing::info!(partitions = ?due, "resuming paused partitions");
+        self.consumer.resume(&list).map_err(kafka("resume"))
+    }
+
+    fn emit(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        step: Step,
+        trace: Option<&TraceContext>,
+    ) -> Result<(), ProcessorError> {
+        for output in &step.outputs {
+            self.send_output(output, trace)?;
+            self.metrics
+                .records_out
+                .get_or_create(&TopicLabels {
+                    topic: output.topic.clone(),
+                })
+                .inc();
+        }
+        if let Some(store) = self.partitions.get_mut(&partition) {
+            store.apply(&step.writes, offset)?;
+        }
+        Ok(())
+    }
+
+    fn punctuate(&mut self) -> Result<(), ProcessorError> {
+        let now = now_ms();
+        let partitions: Vec<i32> = self.partitions.keys().copied().collect();
+        for partition in partitions {
+            let Some(store) = self.partitions.get(&partition) else {
+                continue;
+            };
+            let step = step::punctuate(&mut self.handler, store, now, partition, &self.config.step)
+                .map_err(|e| ProcessorError::Handler(e.to_string()))?;
+            if step.outputs.is_empty() && step.writes.is_empty() {
+                continue;
+            }
+            self.begin()?;
+            let source = self
+                .next
+                .get(&partition)
+                .or(self.committed.get(&partition))
+                .map_or(-1, |n| n - 1);
+            self.emit(partition, source, step, None)?;
+        }
+        Ok(())
+    }
+}

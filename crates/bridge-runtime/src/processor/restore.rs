@@ -1,0 +1,134 @@
+//! Making a partition's state ready when it is assigned: the local sled tree if it can be
+//! trusted, otherwise rebuilt from the changelog up to the committed input offset.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::records::header;
+use super::{Loop, ProcessorError, TIMEOUT, kafka};
+use crate::changelog::{ChangelogRecord, SOURCE_OFFSET_HEADER, restore, trust_local_state};
+use crate::handler::Handler;
+use crate::metrics::PartitionLabels;
+use crate::state::{Pending, SledStore, StateStore};
+
+impl<H: Handler> Loop<'_, H> {
+    pub(super) fn committed_offset(&self, partition: i32) -> Result<Option<i64>, ProcessorError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.config.input_topic, partition);
+        let committed = self
+            .consumer
+            .committed_offsets(list, TIMEOUT)
+            .map_err(kafka("read committed offsets"))?;
+        Ok(
+            match committed
+                .find_partition(&self.config.input_topic, partition)
+                .map(|p| p.offset())
+            {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            },
+        )
+    }
+
+    pub(super) fn restore(&mut self, partition: i32) -> Result<(), ProcessorError> {
+        let started = Instant::now();
+        let committed = self.committed_offset(partition)?;
+        let mut store = SledStore::open(
+            &self.db,
+            &format!("{}-{partition}", self.config.input_topic),
+        )?;
+        let trusted = trust_local_state(store.offset(), self.clean_start, committed);
+        let mut restored = 0;
+        if !trusted {
+            store.clear()?;
+            let records = self.read_changelog(partition)?;
+            restored = records.len();
+            let (writes, _) = restore(records, committed);
+            if let Some(committed) = committed {
+                store.apply(&writes, committed - 1)?;
+            }
+        }
+        self.metrics
+            .restore_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.restored_records.inc_by(restored as u64);
+        tracing::info!(
+            partition,
+            ?committed,
+            trusted,
+            restored,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "partition state ready"
+        );
+        if let Some(c) = committed {
+            self.committed.insert(partition, c);
+        }
+        let labels = PartitionLabels {
+            topic: self.config.input_topic.clone(),
+            partition,
+        };
+        let counter = self.metrics.records_in.get_or_create(&labels).clone();
+        self.records_in.insert(partition, counter);
+        self.partitions.insert(partition, Pending::new(store));
+        Ok(())
+    }
+
+    fn read_changelog(&self, partition: i32) -> Result<Vec<ChangelogRecord>, ProcessorError> {
+        let reader: BaseConsumer = self
+            .kafka
+            .client()
+            .set("group.id", format!("{}-restore", self.config.group_id))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .map_err(kafka("create changelog reader"))?;
+        let topic = &self.config.changelog_topic;
+        let (low, high) = reader
+            .fetch_watermarks(topic, partition, TIMEOUT)
+            .map_err(kafka("changelog watermarks"))?;
+        let mut records = Vec::new();
+        if high <= low {
+            return Ok(records);
+        }
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, partition, Offset::Beginning)
+            .map_err(kafka("assign changelog"))?;
+        reader.assign(&list).map_err(kafka("assign changelog"))?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let position = reader.position().map_err(kafka("changelog position"))?;
+            let at = match position
+                .find_partition(topic, partition)
+                .map(|p| p.offset())
+            {
+                Some(Offset::Offset(o)) => o,
+                _ => low,
+            };
+            if at >= high {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(ProcessorError::Handler(format!(
+                    "changelog `{topic}` partition {partition} not read in 300 s"
+                )));
+            }
+            let Some(message) = reader.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let message = message.map_err(kafka("read changelog"))?;
+            let source = header(&message, SOURCE_OFFSET_HEADER);
+            let Some(source_offset) = ChangelogRecord::parse_source_offset(source) else {
+                continue;
+            };
+            records.push(ChangelogRecord {
+                key: message.key().unwrap_or_default().to_vec(),
+                value: message.payload().map(<[u8]>::to_vec),
+                source_offset,
+            });
+        }
+        Ok(records)
+    }
+}

@@ -1,0 +1,283 @@
+//! Runtime throughput on the real local broker (issue 5): pass-through and a stateful
+//! per-SKU count, exactly once vs at least once, against a raw rdkafka consume of the same
+//! topic as the ceiling. Each loop runs in this process with its own group and topics;
+//! its time runs from its first record to the moment every input offset is committed.
+//!
+//! `BENCH_RECORDS` (default 200000), `BENCH_PARTITIONS` (4), `BENCH_SKUS` (1000),
+//! `BENCH_COMMIT_MS` (200); `BENCH_ONLY=count-eos` runs one loop. Uses `BRIDGE_TEST_BOOTSTRAP` / `BRIDGE_TEST_REGISTRY` when set,
+//! else starts a broker and registry of its own.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use bridge_e2e::{CountPerSku, PassThrough};
+use bridge_events::{Event, EventCodec, samples};
+use bridge_runtime::config::{Guarantee, KafkaConfig};
+use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer};
+use bridge_runtime::health::Health;
+use bridge_runtime::processor::{ProcessorConfig, run};
+use bridge_testkit::{create_topic, stack, unique_name};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Notes when the wrapped handler sees its first record.
+struct Timed<H> {
+    inner: H,
+    first: Arc<OnceLock<Instant>>,
+}
+
+impl<H: Handler> Handler for Timed<H> {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        self.first.get_or_init(Instant::now);
+        self.inner.handle(input, ctx)
+    }
+
+    fn on_timer(&mut self, timer: &Timer, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        self.inner.on_timer(timer, ctx)
+    }
+}
+
+struct Bench {
+    bootstrap: String,
+    registry: String,
+    input: String,
+    records: usize,
+    partitions: i32,
+    commit: Duration,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Bench {
+    fn produce_input(&self, skus: usize) -> anyhow::Result<()> {
+        let codec = EventCodec::new(&self.registry);
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .set("queue.buffering.max.messages", "1000000")
+            .create()?;
+        for i in 0..self.records {
+            let sku = format!("SKU-{:05}", i % skus);
+            let mut movement = samples::inventory_movement(&sku, "default", 1);
+            movement.envelope.event_id = format!("bench-{i}");
+            let bytes = self
+                .runtime
+                .block_on(codec.encode_event(&self.input, &Event::InventoryMovement(movement)))?;
+            let mut record = BaseRecord::to(&self.input).key(&sku).payload(&bytes);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(60))?;
+        Ok(())
+    }
+
+    /// Records per second of a plain consumer reading the whole topic.
+    fn raw_consume(&self) -> anyhow::Result<f64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", unique_name("bench-raw"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        consumer.subscribe(&[&self.input])?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut seen = 0;
+        let mut first = None;
+        while seen < self.records {
+            if Instant::now() > deadline {
+                return Err(anyhow!(
+                    "raw consume read {seen} of {} records",
+                    self.records
+                ));
+            }
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                message?;
+                first.get_or_insert_with(Instant::now);
+                seen += 1;
+            }
+        }
+        let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
+        Ok(self.records as f64 / elapsed.as_secs_f64())
+    }
+
+    /// Records per second of the runtime loop with `handler` under `guarantee`.
+    fn processor<H: Handler + 'static>(
+        &self,
+        name: &str,
+        guarantee: Guarantee,
+        make: impl FnOnce(String) -> H,
+    ) -> anyhow::Result<f64> {
+        if std::env::var("BENCH_ONLY").is_ok_and(|only| !name.contains(&only)) {
+            return Ok(f64::NAN);
+        }
+        let group = unique_name(&format!("bench-{name}"));
+        let output = format!("{group}-out");
+        let changelog = format!("{group}-changelog");
+        let parked = format!("{group}-parked");
+        self.runtime.block_on(async {
+            create_topic(&self.bootstrap, &output, self.partitions, &[]).await?;
+            create_topic(
+                &self.bootstrap,
+                &changelog,
+                self.partitions,
+                &[("cleanup.policy", "compact")],
+            )
+            .await?;
+            create_topic(&self.bootstrap, &parked, 1, &[]).await
+        })?;
+        let state = tempfile::tempdir()?;
+        let config = ProcessorConfig {
+            service: "bench",
+            group_id: group.clone(),
+            input_topic: self.input.clone(),
+            changelog_topic: changelog,
+            parked_topic: parked,
+            state_dir: state.path().to_owned(),
+            instance_id: "0".into(),
+            guarantee,
+            commit_interval: self.commit,
+            step: Default::default(),
+            retry: Default::default(),
+        };
+        let kafka = KafkaConfig {
+            bootstrap_servers: self.bootstrap.clone(),
+            librdkafka: Default::default(),
+        };
+        let first = Arc::new(OnceLock::new());
+        let handler = Timed {
+            inner: make(output),
+            first: Arc::clone(&first),
+        };
+        let codec = Arc::new(EventCodec::new(&self.registry));
+        let (trigger, shutdown) = bridge_runtime::shutdown::channel();
+        let health = Health::new("bench");
+        let handle = self.runtime.handle().clone();
+        let worker = std::thread::spawn(move || {
+            run(&kafka, &config, codec, handler, handle, health, shutdown)
+        });
+        let watcher: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", &group)
+            .create()?;
+        let mut list = TopicPartitionList::new();
+        for p in 0..self.partitions {
+            list.add_partition(&self.input, p);
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let finished = loop {
+            if worker.is_finished() {
+                break Err(anyhow!("the loop stopped early"));
+            }
+            if Instant::now() > deadline {
+                break Err(anyhow!("not all offsets committed in 600 s"));
+            }
+            let committed: i64 = watcher
+                .committed_offsets(list.clone(), Duration::from_secs(10))?
+                .elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum();
+            if committed as usize >= self.records {
+                break Ok(Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        trigger.fire();
+        let stopped = worker.join().map_err(|_| anyhow!("the loop panicked"))?;
+        let finished = finished?;
+        stopped.context("the loop failed")?;
+        let started = first.get().copied().context("no record was handled")?;
+        Ok(self.records as f64 / (finished - started).as_secs_f64())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; a filter naming another benchmark skips this one.
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with("--") && !"runtime".contains(&a))
+    {
+        return Ok(());
+    }
+    let stack = stack()?;
+    let records = setting("BENCH_RECORDS", 200_000);
+    let partitions = setting("BENCH_PARTITIONS", 4) as i32;
+    let skus = setting("BENCH_SKUS", 1000);
+    let bench = Bench {
+        bootstrap: stack.bootstrap.clone(),
+        registry: stack.registry_url.clone(),
+        input: unique_name("bench-input"),
+        records,
+        partitions,
+        commit: Duration::from_millis(setting("BENCH_COMMIT_MS", 200) as u64),
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?,
+    };
+    bench.runtime.block_on(create_topic(
+        &bench.bootstrap,
+        &bench.input,
+        partitions,
+        &[],
+    ))?;
+    let started = Instant::now();
+    bench.produce_input(skus)?;
+    println!(
+        "runtime bench: {records} InventoryMovement records, {partitions} partitions, {skus} SKUs, \
+         commit every {} ms (input produced in {:.1} s)",
+        bench.commit.as_millis(),
+        started.elapsed().as_secs_f64()
+    );
+    let raw = bench.raw_consume()?;
+    let out = |output: String| PassThrough { output };
+    let count = |output: String| CountPerSku {
+        output,
+        flaky_failures_left: 0,
+    };
+    let pass_alo = bench.processor("pass-alo", Guarantee::AtLeastOnce, out)?;
+    let pass_eos = bench.processor("pass-eos", Guarantee::ExactlyOnce, out)?;
+    let count_alo = bench.processor("count-alo", Guarantee::AtLeastOnce, count)?;
+    let count_eos = bench.processor("count-eos", Guarantee::ExactlyOnce, count)?;
+    let row = |name: &str, rate: f64, note: String| {
+        println!("  {name:<34} {rate:>10.0} records/s   {note}");
+    };
+    println!();
+    row("raw rdkafka consume (ceiling)", raw, String::new());
+    row("pass-through, at least once", pass_alo, String::new());
+    row(
+        "pass-through, exactly once",
+        pass_eos,
+        format!("{:.2}x at-least-once (target >= 0.90)", pass_eos / pass_alo),
+    );
+    row("stateful count, at least once", count_alo, String::new());
+    row(
+        "stateful count, exactly once",
+        count_eos,
+        format!(
+            "{:.2}x at-least-once (target >= 0.90), {:.2}x raw consume (target >= 0.50)",
+            count_eos / count_alo,
+            count_eos / raw
+        ),
+    );
+    Ok(())
+}
