@@ -1,8 +1,13 @@
 //! **order-ingest**: Magento webhooks and REST polling to order events and inventory movements.
 //!
-//! Today the service starts, serves `/healthz`, `/readyz` and `/metrics`, waits until
-//! Kafka answers, reports ready and stops cleanly on SIGTERM. Its processing arrives with
-//! issue #6; see `../../shared/DESIGN.md` ("Services") for what it will consume and produce.
+//! Today: [`magento`] reads Magento order payloads in both shapes (REST and the observer
+//! shape of Adobe I/O Events and webhooks) with their quirks, and maps them to order events
+//! and inventory movements with deterministic ids, naming the field of anything it cannot
+//! map. The service starts, serves `/healthz`, `/readyz` and `/metrics`, waits until Kafka
+//! answers and stops cleanly on SIGTERM; the webhook receiver and the REST poller that feed
+//! the mapping arrive next (issue #6).
+
+pub mod magento;
 
 use bridge_runtime::service::ServiceError;
 use bridge_runtime::shutdown::Shutdown;

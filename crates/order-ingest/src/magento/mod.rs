@@ -1,0 +1,7 @@
+//! Magento payloads: reading them leniently and mapping them to bridge events.
+
+pub mod json;
+pub mod order;
+
+pub use json::{FieldError, Obj};
+pub use order::{Mapped, map_order};

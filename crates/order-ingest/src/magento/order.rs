@@ -1,0 +1,324 @@
+//! A Magento order — REST (`GET /V1/orders/{id}`) or observer shape (Adobe I/O Events
+//! `data.value`, webhooks) — to order events and inventory movements. Both shapes of the
+//! same order at the same `updated_at` give the same events with the same ids.
+
+use bridge_events::ids::{FactIdentity, parse_magento_time};
+use bridge_events::inventory::{InventoryMovement, MovementKind};
+use bridge_events::order::{
+    LineQuantity, OrderCancelled, OrderLine, OrderPlaced, OrderTotals, OrderTransition,
+    OrderUpdated,
+};
+use bridge_events::{AvroEvent, Envelope, Event, Millis};
+use rust_decimal::Decimal;
+
+use super::json::{FieldError, Obj};
+
+/// The stock source movements are booked against when the order names none: reservations
+/// are made per stock, the source is chosen at shipment.
+pub const DEFAULT_SOURCE: &str = "default";
+
+/// What one order snapshot says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapped {
+    /// Order facts, in the order they happened: placed, then its current state.
+    pub orders: Vec<Event>,
+    /// Stock movements per SKU and source.
+    pub movements: Vec<InventoryMovement>,
+}
+
+/// Maps one order snapshot from `source` (e.g. `magento:default`).
+pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<Mapped, FieldError> {
+    let order_ref = order.str("increment_id")?;
+    let order_id = order.str("entity_id")?;
+    let store_id = order
+        .opt_i64("store_id")?
+        .ok_or_else(|| order.missing("store_id"))?;
+    let store_id =
+        i32::try_from(store_id).map_err(|_| order.invalid("store_id", "out of range".into()))?;
+    let state = order.str("state")?;
+    let status = order.opt_str("status")?.unwrap_or_else(|| state.clone());
+    let created_at = time(order, "created_at")?;
+    let updated_at = match order.opt_str("updated_at")? {
+        Some(_) => time(order, "updated_at")?,
+        None => created_at,
+    };
+    let lines = order
+        .list("items")?
+        .iter()
+        .map(line)
+        .collect::<Result<Vec<_>, _>>()?;
+    if lines.is_empty() {
+        return Err(order.missing("items"));
+    }
+    let customer_ref = match order.opt_str("customer_id")? {
+        Some(id) if !order.flag("customer_is_guest")? => format!("customer:{id}"),
+        _ => format!("guest:{order_ref}"),
+    };
+    let envelope = |record: &str, fact: &str, version: Option<Millis>, at: Millis| Envelope {
+        event_id: FactIdentity {
+            source,
+            entity: &order_ref,
+            fact,
+            version,
+        }
+        .event_id(),
+        event_type: record.to_owned(),
+        schema_version: 1,
+        occurred_at: at,
+        produced_at,
+        source: source.to_owned(),
+        correlation_id: order_ref.clone(),
+        causation_id: None,
+    };
+    let placed = OrderPlaced {
+        envelope: envelope(OrderPlaced::RECORD, "OrderPlaced", None, created_at),
+        order_ref: order_ref.clone(),
+        order_id: order_id.clone(),
+        store_id,
+        state: state.clone(),
+        status: status.clone(),
+        created_at,
+        updated_at,
+        order_currency: order.str("order_currency_code")?,
+        base_currency: order
+            .opt_str("base_currency_code")?
+            .map_or_else(|| order.str("order_currency_code"), Ok)?,
+        totals: totals(order, "")?,
+        base_totals: totals(order, "base_")?,
+        shipping_method: shipping_method(order)?,
+        payment_method: order.obj("payment")?.str("method")?,
+        customer_ref,
+        customer_is_guest: order.flag("customer_is_guest")? || !order.has("customer_id"),
+        customer_group_id: order
+            .opt_i64("customer_group_id")?
+            .and_then(|g| i32::try_from(g).ok()),
+        ship_to_country: ship_to_country(order)?,
+        lines: lines.clone(),
+    };
+    let mut orders = vec![Event::OrderPlaced(placed)];
+    let stock_lines = stock_lines(order)?;
+    let movement = |sku: &str, kind: MovementKind, qty: Decimal, at: Millis| {
+        let entity = format!("{sku}|{DEFAULT_SOURCE}");
+        let fact = format!("InventoryMovement:{kind:?}:{order_ref}");
+        InventoryMovement {
+            envelope: Envelope {
+                event_id: FactIdentity {
+                    source,
+                    entity: &entity,
+                    fact: &fact,
+                    version: None,
+                }
+                .event_id(),
+                event_type: InventoryMovement::RECORD.to_owned(),
+                schema_version: 1,
+                occurred_at: at,
+                produced_at,
+                source: source.to_owned(),
+                correlation_id: order_ref.clone(),
+                causation_id: None,
+            },
+            sku: sku.to_owned(),
+            source_code: DEFAULT_SOURCE.to_owned(),
+            kind,
+            quantity: qty,
+            order_ref: Some(order_ref.clone()),
+        }
+    };
+    let mut movements: Vec<InventoryMovement> = stock_lines
+        .iter()
+        .filter(|l| !l.ordered.is_zero())
+        .map(|l| movement(&l.sku, MovementKind::Reservation, -l.ordered, created_at))
+        .collect();
+
+    if state == "canceled" {
+        let released: Vec<LineQuantity> = stock_lines
+            .iter()
+            .filter(|l| !l.canceled.is_zero())
+            .map(|l| LineQuantity {
+                line_id: l.line_id.clone(),
+                sku: l.sku.clone(),
+                qty: l.canceled,
+            })
+            .collect();
+        movements.extend(
+            released
+                .iter()
+                .map(|l| movement(&l.sku, MovementKind::CancellationRelease, l.qty, updated_at)),
+        );
+        orders.push(Event::OrderCancelled(OrderCancelled {
+            envelope: envelope(OrderCancelled::RECORD, "OrderCancelled", None, updated_at),
+            order_ref: order_ref.clone(),
+            order_id: order_id.clone(),
+            store_id,
+            cancelled_at: updated_at,
+            reason: None,
+            released,
+        }));
+    } else if let Some(transition) = transition(&state, order)? {
+        let fact = format!("OrderUpdated:{transition:?}");
+        orders.push(Event::OrderUpdated(OrderUpdated {
+            envelope: envelope(OrderUpdated::RECORD, &fact, Some(updated_at), updated_at),
+            order_ref: order_ref.clone(),
+            order_id,
+            store_id,
+            transition,
+            previous_state: None,
+            previous_status: None,
+            state,
+            status,
+            updated_at,
+            total_invoiced: order.opt_decimal("total_invoiced")?,
+            total_refunded: order.opt_decimal("total_refunded")?,
+            shipped: stock_lines
+                .iter()
+                .filter(|l| !l.shipped.is_zero())
+                .map(|l| LineQuantity {
+                    line_id: l.line_id.clone(),
+                    sku: l.sku.clone(),
+                    qty: l.shipped,
+                })
+                .collect(),
+        }));
+    }
+    Ok(Mapped { orders, movements })
+}
+
+fn time(obj: &Obj<'_>, key: &str) -> Result<Millis, FieldError> {
+    let text = obj.str(key)?;
+    parse_magento_time(&text).map_err(|e| obj.invalid(key, e.to_string()))
+}
+
+/// The state a snapshot is in, as a transition worth telling the ERP; `None` for orders
+/// still new or awaiting payment (placed says it all).
+fn transition(state: &str, order: &Obj<'_>) -> Result<Option<OrderTransition>, FieldError> {
+    Ok(match state {
+        "new" | "pending_payment" | "payment_review" => None,
+        "processing" if order.decimal_or_zero("total_invoiced")? > Decimal::ZERO => {
+            Some(OrderTransition::Invoiced)
+        }
+        "processing" => Some(OrderTransition::StatusChanged),
+        "complete" => Some(OrderTransition::Completed),
+        "closed" => Some(OrderTransition::Closed),
+        "holded" => Some(OrderTransition::OnHold),
+        _ => Some(OrderTransition::StatusChanged),
+    })
+}
+
+/// Order totals in the order currency (`prefix = ""`) or the base currency (`"base_"`).
+/// Discounts are negative at order level in Magento and positive in events.
+fn totals(order: &Obj<'_>, prefix: &str) -> Result<OrderTotals, FieldError> {
+    let field = |name: &str| format!("{prefix}{name}");
+    Ok(OrderTotals {
+        subtotal: order.decimal(&field("subtotal"))?,
+        discount_amount: order.decimal_or_zero(&field("discount_amount"))?.abs(),
+        shipping_amount: order.decimal_or_zero(&field("shipping_amount"))?,
+        tax_amount: order.decimal_or_zero(&field("tax_amount"))?,
+        grand_total: order.decimal(&field("grand_total"))?,
+    })
+}
+
+fn line(item: &Obj<'_>) -> Result<OrderLine, FieldError> {
+    Ok(OrderLine {
+        line_id: item.str("item_id")?,
+        parent_line_id: item.opt_str("parent_item_id")?,
+        sku: sku(item)?,
+        name: item.opt_str("name")?.unwrap_or_default(),
+        product_type: item
+            .opt_str("product_type")?
+            .unwrap_or_else(|| "simple".into()),
+        qty_ordered: item.decimal("qty_ordered")?,
+        unit_price: item.decimal_or_zero("price")?,
+        discount_amount: item.decimal_or_zero("discount_amount")?.abs(),
+        tax_amount: item.decimal_or_zero("tax_amount")?,
+        tax_percent: item.decimal_or_zero("tax_percent")?,
+        tax_class: None,
+        row_total: item.decimal_or_zero("row_total")?,
+        base_row_total: match item.opt_decimal("base_row_total")? {
+            Some(total) => total,
+            None => item.decimal_or_zero("row_total")?,
+        },
+    })
+}
+
+/// A SKU as Magento allows it: 1–64 characters, no control characters.
+fn sku(item: &Obj<'_>) -> Result<String, FieldError> {
+    let sku = item.str("sku")?;
+    if sku.chars().count() > 64 || sku.chars().any(char::is_control) || sku.trim() != sku {
+        return Err(item.invalid(
+            "sku",
+            "not a Magento SKU (1-64 characters, no control characters or edge spaces)".into(),
+        ));
+    }
+    Ok(sku)
+}
+
+/// A line that holds stock: simple, virtual or downloadable products — top level or the
+/// children of bundles and configurables. Parents of configurables and bundles hold none.
+struct StockLine {
+    line_id: String,
+    sku: String,
+    ordered: Decimal,
+    canceled: Decimal,
+    shipped: Decimal,
+}
+
+fn stock_lines(order: &Obj<'_>) -> Result<Vec<StockLine>, FieldError> {
+    let mut lines = Vec::new();
+    for item in order.list("items")? {
+        let kind = item
+            .opt_str("product_type")?
+            .unwrap_or_else(|| "simple".into());
+        if kind == "configurable" || kind == "bundle" || kind == "grouped" {
+            continue;
+        }
+        lines.push(StockLine {
+            line_id: item.str("item_id")?,
+            sku: sku(&item)?,
+            ordered: item.decimal("qty_ordered")?,
+            canceled: item.decimal_or_zero("qty_canceled")?,
+            shipped: item.decimal_or_zero("qty_shipped")?,
+        });
+    }
+    Ok(lines)
+}
+
+/// REST: `extension_attributes.shipping_assignments[0].shipping.method`; observer:
+/// `shipping_method`.
+fn shipping_method(order: &Obj<'_>) -> Result<Option<String>, FieldError> {
+    if let Some(method) = order.opt_str("shipping_method")? {
+        return Ok(Some(method));
+    }
+    Ok(match rest_shipping(order)? {
+        Some(shipping) => shipping.opt_str("method")?,
+        None => None,
+    })
+}
+
+/// REST: the shipping assignment's address; observer: `addresses[]` with
+/// `address_type = shipping`; billing address as the fallback.
+fn ship_to_country(order: &Obj<'_>) -> Result<Option<String>, FieldError> {
+    if let Some(shipping) = rest_shipping(order)?
+        && let Some(address) = shipping.opt_obj("address")?
+    {
+        return address.opt_str("country_id");
+    }
+    for address in order.list("addresses")? {
+        if address.opt_str("address_type")?.as_deref() == Some("shipping") {
+            return address.opt_str("country_id");
+        }
+    }
+    match order.opt_obj("billing_address")? {
+        Some(billing) => billing.opt_str("country_id"),
+        None => Ok(None),
+    }
+}
+
+fn rest_shipping<'a>(order: &Obj<'a>) -> Result<Option<Obj<'a>>, FieldError> {
+    let Some(extension) = order.opt_obj("extension_attributes")? else {
+        return Ok(None);
+    };
+    match extension.list("shipping_assignments")?.first() {
+        Some(assignment) => assignment.opt_obj("shipping"),
+        None => Ok(None),
+    }
+}
