@@ -280,3 +280,21 @@ fn guests_get_a_pseudonymous_reference_and_no_personal_data_leaves() -> TestResu
     }
     Ok(())
 }
+
+/// Ids are fixed forever: recomputed here with Python's `uuid.uuid5` over the documented
+/// name (`source \x1f entity \x1f fact \x1f version`), so a change to any part shows.
+#[test]
+fn event_ids_match_an_independent_uuid5() -> TestResult {
+    let mapped = map(&fixture(
+        "orders/order_simple_bundle_configurable_pending.json",
+    )?)?;
+    assert_eq!(
+        mapped.orders[0].envelope().event_id,
+        "1b96f93f-7007-5362-b2f9-50b726d547b3"
+    );
+    assert_eq!(
+        mapped.movements[0].envelope.event_id,
+        "56e1e2d3-8050-5ca9-a501-fde819c55094"
+    );
+    Ok(())
+}

@@ -99,7 +99,7 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
     let stock_lines = stock_lines(order)?;
     let movement = |sku: &str, kind: MovementKind, qty: Decimal, at: Millis| {
         let entity = format!("{sku}|{DEFAULT_SOURCE}");
-        let fact = format!("InventoryMovement:{kind:?}:{order_ref}");
+        let fact = format!("InventoryMovement:{}:{order_ref}", movement_name(kind));
         InventoryMovement {
             envelope: Envelope {
                 event_id: FactIdentity {
@@ -155,7 +155,7 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
             released,
         }));
     } else if let Some(transition) = transition(&state, order)? {
-        let fact = format!("OrderUpdated:{transition:?}");
+        let fact = format!("OrderUpdated:{}", transition_name(transition));
         orders.push(Event::OrderUpdated(OrderUpdated {
             envelope: envelope(OrderUpdated::RECORD, &fact, Some(updated_at), updated_at),
             order_ref: order_ref.clone(),
@@ -181,6 +181,30 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
         }));
     }
     Ok(Mapped { orders, movements })
+}
+
+/// The name of a transition in event ids, fixed forever (as in the schema's symbols).
+fn transition_name(transition: OrderTransition) -> &'static str {
+    match transition {
+        OrderTransition::Invoiced => "INVOICED",
+        OrderTransition::Shipped => "SHIPPED",
+        OrderTransition::OnHold => "ON_HOLD",
+        OrderTransition::Released => "RELEASED",
+        OrderTransition::Closed => "CLOSED",
+        OrderTransition::Completed => "COMPLETED",
+        OrderTransition::StatusChanged => "STATUS_CHANGED",
+    }
+}
+
+/// The name of a movement kind in event ids, fixed forever (as in the schema's symbols).
+fn movement_name(kind: MovementKind) -> &'static str {
+    match kind {
+        MovementKind::Reservation => "RESERVATION",
+        MovementKind::Shipment => "SHIPMENT",
+        MovementKind::CancellationRelease => "CANCELLATION_RELEASE",
+        MovementKind::Return => "RETURN",
+        MovementKind::SourceItemSet => "SOURCE_ITEM_SET",
+    }
 }
 
 fn time(obj: &Obj<'_>, key: &str) -> Result<Millis, FieldError> {
