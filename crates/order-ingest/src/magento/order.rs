@@ -42,36 +42,28 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
         Some(_) => time(order, "updated_at")?,
         None => created_at,
     };
-    let lines = order
-        .list("items")?
-        .iter()
-        .map(line)
-        .collect::<Result<Vec<_>, _>>()?;
-    if lines.is_empty() {
-        return Err(order.missing("items"));
-    }
-    let customer_ref = match order.opt_str("customer_id")? {
-        Some(id) if !order.flag("customer_is_guest")? => format!("customer:{id}"),
+    let (lines, stock_lines) = lines(order)?;
+    let is_guest = order.flag("customer_is_guest")?;
+    let customer_id = order.opt_str("customer_id")?;
+    let customer_ref = match &customer_id {
+        Some(id) if !is_guest => format!("customer:{id}"),
         _ => format!("guest:{order_ref}"),
     };
-    let envelope = |record: &str, fact: &str, version: Option<Millis>, at: Millis| Envelope {
-        event_id: FactIdentity {
+    let order_currency = order.str("order_currency_code")?;
+    let fact_envelope = |entity: &str, record: &str, fact: &str, version, at| {
+        let identity = FactIdentity {
             source,
-            entity: &order_ref,
+            entity,
             fact,
             version,
-        }
-        .event_id(),
-        event_type: record.to_owned(),
-        schema_version: 1,
-        occurred_at: at,
-        produced_at,
-        source: source.to_owned(),
-        correlation_id: order_ref.clone(),
-        causation_id: None,
+        };
+        envelope(identity, record, at, produced_at, &order_ref)
+    };
+    let order_envelope = |record: &str, fact: &str, version, at| {
+        fact_envelope(&order_ref, record, fact, version, at)
     };
     let placed = OrderPlaced {
-        envelope: envelope(OrderPlaced::RECORD, "OrderPlaced", None, created_at),
+        envelope: order_envelope(OrderPlaced::RECORD, "OrderPlaced", None, created_at),
         order_ref: order_ref.clone(),
         order_id: order_id.clone(),
         store_id,
@@ -79,76 +71,52 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
         status: status.clone(),
         created_at,
         updated_at,
-        order_currency: order.str("order_currency_code")?,
         base_currency: order
             .opt_str("base_currency_code")?
-            .map_or_else(|| order.str("order_currency_code"), Ok)?,
+            .unwrap_or_else(|| order_currency.clone()),
+        order_currency,
         totals: totals(order, "")?,
         base_totals: totals(order, "base_")?,
         shipping_method: shipping_method(order)?,
         payment_method: order.obj("payment")?.str("method")?,
         customer_ref,
-        customer_is_guest: order.flag("customer_is_guest")? || !order.has("customer_id"),
+        customer_is_guest: is_guest || customer_id.is_none(),
         customer_group_id: order
             .opt_i64("customer_group_id")?
             .and_then(|g| i32::try_from(g).ok()),
         ship_to_country: ship_to_country(order)?,
-        lines: lines.clone(),
+        lines,
     };
     let mut orders = vec![Event::OrderPlaced(placed)];
-    let stock_lines = stock_lines(order)?;
-    let movement = |sku: &str, kind: MovementKind, qty: Decimal, at: Millis| {
-        let entity = format!("{sku}|{DEFAULT_SOURCE}");
+    let movement = |line: &LineQuantity, kind: MovementKind, quantity: Decimal, at: Millis| {
+        let entity = format!("{}|{DEFAULT_SOURCE}", line.sku);
         let fact = format!("InventoryMovement:{}:{order_ref}", movement_name(kind));
         InventoryMovement {
-            envelope: Envelope {
-                event_id: FactIdentity {
-                    source,
-                    entity: &entity,
-                    fact: &fact,
-                    version: None,
-                }
-                .event_id(),
-                event_type: InventoryMovement::RECORD.to_owned(),
-                schema_version: 1,
-                occurred_at: at,
-                produced_at,
-                source: source.to_owned(),
-                correlation_id: order_ref.clone(),
-                causation_id: None,
-            },
-            sku: sku.to_owned(),
+            envelope: fact_envelope(&entity, InventoryMovement::RECORD, &fact, None, at),
+            sku: line.sku.clone(),
             source_code: DEFAULT_SOURCE.to_owned(),
             kind,
-            quantity: qty,
+            quantity,
             order_ref: Some(order_ref.clone()),
         }
     };
-    let mut movements: Vec<InventoryMovement> = stock_lines
+    let ordered = quantities(&stock_lines, |l| l.ordered);
+    let mut movements: Vec<InventoryMovement> = ordered
         .iter()
-        .filter(|l| !l.ordered.is_zero())
-        .map(|l| movement(&l.sku, MovementKind::Reservation, -l.ordered, created_at))
+        .map(|l| movement(l, MovementKind::Reservation, -l.qty, created_at))
         .collect();
 
     if state == "canceled" {
-        let released: Vec<LineQuantity> = stock_lines
-            .iter()
-            .filter(|l| !l.canceled.is_zero())
-            .map(|l| LineQuantity {
-                line_id: l.line_id.clone(),
-                sku: l.sku.clone(),
-                qty: l.canceled,
-            })
-            .collect();
+        let released = quantities(&stock_lines, |l| l.canceled);
         movements.extend(
             released
                 .iter()
-                .map(|l| movement(&l.sku, MovementKind::CancellationRelease, l.qty, updated_at)),
+                .map(|l| movement(l, MovementKind::CancellationRelease, l.qty, updated_at)),
         );
         orders.push(Event::OrderCancelled(OrderCancelled {
-            envelope: envelope(OrderCancelled::RECORD, "OrderCancelled", None, updated_at),
+            envelope: order_envelope(OrderCancelled::RECORD, "OrderCancelled", None, updated_at),
             order_ref: order_ref.clone(),
-            order_id: order_id.clone(),
+            order_id,
             store_id,
             cancelled_at: updated_at,
             reason: None,
@@ -157,7 +125,7 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
     } else if let Some(transition) = transition(&state, order)? {
         let fact = format!("OrderUpdated:{}", transition_name(transition));
         orders.push(Event::OrderUpdated(OrderUpdated {
-            envelope: envelope(OrderUpdated::RECORD, &fact, Some(updated_at), updated_at),
+            envelope: order_envelope(OrderUpdated::RECORD, &fact, Some(updated_at), updated_at),
             order_ref: order_ref.clone(),
             order_id,
             store_id,
@@ -169,18 +137,30 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
             updated_at,
             total_invoiced: order.opt_decimal("total_invoiced")?,
             total_refunded: order.opt_decimal("total_refunded")?,
-            shipped: stock_lines
-                .iter()
-                .filter(|l| !l.shipped.is_zero())
-                .map(|l| LineQuantity {
-                    line_id: l.line_id.clone(),
-                    sku: l.sku.clone(),
-                    qty: l.shipped,
-                })
-                .collect(),
+            shipped: quantities(&stock_lines, |l| l.shipped),
         }));
     }
     Ok(Mapped { orders, movements })
+}
+
+/// The envelope of the fact `identity`, correlated by the order it belongs to.
+fn envelope(
+    identity: FactIdentity<'_>,
+    record: &str,
+    occurred_at: Millis,
+    produced_at: Millis,
+    order_ref: &str,
+) -> Envelope {
+    Envelope {
+        event_id: identity.event_id(),
+        event_type: record.to_owned(),
+        schema_version: 1,
+        occurred_at,
+        produced_at,
+        source: identity.source.to_owned(),
+        correlation_id: order_ref.to_owned(),
+        causation_id: None,
+    }
 }
 
 /// The name of a transition in event ids, fixed forever (as in the schema's symbols).
@@ -286,24 +266,43 @@ struct StockLine {
     shipped: Decimal,
 }
 
-fn stock_lines(order: &Obj<'_>) -> Result<Vec<StockLine>, FieldError> {
+/// Every order line, and the lines among them that hold stock, from one pass over `items`.
+fn lines(order: &Obj<'_>) -> Result<(Vec<OrderLine>, Vec<StockLine>), FieldError> {
     let mut lines = Vec::new();
+    let mut stock = Vec::new();
     for item in order.list("items")? {
-        let kind = item
-            .opt_str("product_type")?
-            .unwrap_or_else(|| "simple".into());
-        if kind == "configurable" || kind == "bundle" || kind == "grouped" {
-            continue;
+        let line = line(&item)?;
+        if !matches!(
+            line.product_type.as_str(),
+            "configurable" | "bundle" | "grouped"
+        ) {
+            stock.push(StockLine {
+                line_id: line.line_id.clone(),
+                sku: line.sku.clone(),
+                ordered: line.qty_ordered,
+                canceled: item.decimal_or_zero("qty_canceled")?,
+                shipped: item.decimal_or_zero("qty_shipped")?,
+            });
         }
-        lines.push(StockLine {
-            line_id: item.str("item_id")?,
-            sku: sku(&item)?,
-            ordered: item.decimal("qty_ordered")?,
-            canceled: item.decimal_or_zero("qty_canceled")?,
-            shipped: item.decimal_or_zero("qty_shipped")?,
-        });
+        lines.push(line);
     }
-    Ok(lines)
+    if lines.is_empty() {
+        return Err(order.missing("items"));
+    }
+    Ok((lines, stock))
+}
+
+/// The non-zero `qty` of each stock line.
+fn quantities(lines: &[StockLine], qty: impl Fn(&StockLine) -> Decimal) -> Vec<LineQuantity> {
+    lines
+        .iter()
+        .filter(|l| !qty(l).is_zero())
+        .map(|l| LineQuantity {
+            line_id: l.line_id.clone(),
+            sku: l.sku.clone(),
+            qty: qty(l),
+        })
+        .collect()
 }
 
 /// REST: `extension_attributes.shipping_assignments[0].shipping.method`; observer:
