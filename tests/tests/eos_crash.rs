@@ -228,6 +228,21 @@ impl Collector {
     }
 }
 
+/// A port nobody listens on, for a processor's operations endpoint.
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The Prometheus text a processor serves on `port`.
+async fn metrics(port: u16) -> Result<String, reqwest::Error> {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await?
+        .text()
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stateful_count_survives_ten_sigkills_exactly_once() -> TestResult {
     // `EOS_KILLS=50 cargo test -p bridge-e2e --test eos_crash ten_sigkills` kills more often.
@@ -273,9 +288,7 @@ async fn state_is_rebuilt_from_the_changelog_when_the_disk_is_lost() -> TestResu
 #[tokio::test(flavor = "multi_thread")]
 async fn a_poison_record_is_parked_with_its_bytes_and_the_rest_is_processed() -> TestResult {
     let mut fixture = Fixture::new("eos-poison").await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
     let mut processor = fixture.start_with("0", &[("COUNT_HTTP", format!("127.0.0.1:{port}"))])?;
     fixture.produce(100).await?;
     let poison: &[(&str, &[u8])] = &[
@@ -323,10 +336,7 @@ async fn a_poison_record_is_parked_with_its_bytes_and_the_rest_is_processed() ->
     }
 
     // The operations endpoint counts them by class and says the processor is ready.
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await?
-        .text()
-        .await?;
+    let metrics = metrics(port).await?;
     for line in [
         r#"bridge_parked_total{service="count-processor",error_code="unknown_magic_byte"} 1"#,
         r#"bridge_parked_total{service="count-processor",error_code="unknown_schema_id"} 1"#,
@@ -433,9 +443,7 @@ async fn a_retryable_failure_is_retried_and_given_up_on_without_loss_or_duplicat
     // Twelve failures outlast one retry sequence (500 ms): the loop gives up, commits what is
     // done, rewinds the partition to the committed offset and pauses it, then reads the record
     // again; then it succeeds.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
     let mut processor = fixture.start_with(
         "0",
         &[
@@ -455,10 +463,7 @@ async fn a_retryable_failure_is_retried_and_given_up_on_without_loss_or_duplicat
         .await?;
     fixture.produce(100).await?;
     fixture.assert_exactly_once().await?;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await?
-        .text()
-        .await?;
+    let metrics = metrics(port).await?;
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -497,9 +502,7 @@ async fn a_retryable_failure_is_retried_and_given_up_on_without_loss_or_duplicat
 async fn a_partition_that_keeps_failing_pauses_while_the_others_go_on() -> TestResult {
     let mut fixture = Fixture::new("eos-pause").await?;
     // Sixty failures: about a dozen retry sequences (500 ms each) with 200 ms pauses between.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
     let mut processor = fixture.start_with(
         "0",
         &[
@@ -539,10 +542,7 @@ async fn a_partition_that_keeps_failing_pauses_while_the_others_go_on() -> TestR
         !collector.seen.iter().any(|(sku, _, _)| sku == "SKU-FLAKY"),
         "the flaky record finished before the others: nothing was paused"
     );
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await?
-        .text()
-        .await?;
+    let metrics = metrics(port).await?;
     assert!(
         metrics.contains(r#"error_code="retry_exhausted""#),
         "{metrics}"

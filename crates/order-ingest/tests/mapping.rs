@@ -3,6 +3,7 @@
 
 use bridge_events::Event;
 use bridge_events::inventory::MovementKind;
+use bridge_events::order::OrderPlaced;
 use order_ingest::magento::{FieldError, Mapped, Obj, map_order};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -21,6 +22,14 @@ fn fixture(path: &str) -> Result<Value, Box<dyn std::error::Error>> {
 
 fn map(value: &Value) -> Result<Mapped, FieldError> {
     map_order(&Obj::root(value), SOURCE, 0)
+}
+
+/// The first fact of a snapshot, which is always its `OrderPlaced`.
+fn placed(mapped: &Mapped) -> Result<&OrderPlaced, String> {
+    match mapped.orders.first() {
+        Some(Event::OrderPlaced(placed)) => Ok(placed),
+        other => Err(format!("OrderPlaced first, found {other:?}")),
+    }
 }
 
 fn d(text: &str) -> Decimal {
@@ -122,9 +131,7 @@ fn order_discounts_are_negative_in_magento_and_positive_in_events() -> TestResul
     let mapped = map(&fixture(
         "orders/order_discount_tax_invoiced_processing.json",
     )?)?;
-    let Some(Event::OrderPlaced(placed)) = mapped.orders.first() else {
-        panic!("placed first");
-    };
+    let placed = placed(&mapped)?;
     assert_eq!(placed.totals.discount_amount, d("10.4"));
     assert_eq!(placed.totals.tax_amount, d("7.73"));
     assert_eq!(placed.totals.grand_total, d("111.33"), "money to the cent");
@@ -199,9 +206,7 @@ fn observer_payloads_with_string_numbers_and_addresses_map_like_rest() -> TestRe
     value["base_grand_total"] = Value::from("111.330000");
     value["payment"]["additional_information"] = Value::Array(vec![]);
     let mapped = map(&value)?;
-    let Some(Event::OrderPlaced(placed)) = mapped.orders.first() else {
-        panic!("placed");
-    };
+    let placed = placed(&mapped)?;
     assert_eq!(placed.order_id, "8");
     assert_eq!(
         placed.base_totals.grand_total,
@@ -260,9 +265,7 @@ fn guests_get_a_pseudonymous_reference_and_no_personal_data_leaves() -> TestResu
     }
     order["customer_is_guest"] = Value::from(1);
     let mapped = map(&order)?;
-    let Some(Event::OrderPlaced(placed)) = mapped.orders.first() else {
-        panic!("placed");
-    };
+    let placed = placed(&mapped)?;
     assert_eq!(placed.customer_ref, "guest:000000005");
     assert!(placed.customer_is_guest);
     let everything = format!("{mapped:?}");

@@ -510,6 +510,15 @@ impl<H: Handler> Loop<'_, H> {
         Ok(())
     }
 
+    /// The offset of the last input of `partition` the open batch (or, without one in the
+    /// batch, the last commit) covers; `-1` before any.
+    fn last_input_offset(&self, partition: i32) -> i64 {
+        self.next
+            .get(&partition)
+            .or(self.committed.get(&partition))
+            .map_or(-1, |n| n - 1)
+    }
+
     /// Resumes the paused partitions whose pause is over.
     fn resume_due(&mut self) -> Result<(), ProcessorError> {
         let now = Instant::now();
@@ -567,11 +576,7 @@ impl<H: Handler> Loop<'_, H> {
                 continue;
             }
             self.begin()?;
-            let source = self
-                .next
-                .get(&partition)
-                .or(self.committed.get(&partition))
-                .map_or(-1, |n| n - 1);
+            let source = self.last_input_offset(partition);
             self.emit(partition, source, step, None)?;
         }
         Ok(())

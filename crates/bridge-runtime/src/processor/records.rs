@@ -60,12 +60,7 @@ impl<H: Handler> Loop<'_, H> {
             if !store.has_pending() {
                 continue;
             }
-            let source = self
-                .next
-                .get(partition)
-                .or(self.committed.get(partition))
-                .map_or(-1, |n| n - 1)
-                .to_string();
+            let source = self.last_input_offset(*partition).to_string();
             for (key, value) in store.pending() {
                 let headers = OwnedHeaders::new().insert(Header {
                     key: SOURCE_OFFSET_HEADER,
