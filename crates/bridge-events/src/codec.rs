@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 use schema_registry_converter::async_impl::avro::AvroEncoder;
 use schema_registry_converter::async_impl::schema_registry::{SrSettings, get_schema_by_id};
 use schema_registry_converter::error::SRCError;
@@ -22,7 +23,7 @@ use schema_registry_converter::schema_registry_common::{
 };
 
 use crate::event::{AvroEvent, Event};
-use crate::schema::{self, SchemaError};
+use crate::schema::{self, RecordSchema, SchemaError};
 
 /// Why an event could not be encoded or decoded. [`CodecError::is_retryable`] says how
 /// to react: retry with backoff, or park the record with this error as its reason.
@@ -119,12 +120,23 @@ struct Writer {
     same_as_reader: bool,
 }
 
+/// A record already registered for a topic: the header its subject's schema id gives and a
+/// writer that serializes events straight against the schema. The first event of a subject
+/// goes through the converter (registration, resolution); every later one takes this path,
+/// which writes the same bytes without building an Avro `Value` (pinned by a test).
+struct Registered {
+    header: [u8; 5],
+    writer: GenericDatumWriter<'static>,
+}
+
 /// Encodes and decodes bridge events in the Confluent wire format.
 pub struct EventCodec {
     settings: SrSettings,
     encoder: AvroEncoder,
     strategies: RwLock<HashMap<(String, &'static str), Arc<SubjectNameStrategy>>>,
     writers: RwLock<HashMap<u32, Arc<Writer>>>,
+    /// Per topic, per record.
+    registered: RwLock<HashMap<String, HashMap<&'static str, Arc<Registered>>>>,
 }
 
 /// The 5-byte header: magic byte and schema id, and the body after it.
@@ -149,6 +161,7 @@ impl EventCodec {
             settings,
             strategies: RwLock::new(HashMap::new()),
             writers: RwLock::new(HashMap::new()),
+            registered: RwLock::new(HashMap::new()),
         }
     }
 
@@ -192,6 +205,16 @@ impl EventCodec {
         topic: &str,
         event: &E,
     ) -> Result<Vec<u8>, CodecError> {
+        if let Some(registered) = self.registered(topic, E::RECORD) {
+            let mut bytes = registered.header.to_vec();
+            return match registered.writer.write_ser(&mut bytes, event) {
+                Ok(_) => Ok(bytes),
+                Err(e) => Err(CodecError::Encode {
+                    record: E::RECORD.to_owned(),
+                    reason: e.to_string(),
+                }),
+            };
+        }
         let value = apache_avro::to_value(event).map_err(|e| CodecError::Encode {
             record: E::RECORD.to_owned(),
             reason: e.to_string(),
@@ -202,6 +225,16 @@ impl EventCodec {
     /// Encodes an [`Event`] of any type.
     pub async fn encode_event(&self, topic: &str, event: &Event) -> Result<Vec<u8>, CodecError> {
         let record = event.record_name();
+        if let Some(registered) = self.registered(topic, record) {
+            let mut bytes = registered.header.to_vec();
+            return match event.write_body(&registered.writer, &mut bytes) {
+                Ok(_) => Ok(bytes),
+                Err(e) => Err(CodecError::Encode {
+                    record: record.to_owned(),
+                    reason: e.to_string(),
+                }),
+            };
+        }
         let value = event.to_value().map_err(|e| CodecError::Encode {
             record: record.to_owned(),
             reason: e.to_string(),
@@ -223,7 +256,8 @@ impl EventCodec {
                 reason: e.to_string(),
             })?;
         let strategy = self.strategy(topic, record)?;
-        self.encoder
+        let bytes = self
+            .encoder
             .encode_value(resolved, &strategy)
             .await
             .map_err(|e| match e.retriable {
@@ -235,7 +269,37 @@ impl EventCodec {
                     record: record.to_owned(),
                     reason: describe(&e),
                 },
-            })
+            })?;
+        self.remember(topic, record, &schema, &bytes);
+        Ok(bytes)
+    }
+
+    fn registered(&self, topic: &str, record: &str) -> Option<Arc<Registered>> {
+        self.registered
+            .read()
+            .ok()?
+            .get(topic)?
+            .get(record)
+            .cloned()
+    }
+
+    /// Keeps the header of the first encoded event of a subject for the direct path. The
+    /// schema is leaked for the writer's `'static` borrow: one per topic and record type.
+    fn remember(&self, topic: &str, record: &'static str, schema: &RecordSchema, bytes: &[u8]) {
+        let Some(header) = bytes.get(..5).and_then(|h| <[u8; 5]>::try_from(h).ok()) else {
+            return;
+        };
+        let Ok(mut map) = self.registered.write() else {
+            return;
+        };
+        let for_topic = map.entry(topic.to_owned()).or_default();
+        if for_topic.contains_key(record) {
+            return;
+        }
+        let schema: &'static Schema = Box::leak(Box::new(schema.schema.clone()));
+        if let Ok(writer) = GenericDatumWriter::builder(schema).build() {
+            for_topic.insert(record, Arc::new(Registered { header, writer }));
+        }
     }
 
     async fn writer(&self, id: u32) -> Result<Arc<Writer>, CodecError> {
@@ -292,6 +356,11 @@ impl EventCodec {
             record: writer.name.clone(),
             reason,
         };
+        if writer.same_as_reader
+            && let Ok(event) = read_direct(&writer.name, &writer.reader, body)
+        {
+            return Ok(event);
+        }
         let value = read_guarded(&writer.reader, body).map_err(&mismatch)?;
         let value = match writer.same_as_reader {
             true => value,
@@ -363,6 +432,24 @@ fn read_guarded(datum_reader: &GenericDatumReader<'_>, body: &[u8]) -> Result<Va
 
 const SENTINEL: u8 = 0x7F;
 
+/// Reads a body of this build's exact schema straight into its event type, guarded like
+/// [`read_guarded`]. Any failure falls back to the `Value` path, which names the problem.
+fn read_direct(
+    name: &str,
+    datum_reader: &GenericDatumReader<'_>,
+    body: &[u8],
+) -> Result<Event, String> {
+    let mut guarded = Vec::with_capacity(body.len() + 1);
+    guarded.extend_from_slice(body);
+    guarded.push(SENTINEL);
+    let mut cursor = Cursor::new(guarded.as_slice());
+    let event = Event::read_body(name, datum_reader, &mut cursor)?;
+    match guarded.len() as u64 - cursor.position() {
+        1 => Ok(event),
+        _ => Err("not exactly one record".to_owned()),
+    }
+}
+
 fn widen_decimals(value: Value) -> Value {
     match value {
         Value::Decimal(d) => match <Vec<u8>>::try_from(&d) {
@@ -424,5 +511,36 @@ mod tests {
             .is_retryable()
         );
         assert!(!CodecError::UnknownMagicByte { found: 9 }.is_retryable());
+    }
+
+    /// The direct paths agree with the `Value` paths byte for byte, both ways, and a cut
+    /// body is refused by the direct reader too (the caller then reports it).
+    #[test]
+    fn direct_writing_and_reading_agree_with_the_value_path() -> Result<(), String> {
+        for event in crate::samples::one_of_each() {
+            let name = event.record_name();
+            let ours = schema::record(name).map_err(|e| e.to_string())?;
+            let value = event
+                .to_value()
+                .and_then(|v| v.resolve(&ours.schema))
+                .map_err(|e| e.to_string())?;
+            let writer = GenericDatumWriter::builder(&ours.schema)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let through_value = writer
+                .write_value_to_vec(value)
+                .map_err(|e| e.to_string())?;
+            let mut direct = Vec::new();
+            event
+                .write_body(&writer, &mut direct)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(direct, through_value, "{name}");
+            let reader = GenericDatumReader::builder(&ours.schema)
+                .build()
+                .map_err(|e| e.to_string())?;
+            assert_eq!(read_direct(name, &reader, &direct)?, event, "{name}");
+            assert!(read_direct(name, &reader, &direct[..direct.len() - 1]).is_err());
+        }
+        Ok(())
     }
 }

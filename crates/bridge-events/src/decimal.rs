@@ -126,8 +126,14 @@ impl<'de> Visitor<'de> for DecimalVisitor {
 pub mod option {
     use super::*;
 
-    #[derive(Serialize)]
-    struct Wrapped(#[serde(with = "super")] Decimal);
+    /// Serializes as the bare decimal bytes (not a newtype), which the union's branch is.
+    struct Wrapped(Decimal);
+
+    impl Serialize for Wrapped {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            super::serialize(&self.0, serializer)
+        }
+    }
 
     /// Serializes `None` as null and `Some` as decimal bytes.
     pub fn serialize<S: Serializer>(

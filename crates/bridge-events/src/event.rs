@@ -1,7 +1,9 @@
 //! The [`AvroEvent`] trait every event type implements, and [`Event`], the sum of them all
 //! for topics that carry several record types.
 
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -81,6 +83,32 @@ macro_rules! events {
                 match self {
                     $(Self::$ty(e) => apache_avro::to_value(e)),*
                 }
+            }
+
+            /// Appends the event's Avro body, serialized straight against its schema.
+            pub(crate) fn write_body(
+                &self,
+                writer: &GenericDatumWriter<'_>,
+                out: &mut Vec<u8>,
+            ) -> Result<usize, apache_avro::Error> {
+                match self {
+                    $(Self::$ty(e) => writer.write_ser(out, e)),*
+                }
+            }
+
+            /// Reads a body written with exactly this build's schema of `record` straight
+            /// into its type (no intermediate value, no resolution).
+            pub(crate) fn read_body(
+                record: &str,
+                reader: &GenericDatumReader<'_>,
+                body: &mut impl std::io::Read,
+            ) -> Result<Self, String> {
+                $(
+                    if record == <$ty as AvroEvent>::RECORD {
+                        return reader.read_deser::<$ty>(body).map(Self::$ty).map_err(|e| e.to_string());
+                    }
+                )*
+                Err(format!("`{record}` is not a bridge event"))
             }
         }
     };

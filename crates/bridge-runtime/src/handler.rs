@@ -54,9 +54,11 @@ pub struct Output {
 /// Which clock a timer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerKind {
-    /// Fires when the wall clock passes it, even if no record arrives (idle partitions).
+    /// Fires at the first punctuation (every commit interval) after the wall clock passes
+    /// it, whether records arrive or not (idle partitions).
     WallClock,
-    /// Fires when the partition's event time (largest `occurred_at` seen) passes it.
+    /// Fires as soon as a record moves the partition's event time (largest `occurred_at`
+    /// seen) past it, or at the next punctuation.
     EventTime,
 }
 

@@ -1,6 +1,11 @@
 //! One unit of work, the same in the runtime's transactional loop and in the test driver:
 //! dedupe by event id, run the handler, track event time, and fire due timers. A step
 //! returns the outputs and the state writes; nothing is applied until the caller commits.
+//!
+//! A record fires event-time timers only when it moves the watermark; wall-clock timers
+//! and the TTL sweep run at punctuation (every commit interval in the runtime, on
+//! `advance_to` in the test driver). That keeps a record's own work to point reads and
+//! writes: no range scan per record (it was a third of the loop's time in the benchmark).
 
 use std::time::Duration;
 
@@ -17,7 +22,7 @@ use crate::state::{Overlay, StateStore, Write};
 pub struct StepConfig {
     /// How long an event id is remembered for dedupe.
     pub dedupe_ttl: Duration,
-    /// At most this many expired entries are removed per step (bounded work per record).
+    /// At most this many expired entries are removed per partition per punctuation.
     pub sweep_limit: usize,
 }
 
@@ -25,7 +30,7 @@ impl Default for StepConfig {
     fn default() -> Self {
         Self {
             dedupe_ttl: Duration::from_secs(7 * 24 * 3600),
-            sweep_limit: 64,
+            sweep_limit: 10_000,
         }
     }
 }
@@ -80,7 +85,8 @@ pub fn process<H: Handler + ?Sized>(
     let expires = now.saturating_add(config.dedupe_ttl.as_millis() as i64);
     put_expiring(&mut state, dedupe_key, &[], expires);
     let watermark = read_watermark(&state)?;
-    if watermark.is_none_or(|w| envelope.occurred_at > w) {
+    let advanced = watermark.is_none_or(|w| envelope.occurred_at > w);
+    if advanced {
         state.put(
             keys::WATERMARK.to_vec(),
             envelope.occurred_at.to_be_bytes().to_vec(),
@@ -89,11 +95,15 @@ pub fn process<H: Handler + ?Sized>(
     let mut ctx = Context::new(state, now, input.partition);
     handler.handle(input, &mut ctx)?;
     let Context {
-        state, mut outputs, ..
+        mut state,
+        mut outputs,
+        ..
     } = ctx;
-    let (more, mut state) = fire(handler, state, now, input.partition)?;
-    outputs.extend(more);
-    sweep_expired(&mut state, now, config.sweep_limit)?;
+    if advanced {
+        let more;
+        (more, state) = fire(handler, state, None, input.partition, now)?;
+        outputs.extend(more);
+    }
     Ok(Step {
         outputs,
         writes: state.into_writes(),
@@ -111,7 +121,7 @@ pub fn punctuate<H: Handler + ?Sized>(
     partition: i32,
     config: &StepConfig,
 ) -> Result<Step, HandlerError> {
-    let (outputs, mut state) = fire(handler, Overlay::new(store), now, partition)?;
+    let (outputs, mut state) = fire(handler, Overlay::new(store), Some(now), partition, now)?;
     sweep_expired(&mut state, now, config.sweep_limit)?;
     Ok(Step {
         outputs,
@@ -120,11 +130,13 @@ pub fn punctuate<H: Handler + ?Sized>(
     })
 }
 
+/// Fires the due event-time timers and, given `wall_clock`, the due wall-clock ones.
 fn fire<'a, H: Handler + ?Sized>(
     handler: &mut H,
     state: Overlay<'a>,
-    now: Millis,
+    wall_clock: Option<Millis>,
     partition: i32,
+    now: Millis,
 ) -> Result<(Vec<Output>, Overlay<'a>), HandlerError> {
     let mut ctx = Context::new(state, now, partition);
     // A timer may set another one that is already due; loop until none is, bounded.
@@ -132,7 +144,7 @@ fn fire<'a, H: Handler + ?Sized>(
         let watermark = read_watermark(&ctx.state)?;
         let mut due = Vec::new();
         for (kind, limit) in [
-            (TimerKind::WallClock, Some(now)),
+            (TimerKind::WallClock, wall_clock),
             (TimerKind::EventTime, watermark),
         ] {
             let Some(limit) = limit else { continue };
