@@ -1,0 +1,327 @@
+//! Magento's `searchCriteria` query string: filter groups (ANDed) of filters (ORed), sort
+//! orders and paging — with Magento's paging quirk: a page past the end returns the last
+//! page again, not an empty one (magento/magento2 #3787, #8099, #26986).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+/// One filter: `field <condition> value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// Top-level field of the entity.
+    pub field: String,
+    /// The raw value (`in`/`nin` take a comma-separated list).
+    pub value: String,
+    /// `eq` (default), `neq`, `gt`, `gteq`, `lt`, `lteq`, `from`, `to`, `in`, `nin`, `like`.
+    pub condition: String,
+}
+
+/// A parsed search.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchCriteria {
+    /// Groups are ANDed; the filters inside one group are ORed.
+    pub groups: Vec<Vec<Filter>>,
+    /// `(field, ascending)` in order of precedence.
+    pub sort: Vec<(String, bool)>,
+    /// `None`: every row in one page (Magento's behaviour when pageSize is omitted).
+    pub page_size: Option<usize>,
+    /// 1-based.
+    pub current_page: usize,
+}
+
+/// Why a query string is refused (Magento answers 400 with a message like these).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SearchError {
+    /// A number that does not parse.
+    #[error("`{key}` must be a positive number, got `{value}`")]
+    NotANumber {
+        /// The query key.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// A filter without its field.
+    #[error("filter group {group} filter {filter} has no field")]
+    NoField {
+        /// Group index.
+        group: usize,
+        /// Filter index.
+        filter: usize,
+    },
+    /// An unsupported condition.
+    #[error("condition_type `{0}` is not supported")]
+    Condition(String),
+}
+
+const CONDITIONS: &[&str] = &[
+    "eq", "neq", "gt", "gteq", "lt", "lteq", "from", "to", "in", "nin", "like",
+];
+
+impl SearchCriteria {
+    /// Parses the `searchCriteria[...]` pairs of a query string; other keys are ignored.
+    pub fn parse(query: &str) -> Result<Self, SearchError> {
+        // (group, filter) → (field, value, condition)
+        let mut filters: BTreeMap<(usize, usize), [Option<String>; 3]> = BTreeMap::new();
+        let mut sorts: BTreeMap<usize, (Option<String>, bool)> = BTreeMap::new();
+        let mut criteria = SearchCriteria {
+            current_page: 1,
+            ..Default::default()
+        };
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let Some(rest) = key.strip_prefix("searchCriteria") else {
+                continue;
+            };
+            let parts: Vec<&str> = rest
+                .split(['[', ']'])
+                .filter(|part| !part.is_empty())
+                .collect();
+            let number = |s: &str| {
+                s.parse::<usize>().map_err(|_| SearchError::NotANumber {
+                    key: key.to_string(),
+                    value: s.to_owned(),
+                })
+            };
+            match parts.as_slice() {
+                ["filter_groups", g, "filters", f, what]
+                | ["filterGroups", g, "filters", f, what] => {
+                    let slot = match *what {
+                        "field" => 0,
+                        "value" => 1,
+                        "condition_type" | "conditionType" => 2,
+                        _ => continue,
+                    };
+                    filters.entry((number(g)?, number(f)?)).or_default()[slot] =
+                        Some(value.to_string());
+                }
+                ["sortOrders", i, "field"] => {
+                    sorts.entry(number(i)?).or_insert((None, true)).0 = Some(value.to_string());
+                }
+                ["sortOrders", i, "direction"] => {
+                    sorts.entry(number(i)?).or_insert((None, true)).1 =
+                        !value.eq_ignore_ascii_case("DESC");
+                }
+                ["pageSize"] => criteria.page_size = Some(number(&value)?.max(1)),
+                ["currentPage"] => criteria.current_page = number(&value)?.max(1),
+                _ => {}
+            }
+        }
+        let mut groups: BTreeMap<usize, Vec<Filter>> = BTreeMap::new();
+        for ((g, f), [field, value, condition]) in filters {
+            let field = field.ok_or(SearchError::NoField {
+                group: g,
+                filter: f,
+            })?;
+            let condition = condition.unwrap_or_else(|| "eq".to_owned());
+            if !CONDITIONS.contains(&condition.as_str()) {
+                return Err(SearchError::Condition(condition));
+            }
+            groups.entry(g).or_default().push(Filter {
+                field,
+                value: value.unwrap_or_default(),
+                condition,
+            });
+        }
+        criteria.groups = groups.into_values().collect();
+        criteria.sort = sorts
+            .into_values()
+            .filter_map(|(field, asc)| field.map(|f| (f, asc)))
+            .collect();
+        Ok(criteria)
+    }
+
+    /// Whether `row` passes every group.
+    pub fn matches(&self, row: &Value) -> bool {
+        self.groups
+            .iter()
+            .all(|group| group.iter().any(|filter| filter.matches(row)))
+    }
+
+    /// Filters, sorts and pages `rows`; returns the page and the total count. A page past
+    /// the end is the last page again.
+    pub fn apply<'a>(&self, rows: impl Iterator<Item = &'a Value>) -> (Vec<&'a Value>, usize) {
+        let mut found: Vec<&Value> = rows.filter(|row| self.matches(row)).collect();
+        if !self.sort.is_empty() {
+            found.sort_by(|a, b| {
+                for (field, asc) in &self.sort {
+                    let order = compare(a.get(field), b.get(field));
+                    if order != Ordering::Equal {
+                        return if *asc { order } else { order.reverse() };
+                    }
+                }
+                Ordering::Equal
+            });
+        }
+        let total = found.len();
+        let Some(size) = self.page_size else {
+            return (found, total);
+        };
+        let pages = total.div_ceil(size).max(1);
+        let page = self.current_page.min(pages);
+        let page_rows = found
+            .into_iter()
+            .skip((page - 1) * size)
+            .take(size)
+            .collect();
+        (page_rows, total)
+    }
+
+    /// The `search_criteria` echo of a search response.
+    pub fn echo(&self) -> Value {
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|group| {
+                let filters: Vec<Value> = group
+                    .iter()
+                    .map(|f| {
+                        serde_json::json!({
+                            "field": f.field, "value": f.value, "condition_type": f.condition
+                        })
+                    })
+                    .collect();
+                serde_json::json!({ "filters": filters })
+            })
+            .collect();
+        let sorts: Vec<Value> = self
+            .sort
+            .iter()
+            .map(|(field, asc)| {
+                serde_json::json!({"field": field, "direction": if *asc { "ASC" } else { "DESC" }})
+            })
+            .collect();
+        let mut echo = serde_json::json!({ "filter_groups": groups });
+        if !sorts.is_empty() {
+            echo["sort_orders"] = Value::Array(sorts);
+        }
+        if let Some(size) = self.page_size {
+            echo["page_size"] = size.into();
+            echo["current_page"] = self.current_page.into();
+        }
+        echo
+    }
+}
+
+impl Filter {
+    fn matches(&self, row: &Value) -> bool {
+        let field = row.get(&self.field);
+        let against = Value::String(self.value.clone());
+        let order = || compare(field, Some(&against));
+        match self.condition.as_str() {
+            "eq" => order() == Ordering::Equal,
+            "neq" => order() != Ordering::Equal,
+            "gt" => order() == Ordering::Greater,
+            "gteq" | "from" => order() != Ordering::Less,
+            "lt" => order() == Ordering::Less,
+            "lteq" | "to" => order() != Ordering::Greater,
+            "in" | "nin" => {
+                let hit = self.value.split(',').any(|v| {
+                    compare(field, Some(&Value::String(v.trim().to_owned()))) == Ordering::Equal
+                });
+                hit == (self.condition == "in")
+            }
+            "like" => {
+                let needle = self.value.trim_matches('%').to_lowercase();
+                text(field).is_some_and(|t| t.to_lowercase().contains(&needle))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+/// Numbers compare as numbers (ids come as ints or strings), everything else as text —
+/// Magento timestamps (`2024-03-11 14:02:52`) sort correctly as text.
+fn compare(a: Option<&Value>, b: Option<&Value>) -> Ordering {
+    let (Some(a), Some(b)) = (text(a), text(b)) else {
+        return a.is_some().cmp(&b.is_some());
+    };
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        _ => a.cmp(&b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const POLL: &str = "searchCriteria[filter_groups][0][filters][0][field]=updated_at&searchCriteria[filter_groups][0][filters][0][value]=2024-03-01%2000:00:00&searchCriteria[filter_groups][0][filters][0][condition_type]=gteq&searchCriteria[sortOrders][0][field]=updated_at&searchCriteria[sortOrders][0][direction]=ASC&searchCriteria[pageSize]=2&searchCriteria[currentPage]=1&fields=items[entity_id]";
+
+    fn rows() -> Vec<Value> {
+        vec![
+            json!({"entity_id": 3, "updated_at": "2024-03-02 10:00:00", "increment_id": "000000003"}),
+            json!({"entity_id": 1, "updated_at": "2024-02-01 10:00:00", "increment_id": "000000001"}),
+            json!({"entity_id": "2", "updated_at": "2024-03-01 00:00:00", "increment_id": "000000002"}),
+            json!({"entity_id": 10, "updated_at": "2024-03-05 00:00:00", "increment_id": "000000010"}),
+        ]
+    }
+
+    fn ids(page: &[&Value]) -> Vec<String> {
+        page.iter()
+            .map(|v| text(v.get("entity_id")).unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn the_polling_query_parses_filters_sorts_and_pages() -> Result<(), SearchError> {
+        let criteria = SearchCriteria::parse(POLL)?;
+        assert_eq!(criteria.groups.len(), 1);
+        assert_eq!(criteria.groups[0][0].value, "2024-03-01 00:00:00");
+        assert_eq!(criteria.groups[0][0].condition, "gteq");
+        assert_eq!(criteria.sort, vec![("updated_at".to_owned(), true)]);
+        assert_eq!(criteria.page_size, Some(2));
+        let rows = rows();
+        let (page, total) = criteria.apply(rows.iter());
+        assert_eq!(total, 3);
+        assert_eq!(ids(&page), ["2", "3"]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_page_past_the_end_is_the_last_page_again() -> Result<(), SearchError> {
+        let rows = rows();
+        for page in [2, 3, 99] {
+            let query = POLL.replace("currentPage]=1", &format!("currentPage]={page}"));
+            let (found, total) = SearchCriteria::parse(&query)?.apply(rows.iter());
+            assert_eq!(
+                (ids(&found), total),
+                (vec!["10".to_owned()], 3),
+                "page {page}"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn groups_and_filters_combine_and_numbers_compare_as_numbers() -> Result<(), SearchError> {
+        let query = "searchCriteria[filter_groups][0][filters][0][field]=entity_id&searchCriteria[filter_groups][0][filters][0][value]=2&searchCriteria[filter_groups][0][filters][0][condition_type]=gteq&searchCriteria[filter_groups][0][filters][1][field]=increment_id&searchCriteria[filter_groups][0][filters][1][value]=000000001&searchCriteria[filter_groups][1][filters][0][field]=entity_id&searchCriteria[filter_groups][1][filters][0][value]=3,10,1&searchCriteria[filter_groups][1][filters][0][condition_type]=in";
+        let rows = rows();
+        let (found, total) = SearchCriteria::parse(query)?.apply(rows.iter());
+        // (id >= 2 OR increment 1) AND id in {3, 10, 1}; no pageSize → everything.
+        assert_eq!((ids(&found).len(), total), (3, 3));
+        assert_eq!(
+            SearchCriteria::parse("searchCriteria[pageSize]=x"),
+            Err(SearchError::NotANumber {
+                key: "searchCriteria[pageSize]".into(),
+                value: "x".into()
+            })
+        );
+        assert!(matches!(
+            SearchCriteria::parse(
+                "searchCriteria[filter_groups][0][filters][0][field]=a&searchCriteria[filter_groups][0][filters][0][condition_type]=regex"
+            ),
+            Err(SearchError::Condition(_))
+        ));
+        Ok(())
+    }
+}
