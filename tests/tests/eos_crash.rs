@@ -11,7 +11,7 @@ use std::time::Duration;
 use bridge_events::{Event, EventCodec, samples};
 use bridge_runtime::parking::ParkedRecord;
 use bridge_testkit::{
-    Isolation, consume_all, create_topic, produce, stack, unique_name, wait_until,
+    Isolation, consume_all, create_topic, free_port, produce, stack, unique_name, wait_until,
 };
 use rand::Rng;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -226,13 +226,6 @@ impl Collector {
             }
         }
     }
-}
-
-/// A port nobody listens on, for a processor's operations endpoint.
-fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// The Prometheus text a processor serves on `port`.

@@ -1,12 +1,11 @@
 //! Every service binary starts against the real broker, reports ready on `/readyz`,
 //! and stops cleanly on SIGTERM within a bound.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bridge_testkit::{stack, wait_until};
+use bridge_testkit::{free_port, stack, wait_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -30,12 +29,6 @@ fn binary(name: &str) -> Result<PathBuf, String> {
             path.display()
         )),
     }
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 struct Running(Child);

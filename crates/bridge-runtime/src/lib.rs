@@ -22,6 +22,7 @@ pub mod processor;
 pub mod retry;
 pub mod service;
 pub mod shutdown;
+pub mod source;
 pub mod state;
 pub mod step;
 pub mod telemetry;

@@ -33,7 +33,8 @@ pub struct ErrorLabels {
 
 /// Every metric the runtime records for one service.
 pub struct Metrics {
-    registry: Registry,
+    /// Behind a lock so services can add their own series after start.
+    registry: std::sync::Mutex<Registry>,
     /// Input records consumed.
     pub records_in: Family<PartitionLabels, Counter>,
     /// Output records produced (committed or not).
@@ -87,7 +88,7 @@ impl Metrics {
             consumer_lag: Family::default(),
             paused_partitions: Gauge::default(),
             ready: Gauge::default(),
-            registry: Registry::default(),
+            registry: std::sync::Mutex::new(Registry::default()),
         };
         registry.register(
             "records_in",
@@ -151,15 +152,30 @@ impl Metrics {
             metrics.ready.clone(),
         );
         Self {
-            registry,
+            registry: std::sync::Mutex::new(registry),
             ..metrics
         }
+    }
+
+    /// Adds a service's own series (`bridge_<name>…`, labelled with the service like the
+    /// runtime's). Register once, at start; keep the handle to update it.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .register(name, help, metric);
     }
 
     /// The text exposition format for `/metrics`.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
             out.clear();
         }
         out

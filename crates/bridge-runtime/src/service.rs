@@ -26,6 +26,14 @@ pub enum ServiceError {
     /// A Kafka client could not be created from the configuration (fatal: fix the config).
     #[error("invalid kafka client configuration")]
     KafkaConfig(#[source] rdkafka::error::KafkaError),
+    /// A part of the service could not start (a port taken, local state unreadable).
+    #[error("cannot start {what}: {reason}")]
+    Start {
+        /// The part.
+        what: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Runs a service: health endpoints first, then waits (retrying, not failing) until Kafka

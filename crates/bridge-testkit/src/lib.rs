@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 
 pub use broker::KafkaBroker;
 pub use records::{Isolation, Record, consume_all, produce};
-pub use topics::{create_topic, unique_name};
+pub use topics::{create_topic, free_port, unique_name};
 pub use wait::{wait_until, wait_until_blocking};
 
 /// Why the harness could not do what a test asked.

@@ -63,3 +63,10 @@ pub async fn create_topic(
     })
     .await
 }
+
+/// A TCP port free on 127.0.0.1 right now (for a server a test starts next).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

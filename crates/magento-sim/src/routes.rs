@@ -117,6 +117,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/keys/{file}", get(public_key))
         .route("/sim/orders", post(generate_orders))
         .route("/sim/orders/{id}/{action}", post(act_on_order))
+        .route("/sim/creditmemos/{id}/announce", post(announce_creditmemo))
         .route("/sim/writebacks", get(writebacks))
         .route("/sim/stats", get(stats))
         .with_state(shared)
@@ -287,6 +288,17 @@ async fn act_on_order(
             Json(true).into_response()
         }
         Err(e) => store_error(e),
+    }
+}
+
+async fn announce_creditmemo(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
+    let change = shared.store().creditmemo_announcement(id);
+    match change {
+        Some(change) => {
+            shared.announce(vec![change]);
+            Json(true).into_response()
+        }
+        None => not_found(),
     }
 }
 

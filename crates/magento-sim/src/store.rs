@@ -270,6 +270,11 @@ impl Store {
         self.orders.get(&id).map(order_change)
     }
 
+    /// The announcement of credit memo `id`.
+    pub fn creditmemo_announcement(&self, id: u64) -> Option<Change> {
+        self.creditmemos.get(&id).map(creditmemo_change)
+    }
+
     /// Applies `action` to order `id`; returns the changes to announce.
     pub fn act(&mut self, id: u64, action: Action) -> Result<Vec<Change>, StoreError> {
         let now = (self.clock)();
@@ -398,15 +403,7 @@ impl Store {
             })
             .collect();
         memo["items"] = Value::Array(items);
-        let change = Change {
-            event: "observer.sales_order_creditmemo_save_after",
-            value: json!({
-                "entity_id": memo_id.to_string(),
-                "order_id": id.to_string(),
-                "increment_id": memo["increment_id"],
-                "updated_at": memo["updated_at"],
-            }),
-        };
+        let change = creditmemo_change(&memo);
         self.creditmemos.insert(memo_id, memo);
         Some(change)
     }
@@ -552,6 +549,19 @@ fn order_change(order: &Value) -> Change {
             "updated_at": order["updated_at"],
             "store_id": text(&order["store_id"]),
             "items": items,
+        }),
+    }
+}
+
+/// The observer shape of a credit memo save.
+fn creditmemo_change(memo: &Value) -> Change {
+    Change {
+        event: "observer.sales_order_creditmemo_save_after",
+        value: json!({
+            "entity_id": text(&memo["entity_id"]),
+            "order_id": text(&memo["order_id"]),
+            "increment_id": memo["increment_id"],
+            "updated_at": memo["updated_at"],
         }),
     }
 }

@@ -144,7 +144,7 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
 }
 
 /// The envelope of the fact `identity`, correlated by the order it belongs to.
-fn envelope(
+pub(super) fn envelope(
     identity: FactIdentity<'_>,
     record: &str,
     occurred_at: Millis,

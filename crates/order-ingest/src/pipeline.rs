@@ -1,0 +1,259 @@
+//! From a Magento payload to records in Kafka: map, encode, publish — or park what cannot
+//! be mapped, with its original bytes and the field named. Shared by the webhook receiver
+//! and the poller, so both produce the same events with the same ids.
+
+use std::sync::Arc;
+
+use bridge_events::{CodecError, Event, EventCodec};
+use bridge_runtime::metrics::{ErrorLabels, Metrics, TopicLabels};
+use bridge_runtime::parking::ParkedRecord;
+use bridge_runtime::source::{Batch, PublishError, Published, Record, SourcePublisher};
+use bridge_runtime::trace::{TRACEPARENT, TraceParent};
+use serde_json::Value;
+
+use crate::config::IngestSettings;
+use crate::magento::{FieldError, Mapped, Obj, map_creditmemo, map_order};
+use crate::rest::{Magento, RestError};
+
+/// Why an input could not be taken now (answer 503 / poll again later).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Kafka did not take the records.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// Magento's REST API failed.
+    #[error(transparent)]
+    Rest(#[from] RestError),
+    /// The schema registry is unreachable (a refused schema is a build bug and parks).
+    #[error("encoding: {0}")]
+    Codec(#[from] CodecError),
+}
+
+/// What became of one input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its records (those not published before).
+    Records(Vec<Record>),
+    /// It was parked for this reason.
+    Parked {
+        /// The error class.
+        class: &'static str,
+        /// The reason, naming the field.
+        reason: String,
+        /// The parked record.
+        record: Record,
+    },
+}
+
+/// The mapping and publishing half of order-ingest.
+pub struct Pipeline {
+    /// Publishes exactly once.
+    pub publisher: Arc<SourcePublisher>,
+    codec: Arc<EventCodec>,
+    /// The store's REST API.
+    pub magento: Magento,
+    settings: IngestSettings,
+    metrics: Arc<Metrics>,
+}
+
+impl Pipeline {
+    /// A pipeline publishing through `publisher`.
+    pub fn new(
+        publisher: Arc<SourcePublisher>,
+        codec: Arc<EventCodec>,
+        magento: Magento,
+        settings: IngestSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            publisher,
+            codec,
+            magento,
+            settings,
+            metrics,
+        }
+    }
+
+    /// The records of one REST order, or its parking.
+    pub async fn order(&self, order: &Value, origin: &str) -> Result<Outcome, IngestError> {
+        match map_order(&Obj::root(order), &self.settings.source, now_ms()) {
+            Ok(mapped) => self.encode(mapped).await,
+            Err(e) => Ok(self.parked(order, "unmappable", &field_reason(&e), origin)),
+        }
+    }
+
+    /// The records of one REST credit memo (its order is fetched for the increment id
+    /// and the stock lines), or its parking.
+    pub async fn creditmemo(&self, memo: &Value, origin: &str) -> Result<Outcome, IngestError> {
+        let Some(order_id) = memo.get("order_id").map(id_text) else {
+            return Ok(self.parked(memo, "unmappable", "field `order_id` is missing", origin));
+        };
+        let Some(order) = self.magento.order(&order_id).await? else {
+            let reason = format!("its order (entity_id {order_id}) does not exist in Magento");
+            return Ok(self.parked(memo, "not_found", &reason, origin));
+        };
+        match map_creditmemo(
+            &Obj::root(memo),
+            &Obj::root(&order),
+            &self.settings.source,
+            now_ms(),
+        ) {
+            Ok(mapped) => self.encode(mapped).await,
+            Err(e) => Ok(self.parked(memo, "unmappable", &field_reason(&e), origin)),
+        }
+    }
+
+    /// Publishes records and parkings as one transaction, saving `cursors` with them.
+    pub async fn publish(
+        &self,
+        outcomes: Vec<Outcome>,
+        cursors: Vec<(String, String)>,
+    ) -> Result<Published, IngestError> {
+        let mut parked = Vec::new();
+        let mut records = Vec::new();
+        for outcome in outcomes {
+            match outcome {
+                Outcome::Records(r) => records.extend(r),
+                Outcome::Parked { class, record, .. } => {
+                    parked.push(class);
+                    records.push(record);
+                }
+            }
+        }
+        let topics: Vec<String> = records.iter().map(|r| r.topic.clone()).collect();
+        let published = self.publisher.publish(Batch { records, cursors }).await?;
+        for class in parked {
+            let labels = ErrorLabels {
+                error_code: class.to_owned(),
+            };
+            self.metrics.parked.get_or_create(&labels).inc();
+        }
+        if published.produced > 0 {
+            for topic in topics {
+                self.metrics
+                    .records_out
+                    .get_or_create(&TopicLabels { topic })
+                    .inc();
+            }
+        }
+        self.metrics.dedupe_hits.inc_by(published.duplicates as u64);
+        Ok(published)
+    }
+
+    async fn encode(&self, mapped: Mapped) -> Result<Outcome, IngestError> {
+        let mut records = Vec::with_capacity(mapped.orders.len() + mapped.movements.len());
+        for event in mapped.orders {
+            let key = order_ref(&event);
+            records.push(self.record(&self.settings.orders_topic, key, event).await?);
+        }
+        for movement in mapped.movements {
+            let key = format!("{}|{}", movement.sku, movement.source_code);
+            records.push(
+                self.record(
+                    &self.settings.movements_topic,
+                    key,
+                    Event::InventoryMovement(movement),
+                )
+                .await?,
+            );
+        }
+        Ok(Outcome::Records(records))
+    }
+
+    async fn record(&self, topic: &str, key: String, event: Event) -> Result<Record, IngestError> {
+        let payload = self.codec.encode_event(topic, &event).await?;
+        Ok(Record {
+            topic: topic.to_owned(),
+            key: Some(key.into_bytes()),
+            payload,
+            headers: vec![
+                ("event_type".into(), event.record_name().as_bytes().to_vec()),
+                (
+                    TRACEPARENT.into(),
+                    TraceParent::new_root().header().into_bytes(),
+                ),
+            ],
+            event_id: Some(event.envelope().event_id.clone()),
+        })
+    }
+
+    /// A parking of `original` (its JSON as received) for `reason`.
+    pub fn parked(
+        &self,
+        original: &Value,
+        class: &'static str,
+        reason: &str,
+        origin: &str,
+    ) -> Outcome {
+        self.parked_bytes(
+            original.to_string().into_bytes(),
+            key_of(original),
+            class,
+            reason,
+            origin,
+        )
+    }
+
+    /// A parking of raw bytes.
+    pub fn parked_bytes(
+        &self,
+        payload: Vec<u8>,
+        key: Option<String>,
+        class: &'static str,
+        reason: &str,
+        origin: &str,
+    ) -> Outcome {
+        tracing::warn!(class, origin, error = %reason, "input parked");
+        let parked = ParkedRecord {
+            key: key.map(String::into_bytes),
+            payload: Some(payload),
+            original_headers: Vec::new(),
+            error_class: class.to_owned(),
+            message: reason.to_owned(),
+            topic: origin.to_owned(),
+            partition: -1,
+            offset: -1,
+            attempts: 1,
+            parked_at: now_ms(),
+            service: crate::NAME.to_owned(),
+        };
+        Outcome::Parked {
+            class,
+            reason: reason.to_owned(),
+            record: Record::parked(&self.settings.parked_topic, &parked),
+        }
+    }
+}
+
+/// The reason of an unmappable payload; it names the field (`missing field `items[2].sku``).
+fn field_reason(e: &FieldError) -> String {
+    e.to_string()
+}
+
+fn order_ref(event: &Event) -> String {
+    event.envelope().correlation_id.clone()
+}
+
+/// The increment id (or entity id) of a payload, as the parked record's key.
+fn key_of(value: &Value) -> Option<String> {
+    ["increment_id", "entity_id"]
+        .iter()
+        .find_map(|k| value.get(k).map(id_text))
+        .filter(|k| !k.is_empty())
+}
+
+/// An id that may come as a number or a string.
+pub fn id_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Now, in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
