@@ -16,6 +16,8 @@ up: build
 	@bash $(LOCAL)/kafka.sh status; bash $(LOCAL)/registry.sh status; bash $(LOCAL)/services.sh status
 	@echo
 	@echo "topics:  kcat -b 127.0.0.1:9092 -L      (or ./target/debug/bridgectl topics)"
+	@echo "orders:  curl -s localhost:8090/sim/stats; kcat -b 127.0.0.1:9092 -C -t bridge.orders.v1 -e -q | wc -l"
+	@echo "ingest:  curl -s localhost:8091/metrics | grep -E 'bridge_(records_out|ingest_|parked)'"
 	@echo "stop:    make down"
 
 ## down: stop everything `make up` started (data stays in .data/)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The bridge services against the local stack, each with its health port:
-# order-ingest 8091, inventory-aggregator 8092, erp-writer 8093, reconciler 8094.
+# order-ingest 8091, inventory-aggregator 8092, erp-writer 8093, reconciler 8094;
+# magento-sim on 8090 places orders and delivers signed I/O events to order-ingest's
+# webhook receiver on 8089 (order-ingest also polls the sim's REST API).
 #   services.sh start | stop | status
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -8,17 +10,47 @@ source "$(dirname "$0")/lib.sh"
 DIR="$DATA_DIR/services"
 BIN_DIR="${BRIDGE_BIN_DIR:-$ROOT/target/debug}"
 SERVICES=(order-ingest:8091 inventory-aggregator:8092 erp-writer:8093 reconciler:8094)
+SIM_PORT="${BRIDGE_SIM_PORT:-8090}"
+WEBHOOK_PORT="${BRIDGE_WEBHOOK_PORT:-8089}"
+SIM_URL="http://127.0.0.1:$SIM_PORT"
+
+# Extra settings of one service (as BRIDGE__ variables).
+service_env() {
+  case "$1" in
+    order-ingest) echo "BRIDGE__INGEST__MAGENTO__BASE_URL=$SIM_URL" \
+      "BRIDGE__INGEST__WEBHOOK__LISTEN=127.0.0.1:$WEBHOOK_PORT" \
+      "BRIDGE__INGEST__WEBHOOK__KEY_BASE_URL=$SIM_URL/sim" \
+      "BRIDGE__INGEST__POLL__INTERVAL_MS=5000" \
+      "BRIDGE__PROCESSOR__STATE_DIR=$DIR/order-ingest-state" ;;
+  esac
+}
+
+start_sim() {
+  if pid_alive "$DIR/magento-sim.pid"; then return; fi
+  [[ -x "$BIN_DIR/magento-sim" ]] || die "$BIN_DIR/magento-sim is missing: run cargo build --bins first"
+  nohup "$BIN_DIR/magento-sim" --listen "127.0.0.1:$SIM_PORT" \
+    --webhook-url "http://127.0.0.1:$WEBHOOK_PORT/webhooks/adobe-io" \
+    --orders-per-second "${BRIDGE_SIM_RATE:-1}" --retry-first-seconds 5 --retry-cap-seconds 60 \
+    >"$DIR/magento-sim.log" 2>&1 &
+  echo $! >"$DIR/magento-sim.pid"
+  wait_for "magento-sim ($SIM_URL)" 60 curl -fsS "$SIM_URL/sim/stats" \
+    || { tail -n 20 "$DIR/magento-sim.log" >&2; die "magento-sim did not start; log: $DIR/magento-sim.log"; }
+}
 
 ready() { curl -fsS "http://127.0.0.1:$1/readyz" >/dev/null; }
 
 start() {
   mkdir -p "$DIR"
+  "$BIN_DIR/bridgectl" --bootstrap-servers "$BOOTSTRAP" create-topics >/dev/null \
+    || die "could not create the event topics"
   for entry in "${SERVICES[@]}"; do
     local name=${entry%%:*} port=${entry##*:}
     if pid_alive "$DIR/$name.pid"; then continue; fi
     [[ -x "$BIN_DIR/$name" ]] || die "$BIN_DIR/$name is missing: run cargo build --bins first"
-    BRIDGE__KAFKA__BOOTSTRAP_SERVERS="$BOOTSTRAP" BRIDGE__REGISTRY__URL="$REGISTRY_URL" \
-      BRIDGE__HTTP__LISTEN="127.0.0.1:$port" nohup "$BIN_DIR/$name" >"$DIR/$name.log" 2>&1 &
+    # shellcheck disable=SC2046
+    env BRIDGE__KAFKA__BOOTSTRAP_SERVERS="$BOOTSTRAP" BRIDGE__REGISTRY__URL="$REGISTRY_URL" \
+      BRIDGE__HTTP__LISTEN="127.0.0.1:$port" $(service_env "$name") \
+      nohup "$BIN_DIR/$name" >"$DIR/$name.log" 2>&1 &
     echo $! >"$DIR/$name.pid"
   done
   for entry in "${SERVICES[@]}"; do
@@ -26,6 +58,7 @@ start() {
     wait_for "$name (http://127.0.0.1:$port/readyz)" 60 ready "$port" \
       || { tail -n 20 "$DIR/$name.log" >&2; die "$name did not become ready; log: $DIR/$name.log"; }
   done
+  start_sim
 }
 
 stop() {
@@ -33,6 +66,7 @@ stop() {
     local name=${entry%%:*}
     stop_pid "$name" "$DIR/$name.pid" &
   done
+  stop_pid magento-sim "$DIR/magento-sim.pid" &
   wait
 }
 
@@ -42,6 +76,8 @@ status() {
     if pid_alive "$DIR/$name.pid"; then echo "$name: running, http://127.0.0.1:$port/metrics, log $DIR/$name.log"
     else echo "$name: stopped"; fi
   done
+  if pid_alive "$DIR/magento-sim.pid"; then echo "magento-sim: running, $SIM_URL/sim/stats, log $DIR/magento-sim.log"
+  else echo "magento-sim: stopped"; fi
 }
 
 case "${1:-}" in

@@ -23,7 +23,7 @@ const SCHEMA: &str = include_str!("../schemas/stack_probe.avsc");
 const RECORD: &str = "bridge.demo.StackProbe";
 
 pub async fn run(bootstrap: &str, registry_url: &str, topic: &str) -> anyhow::Result<()> {
-    ensure_topic(bootstrap, topic).await?;
+    ensure_topic(bootstrap, topic, 3).await?;
     let settings = SrSettings::new(registry_url.to_owned());
     let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
         topic.to_owned(),
@@ -131,15 +131,16 @@ fn read_back(bootstrap: &str, topic: &str, partition: i32, offset: i64) -> anyho
     bail!("the probe at {topic}/{partition}@{offset} was not readable within 30 s")
 }
 
-async fn ensure_topic(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+/// Creates `topic` with `partitions` unless it exists.
+pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let new_topic = NewTopic::new(topic, 3, TopicReplication::Fixed(1));
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics([&new_topic], &options).await? {
         match result {
-            Ok(_) => println!("created topic {topic} (3 partitions)"),
+            Ok(_) => println!("created topic {topic} ({partitions} partitions)"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => bail!("creating topic `{name}` failed: {code}"),
         }

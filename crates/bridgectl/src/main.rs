@@ -40,6 +40,12 @@ enum Command {
     },
     /// List the topics with their partition counts.
     Topics,
+    /// Create the event topics of the layout (and the services' parked topics) if missing.
+    CreateTopics {
+        /// Partitions of each event topic.
+        #[arg(long, default_value_t = 3)]
+        partitions: i32,
+    },
     /// Check or release the event schemas (the evolution gate).
     Schemas {
         #[command(subcommand)]
@@ -63,6 +69,17 @@ async fn main() -> anyhow::Result<()> {
             demo::run(&args.bootstrap_servers, &args.registry_url, &topic).await
         }
         Command::Topics => demo::list_topics(&args.bootstrap_servers),
+        Command::CreateTopics { partitions } => {
+            let parked = ["order-ingest-parked"];
+            for topic in bridge_events::topics::LAYOUT
+                .iter()
+                .map(|(topic, _)| *topic)
+                .chain(parked)
+            {
+                demo::ensure_topic(&args.bootstrap_servers, topic, partitions).await?;
+            }
+            Ok(())
+        }
         Command::Schemas {
             action: SchemasAction::Release,
         } => schemas::release(),

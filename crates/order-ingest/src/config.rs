@@ -130,7 +130,7 @@ impl Default for WebhookSettings {
     fn default() -> Self {
         Self {
             enabled: true,
-            listen: SocketAddr::from(([0, 0, 0, 0], 8081)),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8089)),
             key_base_url: "https://static.adobeioevents.com".into(),
             client_id: None,
             verify_signatures: true,

@@ -120,7 +120,6 @@ impl Pipeline {
                 }
             }
         }
-        let topics: Vec<String> = records.iter().map(|r| r.topic.clone()).collect();
         let published = self.publisher.publish(Batch { records, cursors }).await?;
         for class in parked {
             let labels = ErrorLabels {
@@ -128,13 +127,13 @@ impl Pipeline {
             };
             self.metrics.parked.get_or_create(&labels).inc();
         }
-        if published.produced > 0 {
-            for topic in topics {
-                self.metrics
-                    .records_out
-                    .get_or_create(&TopicLabels { topic })
-                    .inc();
-            }
+        for (topic, count) in &published.topics {
+            self.metrics
+                .records_out
+                .get_or_create(&TopicLabels {
+                    topic: topic.clone(),
+                })
+                .inc_by(*count as u64);
         }
         self.metrics.dedupe_hits.inc_by(published.duplicates as u64);
         Ok(published)

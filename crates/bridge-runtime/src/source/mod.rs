@@ -66,12 +66,14 @@ pub struct Batch {
 }
 
 /// What a batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Published {
     /// Records produced and committed.
     pub produced: usize,
     /// Records skipped: their event id was published before.
     pub duplicates: usize,
+    /// Records produced per topic.
+    pub topics: std::collections::BTreeMap<String, usize>,
 }
 
 /// Why a batch was not published. Nothing of it is in Kafka (as far as the client knows).

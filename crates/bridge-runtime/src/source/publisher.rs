@@ -226,8 +226,8 @@ impl Worker {
         } else if !any_cursor {
             for (job, (_, duplicates)) in jobs.into_iter().zip(plans) {
                 let _ = job.reply.send(Ok(Published {
-                    produced: 0,
                     duplicates,
+                    ..Published::default()
                 }));
             }
             return;
@@ -246,9 +246,16 @@ impl Worker {
             tracing::error!(%error, "published, but the dedupe store could not record it");
         }
         for (job, (keep, duplicates)) in jobs.into_iter().zip(plans) {
+            let mut topics = std::collections::BTreeMap::new();
+            for n in &keep {
+                *topics
+                    .entry(job.batch.records[*n].topic.clone())
+                    .or_insert(0) += 1;
+            }
             let _ = job.reply.send(Ok(Published {
                 produced: keep.len(),
                 duplicates,
+                topics,
             }));
         }
     }
