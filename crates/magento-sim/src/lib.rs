@@ -8,6 +8,11 @@
 //! (bundles, configurables, discounts, tax, EUR orders, guests, cancellations, refunds),
 //! and announces every change as a signed Adobe I/O Events delivery (CloudEvents 1.0) to a
 //! webhook, retried like Adobe does.
+//!
+//! Admin routes: `POST /sim/orders {"count": N}` generates; `POST /sim/orders/{id}/{invoice|
+//! ship|cancel|refund|touch|announce}`; `POST /sim/import/orders` and
+//! `/sim/import/creditmemos` take your own REST-shaped payloads (one or a list), serve them
+//! as given and announce them; `GET /sim/writebacks`, `GET /sim/stats`, `GET /sim/keys/*.pem`.
 
 pub mod routes;
 pub mod search;

@@ -118,6 +118,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/orders", post(generate_orders))
         .route("/sim/orders/{id}/{action}", post(act_on_order))
         .route("/sim/creditmemos/{id}/announce", post(announce_creditmemo))
+        .route("/sim/import/orders", post(import_orders))
+        .route("/sim/import/creditmemos", post(import_creditmemos))
         .route("/sim/writebacks", get(writebacks))
         .route("/sim/stats", get(stats))
         .with_state(shared)
@@ -299,6 +301,44 @@ async fn announce_creditmemo(State(shared): State<Arc<Shared>>, Path(id): Path<u
             Json(true).into_response()
         }
         None => not_found(),
+    }
+}
+
+/// One REST-shaped entity or a list of them.
+fn one_or_many(body: Value) -> Vec<Value> {
+    match body {
+        Value::Array(items) => items,
+        one => vec![one],
+    }
+}
+
+/// `POST /sim/import/orders`: your own REST-shaped orders (one or a list), served as given
+/// and announced to the webhook.
+async fn import_orders(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
+    let result = shared.store().import_orders(one_or_many(body));
+    match result {
+        Ok(changes) => {
+            let count = changes.len();
+            shared.announce(changes);
+            Json(json!({ "imported": count })).into_response()
+        }
+        Err(e) => store_error(e),
+    }
+}
+
+/// `POST /sim/import/creditmemos`: your own REST-shaped credit memos.
+async fn import_creditmemos(
+    State(shared): State<Arc<Shared>>,
+    Json(body): Json<Value>,
+) -> Response {
+    let result = shared.store().import_creditmemos(one_or_many(body));
+    match result {
+        Ok(changes) => {
+            let count = changes.len();
+            shared.announce(changes);
+            Json(json!({ "imported": count })).into_response()
+        }
+        Err(e) => store_error(e),
     }
 }
 

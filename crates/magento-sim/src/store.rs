@@ -265,6 +265,45 @@ impl Store {
         order
     }
 
+    /// Stores orders as given (REST shape; your own payloads), replacing any with the same
+    /// `entity_id`; returns the changes to announce. An order without `entity_id` is refused.
+    pub fn import_orders(&mut self, orders: Vec<Value>) -> Result<Vec<Change>, StoreError> {
+        let mut changes = Vec::new();
+        for mut order in orders {
+            let id = number(&order["entity_id"]);
+            if id == 0 {
+                return Err(StoreError::Missing("entity_id"));
+            }
+            if order.get("updated_at").is_none_or(Value::is_null) {
+                order["updated_at"] = (self.clock)().into();
+            }
+            self.add_stock_for(&order);
+            changes.push(order_change(&order));
+            self.orders.insert(id, order);
+        }
+        Ok(changes)
+    }
+
+    /// Stores credit memos as given (REST shape); each needs `entity_id` and `order_id`.
+    pub fn import_creditmemos(&mut self, memos: Vec<Value>) -> Result<Vec<Change>, StoreError> {
+        let mut changes = Vec::new();
+        for mut memo in memos {
+            let id = number(&memo["entity_id"]);
+            if id == 0 {
+                return Err(StoreError::Missing("entity_id"));
+            }
+            if number(&memo["order_id"]) == 0 {
+                return Err(StoreError::Missing("order_id"));
+            }
+            if memo.get("updated_at").is_none_or(Value::is_null) {
+                memo["updated_at"] = (self.clock)().into();
+            }
+            changes.push(creditmemo_change(&memo));
+            self.creditmemos.insert(id, memo);
+        }
+        Ok(changes)
+    }
+
     /// The announcement of order `id` as it is now (to deliver it again).
     pub fn announcement(&self, id: u64) -> Option<Change> {
         self.orders.get(&id).map(order_change)
@@ -745,6 +784,32 @@ mod tests {
         assert_eq!(
             store.act(99_999, Action::Touch).err(),
             Some(StoreError::NoOrder("99999".into()))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn imported_orders_are_served_as_given_and_announced() -> Result<(), StoreError> {
+        let mut store = Store::with_fixtures();
+        let mut order = templates::orders()[1].order.clone();
+        order["entity_id"] = "7001".into();
+        order["increment_id"] = "SHOP-7001".into();
+        let changes = store.import_orders(vec![order.clone()])?;
+        assert_eq!(changes.len(), 1);
+        assert_eq!(store.order(7001), Some(&order));
+        assert_eq!(changes[0].value["increment_id"], "SHOP-7001");
+        let memo = json!({"entity_id": 77, "order_id": 7001, "items": []});
+        assert_eq!(store.import_creditmemos(vec![memo])?.len(), 1);
+        assert!(
+            store
+                .creditmemo(77)
+                .is_some_and(|m| m["updated_at"].is_string())
+        );
+        assert_eq!(
+            store
+                .import_orders(vec![json!({"increment_id": "x"})])
+                .err(),
+            Some(StoreError::Missing("entity_id"))
         );
         Ok(())
     }

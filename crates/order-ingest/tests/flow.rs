@@ -378,3 +378,68 @@ async fn the_poller_misses_nothing_while_5000_orders_change_under_it() -> TestRe
     ingest.stop().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_of_your_own_imported_into_the_sim_goes_through_both_paths_once() -> TestResult {
+    let stack = stack()?;
+    let h = Harness::new(&stack.bootstrap, &stack.registry_url, SimConfig::default()).await?;
+    let state = tempfile::tempdir()?;
+    let ingest = h
+        .ingest(
+            state.path(),
+            Paths {
+                webhook: true,
+                poll: true,
+            },
+        )
+        .await?;
+    let mut order: Value = serde_json::from_str(include_str!(
+        "fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+    ))?;
+    order["entity_id"] = "424242".into();
+    order["increment_id"] = "WEB-424242".into();
+    order["updated_at"] = magento_sim::store::magento_now().into();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/sim/import/orders", h.sim.url()))
+        .json(&json!([order]))
+        .send()
+        .await?;
+    assert!(answer.status().is_success());
+    let expected = map_order(&Obj::root(&order), "magento:default", 0)?;
+    let ids: BTreeSet<String> = expected
+        .orders
+        .iter()
+        .map(|e| e.envelope().event_id.clone())
+        .chain(
+            expected
+                .movements
+                .iter()
+                .map(|m| m.envelope.event_id.clone()),
+        )
+        .collect();
+    wait_until(
+        "the imported order published",
+        Duration::from_secs(60),
+        || async {
+            h.published_once()
+                .await
+                .is_ok_and(|p| ids.iter().all(|id| p.contains_key(id)))
+        },
+    )
+    .await?;
+    wait_until("its delivery answered", Duration::from_secs(60), || async {
+        h.deliveries()
+            .await
+            .is_ok_and(|d| d["pending"] == 0 && d["delivered"] == 1)
+    })
+    .await?;
+    // Both paths saw it (the poller re-reads it every poll); each event is there once.
+    let published = h.published_once().await?;
+    let placed = published
+        .values()
+        .filter(|e| matches!(e, Event::OrderPlaced(p) if p.order_ref == "WEB-424242"))
+        .count();
+    assert_eq!(placed, 1);
+    ingest.stop().await?;
+    Ok(())
+}
