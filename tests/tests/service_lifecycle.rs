@@ -44,14 +44,20 @@ async fn every_service_becomes_ready_and_stops_on_sigterm() -> TestResult {
     let stack = stack()?;
     for service in SERVICES {
         let port = free_port()?;
-        let mut running = Running(
-            Command::new(binary(service)?)
-                .env("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", &stack.bootstrap)
-                .env("BRIDGE__REGISTRY__URL", &stack.registry_url)
-                .env("BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
-                .stdout(Stdio::null())
-                .spawn()?,
-        );
+        // Local state in a folder of its own, not under the source tree.
+        let state = tempfile::tempdir()?;
+        let mut command = Command::new(binary(service)?);
+        command
+            .env("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", &stack.bootstrap)
+            .env("BRIDGE__REGISTRY__URL", &stack.registry_url)
+            .env("BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
+            .env("BRIDGE__PROCESSOR__STATE_DIR", state.path())
+            .stdout(Stdio::null());
+        if service == "order-ingest" {
+            let webhook = format!("127.0.0.1:{}", free_port()?);
+            command.env("BRIDGE__INGEST__WEBHOOK__LISTEN", webhook);
+        }
+        let mut running = Running(command.spawn()?);
         let ready_url = format!("http://127.0.0.1:{port}/readyz");
         let client = reqwest::Client::new();
         wait_until(

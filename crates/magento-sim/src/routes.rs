@@ -54,16 +54,8 @@ impl Shared {
         {
             let mut store = self.store();
             for _ in 0..count {
-                let new = store.generate(&mut *rng);
-                if let Some(first) = new.first() {
-                    let order = &first.value;
-                    let increment = order["increment_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let id = increment.parse().unwrap_or_default();
-                    created.push((id, increment));
-                }
+                let (placed, new) = store.generate(&mut *rng);
+                created.extend(placed);
                 changes.extend(new);
             }
         }
@@ -82,6 +74,17 @@ fn not_found() -> Response {
         StatusCode::NOT_FOUND,
         "The entity that was requested doesn't exist. Verify the entity and try again.",
     )
+}
+
+/// Announces the changes of a store operation and answers `body`, or the store's error.
+fn announced(shared: &Shared, result: Result<Vec<Change>, StoreError>, body: Value) -> Response {
+    match result {
+        Ok(changes) => {
+            shared.announce(changes);
+            Json(body).into_response()
+        }
+        Err(e) => store_error(e),
+    }
 }
 
 fn store_error(e: StoreError) -> Response {
@@ -146,13 +149,21 @@ async fn authorize(
     next.run(request).await
 }
 
-fn search(rows: impl Iterator<Item = Value>, query: Option<String>) -> Response {
+/// Searches the rows `pick` chooses from the store, under its lock; only the page is copied.
+fn search(
+    shared: &Shared,
+    query: Option<String>,
+    pick: impl for<'s> FnOnce(&'s Store) -> Box<dyn Iterator<Item = &'s Value> + 's>,
+) -> Response {
     let criteria = match SearchCriteria::parse(query.as_deref().unwrap_or_default()) {
         Ok(criteria) => criteria,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let rows: Vec<Value> = rows.collect();
-    let (page, total) = criteria.apply(rows.iter());
+    let (page, total) = {
+        let store = shared.store();
+        let (page, total) = criteria.apply(pick(&store));
+        (page.into_iter().cloned().collect::<Vec<Value>>(), total)
+    };
     Json(json!({
         "items": page,
         "search_criteria": criteria.echo(),
@@ -162,8 +173,7 @@ fn search(rows: impl Iterator<Item = Value>, query: Option<String>) -> Response 
 }
 
 async fn search_orders(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    let rows: Vec<Value> = shared.store().orders().cloned().collect();
-    search(rows.into_iter(), query)
+    search(&shared, query, |store| Box::new(store.orders()))
 }
 
 async fn get_order(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -182,22 +192,18 @@ async fn post_comment(
     let Ok(id) = id.parse() else {
         return not_found();
     };
-    let result = shared.store().comment(id, body);
-    match result {
-        Ok(change) => {
-            shared.announce(change.into_iter().collect());
-            Json(true).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let result = shared
+        .store()
+        .comment(id, body)
+        .map(|change| change.into_iter().collect());
+    announced(&shared, result, Value::Bool(true))
 }
 
 async fn search_creditmemos(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let rows: Vec<Value> = shared.store().creditmemos().cloned().collect();
-    search(rows.into_iter(), query)
+    search(&shared, query, |store| Box::new(store.creditmemos()))
 }
 
 async fn get_creditmemo(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -212,8 +218,7 @@ async fn search_source_items(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let rows: Vec<Value> = shared.store().source_items().cloned().collect();
-    search(rows.into_iter(), query)
+    search(&shared, query, |store| Box::new(store.source_items()))
 }
 
 async fn post_source_items(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
@@ -269,13 +274,10 @@ async fn act_on_order(
 ) -> Response {
     if action == "announce" {
         let change = shared.store().announcement(id);
-        return match change {
-            Some(change) => {
-                shared.announce(vec![change]);
-                Json(true).into_response()
-            }
-            None => not_found(),
-        };
+        let result = change
+            .map(|c| vec![c])
+            .ok_or(StoreError::NoOrder(id.to_string()));
+        return announced(&shared, result, Value::Bool(true));
     }
     let Ok(action) = serde_json::from_value::<Action>(Value::String(action.clone())) else {
         return error(
@@ -284,24 +286,15 @@ async fn act_on_order(
         );
     };
     let result = shared.store().act(id, action);
-    match result {
-        Ok(changes) => {
-            shared.announce(changes);
-            Json(true).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    announced(&shared, result, Value::Bool(true))
 }
 
 async fn announce_creditmemo(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
     let change = shared.store().creditmemo_announcement(id);
-    match change {
-        Some(change) => {
-            shared.announce(vec![change]);
-            Json(true).into_response()
-        }
-        None => not_found(),
-    }
+    let result = change
+        .map(|c| vec![c])
+        .ok_or(StoreError::NoOrder(id.to_string()));
+    announced(&shared, result, Value::Bool(true))
 }
 
 /// One REST-shaped entity or a list of them.
@@ -316,14 +309,8 @@ fn one_or_many(body: Value) -> Vec<Value> {
 /// and announced to the webhook.
 async fn import_orders(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
     let result = shared.store().import_orders(one_or_many(body));
-    match result {
-        Ok(changes) => {
-            let count = changes.len();
-            shared.announce(changes);
-            Json(json!({ "imported": count })).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let count = result.as_ref().map_or(0, Vec::len);
+    announced(&shared, result, json!({ "imported": count }))
 }
 
 /// `POST /sim/import/creditmemos`: your own REST-shaped credit memos.
@@ -332,14 +319,8 @@ async fn import_creditmemos(
     Json(body): Json<Value>,
 ) -> Response {
     let result = shared.store().import_creditmemos(one_or_many(body));
-    match result {
-        Ok(changes) => {
-            let count = changes.len();
-            shared.announce(changes);
-            Json(json!({ "imported": count })).into_response()
-        }
-        Err(e) => store_error(e),
-    }
+    let count = result.as_ref().map_or(0, Vec::len);
+    announced(&shared, result, json!({ "imported": count }))
 }
 
 async fn writebacks(State(shared): State<Arc<Shared>>) -> Response {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 use rand::seq::IndexedRandom;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::FromPrimitive;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde_json::{Value, json};
 
 use crate::templates::{self, Template};
@@ -126,7 +126,6 @@ const MONEY: &[&str] = &[
     "amount_paid",
     "shipping_captured",
     "amount_invoiced",
-    "amount_paid",
 ];
 
 impl Store {
@@ -203,11 +202,12 @@ impl Store {
     }
 
     /// Generates one order from a random template with new ids, a new customer or a guest,
-    /// and now as its time; some in EUR. Returns the change to announce.
-    pub fn generate(&mut self, rng: &mut impl Rng) -> Vec<Change> {
+    /// and now as its time; some in EUR. Returns its (entity id, increment id) and the
+    /// changes to announce.
+    pub fn generate(&mut self, rng: &mut impl Rng) -> (Option<(u64, String)>, Vec<Change>) {
         let templates = templates::orders();
         let Some(template) = templates.choose(rng) else {
-            return Vec::new();
+            return (None, Vec::new());
         };
         let guest = rng.random_bool(GUEST_SHARE);
         let customer = rng.random_range(1..=500);
@@ -223,7 +223,7 @@ impl Store {
         if template.refunded {
             changes.extend(self.credit_memo_for(id));
         }
-        changes
+        (Some((id, order_ref(&order))), changes)
     }
 
     fn place(&mut self, template: &Template, customer: Option<u64>, eur: bool) -> Value {
@@ -274,9 +274,7 @@ impl Store {
             if id == 0 {
                 return Err(StoreError::Missing("entity_id"));
             }
-            if order.get("updated_at").is_none_or(Value::is_null) {
-                order["updated_at"] = (self.clock)().into();
-            }
+            self.stamp(&mut order);
             self.add_stock_for(&order);
             changes.push(order_change(&order));
             self.orders.insert(id, order);
@@ -295,13 +293,18 @@ impl Store {
             if number(&memo["order_id"]) == 0 {
                 return Err(StoreError::Missing("order_id"));
             }
-            if memo.get("updated_at").is_none_or(Value::is_null) {
-                memo["updated_at"] = (self.clock)().into();
-            }
+            self.stamp(&mut memo);
             changes.push(creditmemo_change(&memo));
             self.creditmemos.insert(id, memo);
         }
         Ok(changes)
+    }
+
+    /// Gives an imported entity without `updated_at` the current time.
+    fn stamp(&self, entity: &mut Value) {
+        if entity.get("updated_at").is_none_or(Value::is_null) {
+            entity["updated_at"] = (self.clock)().into();
+        }
     }
 
     /// The announcement of order `id` as it is now (to deliver it again).
@@ -674,11 +677,7 @@ fn to_currency(order: &mut Value, currency: &str, rate: &str) {
             Value::Object(map) => {
                 for (key, v) in map.iter_mut() {
                     if MONEY.contains(&key.as_str()) && v.is_number() {
-                        let amount = (decimal(v) * rate).round_dp(2);
-                        *v = serde_json::to_value(amount.normalize())
-                            .ok()
-                            .and_then(|s| s.as_str().and_then(|s| s.parse::<f64>().ok()))
-                            .map_or(Value::Null, Value::from);
+                        *v = json_number((decimal(v) * rate).round_dp(2));
                     } else {
                         scale(v, rate);
                     }
@@ -690,23 +689,22 @@ fn to_currency(order: &mut Value, currency: &str, rate: &str) {
     }
     scale(order, rate);
     order["order_currency_code"] = currency.into();
-    order["base_to_order_rate"] = rate
-        .to_string()
-        .parse::<f64>()
-        .map_or(Value::Null, Value::from);
+    order["base_to_order_rate"] = json_number(rate);
     let part = |field: &str| decimal(&order[field]);
     let grand =
         part("subtotal") + part("shipping_amount") + part("tax_amount") + part("discount_amount");
-    let grand: f64 = grand.to_string().parse().unwrap_or_default();
-    order["grand_total"] = grand.into();
-    if decimal(&order["total_due"]) != Decimal::ZERO {
-        order["total_due"] = grand.into();
-    }
-    for field in ["total_invoiced", "total_paid"] {
+    order["grand_total"] = json_number(grand);
+    for field in ["total_due", "total_invoiced", "total_paid"] {
         if decimal(&order[field]) != Decimal::ZERO {
-            order[field] = grand.into();
+            order[field] = json_number(grand);
         }
     }
+}
+
+/// A JSON number, as Magento writes amounts (the sim's own data; consumers read it as
+/// decimal text).
+fn json_number(amount: Decimal) -> Value {
+    amount.to_f64().map_or(Value::Null, Value::from)
 }
 
 #[cfg(test)]

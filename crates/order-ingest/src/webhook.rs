@@ -137,6 +137,10 @@ impl Receiver {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let value = event.get("data").and_then(|d| d.get("value"));
+        let body = &Original {
+            bytes: body,
+            key: value.and_then(|v| v.get("increment_id")).map(id_text),
+        };
         let outcome = match (kind, value) {
             ("", _) => self.park(body, "missing field `type`"),
             (_, None) => self.park(body, "missing field `data.value`"),
@@ -161,7 +165,7 @@ impl Receiver {
         })
     }
 
-    async fn order(&self, value: &Value, body: &[u8]) -> Result<Outcome, IngestError> {
+    async fn order(&self, value: &Value, body: &Original<'_>) -> Result<Outcome, IngestError> {
         let entity_id = value
             .get("entity_id")
             .map(id_text)
@@ -201,7 +205,7 @@ impl Receiver {
         }
     }
 
-    async fn creditmemo(&self, value: &Value, body: &[u8]) -> Result<Outcome, IngestError> {
+    async fn creditmemo(&self, value: &Value, body: &Original<'_>) -> Result<Outcome, IngestError> {
         let Some(id) = value
             .get("entity_id")
             .map(id_text)
@@ -222,7 +226,7 @@ impl Receiver {
 
     /// Unavailable (or unauthorized: a setup problem that will be fixed) → retry later;
     /// refused for this input → park.
-    fn rest_failure(&self, e: RestError, body: &[u8]) -> Result<Outcome, IngestError> {
+    fn rest_failure(&self, e: RestError, body: &Original<'_>) -> Result<Outcome, IngestError> {
         match e {
             RestError::Refused { .. } => Ok(self.park_class(body, "rest_refused", &e.to_string())),
             RestError::Unauthorized { .. } => {
@@ -233,18 +237,19 @@ impl Receiver {
         }
     }
 
-    fn park(&self, body: &[u8], reason: &str) -> Outcome {
+    fn park(&self, body: &Original<'_>, reason: &str) -> Outcome {
         self.park_class(body, "unmappable", reason)
     }
 
-    fn park_class(&self, body: &[u8], class: &'static str, reason: &str) -> Outcome {
-        let key = serde_json::from_slice::<Value>(body).ok().and_then(|v| {
-            v.get("data")
-                .and_then(|d| d.get("value"))
-                .and_then(|v| v.get("increment_id"))
-                .map(id_text)
-        });
+    fn park_class(&self, body: &Original<'_>, class: &'static str, reason: &str) -> Outcome {
         self.pipeline
-            .parked_bytes(body.to_vec(), key, class, reason, ORIGIN)
+            .parked_bytes(body.bytes.to_vec(), body.key.clone(), class, reason, ORIGIN)
     }
+}
+
+/// A delivery as received, for parking: its bytes, and the order it names as the key
+/// (read from the already parsed event, not parsed again).
+struct Original<'a> {
+    bytes: &'a [u8],
+    key: Option<String>,
 }

@@ -22,15 +22,7 @@ async fn broker_down_for_30_s_webhooks_get_503_and_nothing_acknowledged_is_lost(
     )
     .await?;
     let state = tempfile::tempdir()?;
-    let ingest = h
-        .ingest(
-            state.path(),
-            Paths {
-                webhook: true,
-                poll: false,
-            },
-        )
-        .await?;
+    let ingest = h.ingest(state.path(), Paths::WEBHOOK).await?;
 
     let mut placed: Vec<String> = h
         .sim

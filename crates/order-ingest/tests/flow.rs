@@ -74,15 +74,7 @@ async fn every_fixture_through_both_paths_is_the_same_events_exactly_once() -> T
 
     // 1. Webhooks only: the sim announces each fixture order and the credit memo.
     let state = tempfile::tempdir()?;
-    let ingest = h
-        .ingest(
-            state.path(),
-            Paths {
-                webhook: true,
-                poll: false,
-            },
-        )
-        .await?;
+    let ingest = h.ingest(state.path(), Paths::WEBHOOK).await?;
     for id in FIXTURE_ORDERS {
         post(format!("{}/sim/orders/{id}/announce", h.sim.url())).await?;
     }
@@ -102,15 +94,7 @@ async fn every_fixture_through_both_paths_is_the_same_events_exactly_once() -> T
 
     // 2. The poller over the same state: every fact is already published.
     ingest.stop().await?;
-    let ingest = h
-        .ingest(
-            state.path(),
-            Paths {
-                webhook: true,
-                poll: true,
-            },
-        )
-        .await?;
+    let ingest = h.ingest(state.path(), Paths::BOTH).await?;
     wait_until(
         "the poller re-read every fixture",
         Duration::from_secs(60),
@@ -135,15 +119,7 @@ async fn every_fixture_through_both_paths_is_the_same_events_exactly_once() -> T
     // 3. The poller alone, from scratch: the same events with the same ids.
     let alone = Harness::new(&stack.bootstrap, &stack.registry_url, SimConfig::default()).await?;
     let state = tempfile::tempdir()?;
-    let ingest = alone
-        .ingest(
-            state.path(),
-            Paths {
-                webhook: false,
-                poll: true,
-            },
-        )
-        .await?;
+    let ingest = alone.ingest(state.path(), Paths::POLL).await?;
     wait_until(
         "the poller published the fixtures",
         Duration::from_secs(60),
@@ -169,15 +145,7 @@ async fn bad_deliveries_are_refused_or_parked_and_ingest_goes_on() -> TestResult
     let stack = stack()?;
     let h = Harness::new(&stack.bootstrap, &stack.registry_url, SimConfig::default()).await?;
     let state = tempfile::tempdir()?;
-    let ingest = h
-        .ingest(
-            state.path(),
-            Paths {
-                webhook: true,
-                poll: false,
-            },
-        )
-        .await?;
+    let ingest = h.ingest(state.path(), Paths::WEBHOOK).await?;
     let url = format!("http://127.0.0.1:{}/webhooks/adobe-io", h.webhook_port);
     let client = reqwest::Client::new();
     let send = |body: Vec<u8>, sign: bool, tamper: bool| {
@@ -297,15 +265,7 @@ async fn the_poller_misses_nothing_while_5000_orders_change_under_it() -> TestRe
         .unwrap_or(5000);
     h.sim.shared.generate(orders);
     let state = tempfile::tempdir()?;
-    let ingest = h
-        .ingest(
-            state.path(),
-            Paths {
-                webhook: false,
-                poll: true,
-            },
-        )
-        .await?;
+    let ingest = h.ingest(state.path(), Paths::POLL).await?;
     // While it polls: invoices, shipments, cancellations, refunds and plain saves, many in
     // the same second.
     let ids: Vec<u64> = h
@@ -384,15 +344,7 @@ async fn an_order_of_your_own_imported_into_the_sim_goes_through_both_paths_once
     let stack = stack()?;
     let h = Harness::new(&stack.bootstrap, &stack.registry_url, SimConfig::default()).await?;
     let state = tempfile::tempdir()?;
-    let ingest = h
-        .ingest(
-            state.path(),
-            Paths {
-                webhook: true,
-                poll: true,
-            },
-        )
-        .await?;
+    let ingest = h.ingest(state.path(), Paths::BOTH).await?;
     let mut order: Value = serde_json::from_str(include_str!(
         "fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
     ))?;

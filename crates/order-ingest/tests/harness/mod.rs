@@ -35,6 +35,21 @@ pub struct Paths {
     pub poll: bool,
 }
 
+impl Paths {
+    pub const WEBHOOK: Self = Self {
+        webhook: true,
+        poll: false,
+    };
+    pub const POLL: Self = Self {
+        webhook: false,
+        poll: true,
+    };
+    pub const BOTH: Self = Self {
+        webhook: true,
+        poll: true,
+    };
+}
+
 impl Harness {
     /// Topics, a sim delivering to a webhook port chosen now, no ingest yet.
     pub async fn new(bootstrap: &str, registry: &str, sim: SimConfig) -> Result<Self, AnyError> {
