@@ -2,15 +2,16 @@
 //!
 //! It serves the dev fixture orders and generated ones in their real REST shapes
 //! (`GET /rest/V1/orders` with `searchCriteria`, including Magento's page-past-the-end
-//! quirk; `GET /rest/V1/orders/{id}`; credit memos; MSI source items and salable
-//! quantity), accepts write-backs (order comments and status, source-item quantities) and
+//! quirk; `GET /rest/V1/orders/{id}`; credit memos; shipments with their MSI source; MSI
+//! source items and salable quantity), accepts write-backs (order comments and status, source-item quantities) and
 //! records them for tests (`GET /sim/writebacks`), generates orders at a configurable rate
 //! (bundles, configurables, discounts, tax, EUR orders, guests, cancellations, refunds),
 //! and announces every change as a signed Adobe I/O Events delivery (CloudEvents 1.0) to a
 //! webhook, retried like Adobe does.
 //!
 //! Admin routes: `POST /sim/orders {"count": N}` generates; `POST /sim/orders/{id}/{invoice|
-//! ship|cancel|refund|touch|announce}`; `POST /sim/import/orders` and
+//! ship|cancel|refund|touch|announce}` (`ship?source=wh_east` picks the source; otherwise
+//! every third order prefers `wh_east`), `POST /sim/shipments/{id}/announce`; `POST /sim/import/orders` and
 //! `/sim/import/creditmemos` take your own REST-shaped payloads (one or a list), serve them
 //! as given and announce them; `GET /sim/writebacks`, `GET /sim/stats`, `GET /sim/keys/*.pem`.
 

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -102,6 +102,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/orders/{id}/comments", post(post_comment))
         .route("/creditmemos", get(search_creditmemos))
         .route("/creditmemo/{id}", get(get_creditmemo))
+        .route("/shipments", get(search_shipments))
+        .route("/shipment/{id}", get(get_shipment))
         .route(
             "/inventory/source-items",
             get(search_source_items).post(post_source_items),
@@ -121,6 +123,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/sim/orders", post(generate_orders))
         .route("/sim/orders/{id}/{action}", post(act_on_order))
         .route("/sim/creditmemos/{id}/announce", post(announce_creditmemo))
+        .route("/sim/shipments/{id}/announce", post(announce_shipment))
         .route("/sim/import/orders", post(import_orders))
         .route("/sim/import/creditmemos", post(import_creditmemos))
         .route("/sim/writebacks", get(writebacks))
@@ -214,6 +217,21 @@ async fn get_creditmemo(State(shared): State<Arc<Shared>>, Path(id): Path<String
     found.map_or_else(not_found, |m| Json(m).into_response())
 }
 
+async fn search_shipments(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    search(&shared, query, |store| Box::new(store.shipments()))
+}
+
+async fn get_shipment(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let found = id
+        .parse()
+        .ok()
+        .and_then(|id| shared.store().shipment(id).cloned());
+    found.map_or_else(not_found, |s| Json(s).into_response())
+}
+
 async fn search_source_items(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
@@ -268,9 +286,16 @@ async fn generate_orders(
     Json(created).into_response()
 }
 
+#[derive(serde::Deserialize)]
+struct ActQuery {
+    /// `ship` only: the MSI source to ship from.
+    source: Option<String>,
+}
+
 async fn act_on_order(
     State(shared): State<Arc<Shared>>,
     Path((id, action)): Path<(u64, String)>,
+    Query(query): Query<ActQuery>,
 ) -> Response {
     if action == "announce" {
         let change = shared.store().announcement(id);
@@ -285,12 +310,20 @@ async fn act_on_order(
             format!("unknown action `{action}`"),
         );
     };
-    let result = shared.store().act(id, action);
+    let result = shared.store().act_from(id, action, query.source.as_deref());
     announced(&shared, result, Value::Bool(true))
 }
 
 async fn announce_creditmemo(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
     let change = shared.store().creditmemo_announcement(id);
+    let result = change
+        .map(|c| vec![c])
+        .ok_or(StoreError::NoOrder(id.to_string()));
+    announced(&shared, result, Value::Bool(true))
+}
+
+async fn announce_shipment(State(shared): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
+    let change = shared.store().shipment_announcement(id);
     let result = change
         .map(|c| vec![c])
         .ok_or(StoreError::NoOrder(id.to_string()));
@@ -329,9 +362,13 @@ async fn writebacks(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     use std::sync::atomic::Ordering::Relaxed;
-    let (orders, creditmemos) = {
+    let (orders, creditmemos, shipments) = {
         let store = shared.store();
-        (store.orders().count(), store.creditmemos().count())
+        (
+            store.orders().count(),
+            store.creditmemos().count(),
+            store.shipments().count(),
+        )
     };
     let deliveries = shared.deliveries.as_ref().map(|d| {
         json!({
@@ -341,6 +378,11 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
             "pending": d.stats.pending.load(Relaxed),
         })
     });
-    Json(json!({"orders": orders, "creditmemos": creditmemos, "deliveries": deliveries}))
-        .into_response()
+    Json(json!({
+        "orders": orders,
+        "creditmemos": creditmemos,
+        "shipments": shipments,
+        "deliveries": deliveries,
+    }))
+    .into_response()
 }

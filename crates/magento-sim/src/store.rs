@@ -1,5 +1,5 @@
-//! The simulated store's data: orders and credit memos in the REST shapes of the fixtures,
-//! MSI source items, the changes made to them, and every write-back call received.
+//! The simulated store's data: orders, credit memos and shipments in the REST shapes of the
+//! fixtures, MSI source items, the changes made to them, and every write-back received.
 
 use std::collections::BTreeMap;
 
@@ -27,7 +27,8 @@ pub struct WriteBack {
 /// A change to an order or credit memo, to announce as an Adobe I/O event.
 #[derive(Debug, Clone)]
 pub struct Change {
-    /// `observer.sales_order_save_commit_after` or `observer.sales_order_creditmemo_save_after`.
+    /// `observer.sales_order_save_commit_after`, `observer.sales_order_creditmemo_save_after`
+    /// or `observer.sales_order_shipment_save_after`.
     pub event: &'static str,
     /// The observer-shaped payload (`data.value`).
     pub value: Value,
@@ -75,11 +76,13 @@ pub enum StoreError {
 pub struct Store {
     orders: BTreeMap<u64, Value>,
     creditmemos: BTreeMap<u64, Value>,
+    shipments: BTreeMap<u64, Value>,
     source_items: BTreeMap<(String, String), Value>,
     writebacks: Vec<WriteBack>,
     next_order: u64,
     next_item: u64,
     next_memo: u64,
+    next_shipment: u64,
     clock: fn() -> String,
 }
 
@@ -91,6 +94,8 @@ pub fn magento_now() -> String {
 const GUEST_SHARE: f64 = 0.3;
 const EUR_SHARE: f64 = 0.2;
 const EUR_RATE: &str = "0.9200";
+/// The MSI source of single-source stores.
+const DEFAULT_SOURCE: &str = "default";
 
 /// Order-currency money fields (the `base_*` twins stay in the base currency).
 const MONEY: &[&str] = &[
@@ -134,11 +139,13 @@ impl Store {
         let mut store = Self {
             orders: BTreeMap::new(),
             creditmemos: BTreeMap::new(),
+            shipments: BTreeMap::new(),
             source_items: BTreeMap::new(),
             writebacks: Vec::new(),
             next_order: 1000,
             next_item: 10_000,
             next_memo: 1000,
+            next_shipment: 1000,
             clock: magento_now,
         };
         for template in templates::orders() {
@@ -169,6 +176,16 @@ impl Store {
     /// One credit memo.
     pub fn creditmemo(&self, id: u64) -> Option<&Value> {
         self.creditmemos.get(&id)
+    }
+
+    /// Every shipment.
+    pub fn shipments(&self) -> impl Iterator<Item = &Value> {
+        self.shipments.values()
+    }
+
+    /// One shipment.
+    pub fn shipment(&self, id: u64) -> Option<&Value> {
+        self.shipments.get(&id)
     }
 
     /// Every MSI source item.
@@ -317,8 +334,24 @@ impl Store {
         self.creditmemos.get(&id).map(creditmemo_change)
     }
 
-    /// Applies `action` to order `id`; returns the changes to announce.
+    /// Applies `action` to order `id`; returns the changes to announce. A shipment goes
+    /// from the source [`Store::pick_source`] chooses.
     pub fn act(&mut self, id: u64, action: Action) -> Result<Vec<Change>, StoreError> {
+        self.act_from(id, action, None)
+    }
+
+    /// Applies `action` to order `id`, shipping from `source` when given.
+    pub fn act_from(
+        &mut self,
+        id: u64,
+        action: Action,
+        source: Option<&str>,
+    ) -> Result<Vec<Change>, StoreError> {
+        let source = match (action, source) {
+            (Action::Ship, Some(source)) => source.to_owned(),
+            (Action::Ship, None) => self.pick_source(id),
+            _ => String::new(),
+        };
         let now = (self.clock)();
         let order = self
             .orders
@@ -385,8 +418,10 @@ impl Store {
         }
         order["updated_at"] = now.into();
         let mut changes = vec![order_change(order)];
-        if action == Action::Refund {
-            changes.extend(self.credit_memo_for(id));
+        match action {
+            Action::Refund => changes.extend(self.credit_memo_for(id)),
+            Action::Ship => changes.extend(self.shipment_for(id, &source)),
+            _ => {}
         }
         Ok(changes)
     }
@@ -448,6 +483,110 @@ impl Store {
         let change = creditmemo_change(&memo);
         self.creditmemos.insert(memo_id, memo);
         Some(change)
+    }
+
+    /// The source an order ships from, like MSI's priority algorithm with a preferred
+    /// source: every third order prefers `wh_east` (a nearer warehouse), the rest
+    /// `default`; the preferred source is taken if it holds every line, else the other one
+    /// if it does, else the preferred one anyway (a backorder).
+    pub fn pick_source(&self, id: u64) -> String {
+        let preferred = if id.is_multiple_of(3) {
+            "wh_east"
+        } else {
+            DEFAULT_SOURCE
+        };
+        let other = if preferred == DEFAULT_SOURCE {
+            "wh_east"
+        } else {
+            DEFAULT_SOURCE
+        };
+        let Some(order) = self.orders.get(&id) else {
+            return preferred.to_owned();
+        };
+        let holds_all = |source: &str| {
+            stock_lines(order).all(|(sku, qty)| {
+                self.source_items
+                    .get(&(sku.to_owned(), source.to_owned()))
+                    .is_some_and(|i| i["status"] == 1 && decimal(&i["quantity"]) >= qty)
+            })
+        };
+        [preferred, other]
+            .into_iter()
+            .find(|s| holds_all(s))
+            .unwrap_or(preferred)
+            .to_owned()
+    }
+
+    /// A shipment of everything in order `id` from `source`, in the REST shape (MSI puts
+    /// the source in `extension_attributes.source_code`); the source's quantities go down.
+    fn shipment_for(&mut self, id: u64, source: &str) -> Option<Change> {
+        let order = self.orders.get(&id)?;
+        self.next_shipment += 1;
+        let shipment_id = self.next_shipment;
+        let now = (self.clock)();
+        // Magento lists top-level items and bundle children; a configurable ships as its
+        // parent line (which carries the child's SKU).
+        let items: Vec<Value> = order["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|item| {
+                item["parent_item_id"].is_null()
+                    || parent_type(order, &item["parent_item_id"]) == Some("bundle")
+            })
+            .enumerate()
+            .map(|(n, item)| {
+                json!({
+                    "entity_id": shipment_id * 100 + n as u64,
+                    "parent_id": shipment_id,
+                    "order_item_id": item["item_id"],
+                    "sku": item["sku"],
+                    "name": item["name"],
+                    "qty": item["qty_ordered"],
+                    "price": item["price"],
+                    "product_id": item["product_id"],
+                    "weight": item.get("weight").cloned().unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        let total_qty: Decimal = stock_lines(order).map(|(_, qty)| qty).sum();
+        let moved: Vec<(String, Decimal)> = stock_lines(order)
+            .map(|(sku, qty)| (sku.to_owned(), qty))
+            .collect();
+        let shipment = json!({
+            "entity_id": shipment_id,
+            "increment_id": format!("{shipment_id:09}"),
+            "order_id": id,
+            "store_id": order["store_id"],
+            "customer_id": order["customer_id"],
+            "billing_address_id": Value::Null,
+            "shipping_address_id": Value::Null,
+            "total_qty": json_number(total_qty),
+            "created_at": now,
+            "updated_at": now,
+            "items": items,
+            "tracks": [],
+            "comments": [],
+            "packages": [],
+            "extension_attributes": { "source_code": source },
+        });
+        for (sku, qty) in moved {
+            let item = self
+                .source_items
+                .entry((sku.clone(), source.to_owned()))
+                .or_insert_with(
+                    || json!({"sku": sku, "source_code": source, "quantity": 0, "status": 1}),
+                );
+            item["quantity"] = json_number(decimal(&item["quantity"]) - qty);
+        }
+        let change = shipment_change(&shipment);
+        self.shipments.insert(shipment_id, shipment);
+        Some(change)
+    }
+
+    /// The announcement of shipment `id`.
+    pub fn shipment_announcement(&self, id: u64) -> Option<Change> {
+        self.shipments.get(&id).map(shipment_change)
     }
 
     /// Records an order comment (and status) write-back, Magento's
@@ -531,17 +670,16 @@ impl Store {
         Ok(())
     }
 
-    /// Gives every stock SKU of `order` a `default` source item (100 units) if it has none.
+    /// Gives every stock SKU of `order` source items it has none of: 100 units at
+    /// `default`, 25 at `wh_east` (the fixture's two sources).
     fn add_stock_for(&mut self, order: &Value) {
-        for item in order["items"].as_array().into_iter().flatten() {
-            let Some(sku) = item["sku"].as_str() else {
-                continue;
-            };
-            if is_stock_line(item) {
+        let skus: Vec<String> = stock_lines(order).map(|(sku, _)| sku.to_owned()).collect();
+        for sku in skus {
+            for (source, quantity) in [(DEFAULT_SOURCE, 100), ("wh_east", 25)] {
                 self.source_items
-                    .entry((sku.to_owned(), "default".to_owned()))
+                    .entry((sku.clone(), source.to_owned()))
                     .or_insert_with(|| {
-                        json!({"sku": sku, "source_code": "default", "quantity": 100, "status": 1})
+                        json!({"sku": sku, "source_code": source, "quantity": quantity, "status": 1})
                     });
             }
         }
@@ -563,6 +701,25 @@ fn order_ref(order: &Value) -> String {
 /// Simple products carry stock; their configurable / bundle parents do not.
 fn is_stock_line(item: &Value) -> bool {
     item["product_type"] == "simple" || item["product_type"] == "virtual"
+}
+
+/// The (SKU, quantity ordered) of every stock line of `order`.
+fn stock_lines(order: &Value) -> impl Iterator<Item = (&str, Decimal)> {
+    order["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| is_stock_line(item))
+        .filter_map(|item| Some((item["sku"].as_str()?, decimal(&item["qty_ordered"]))))
+}
+
+/// The product type of the order item `parent` names.
+fn parent_type<'o>(order: &'o Value, parent: &Value) -> Option<&'o str> {
+    order["items"]
+        .as_array()?
+        .iter()
+        .find(|item| number(&item["item_id"]) == number(parent))?["product_type"]
+        .as_str()
 }
 
 /// The I/O Events observer shape of an order save: raw model data with string ids and
@@ -604,6 +761,19 @@ fn creditmemo_change(memo: &Value) -> Change {
             "order_id": text(&memo["order_id"]),
             "increment_id": memo["increment_id"],
             "updated_at": memo["updated_at"],
+        }),
+    }
+}
+
+/// The observer shape of a shipment save.
+fn shipment_change(shipment: &Value) -> Change {
+    Change {
+        event: "observer.sales_order_shipment_save_after",
+        value: json!({
+            "entity_id": text(&shipment["entity_id"]),
+            "order_id": text(&shipment["order_id"]),
+            "increment_id": shipment["increment_id"],
+            "updated_at": shipment["updated_at"],
         }),
     }
 }
@@ -783,6 +953,50 @@ mod tests {
             store.act(99_999, Action::Touch).err(),
             Some(StoreError::NoOrder("99999".into()))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_shipment_names_its_source_and_takes_the_stock_from_it() -> Result<(), StoreError> {
+        let mut store = Store::with_fixtures();
+        // The bundle + configurable fixture: stock lines are the bundle's children and the
+        // configurable's child; the shipment lists top-level lines and bundle children.
+        let order = store.place(&templates::orders()[0], None, false);
+        let id = number(&order["entity_id"]);
+        let before = store.source_items.clone();
+        store.act(id, Action::Invoice)?;
+        let changes = store.act_from(id, Action::Ship, Some("wh_east"))?;
+        assert_eq!(
+            changes.iter().map(|c| c.event).collect::<Vec<_>>(),
+            [
+                "observer.sales_order_save_commit_after",
+                "observer.sales_order_shipment_save_after"
+            ]
+        );
+        let shipment = store
+            .shipments()
+            .next()
+            .cloned()
+            .ok_or(StoreError::Missing("shipment"))?;
+        assert_eq!(shipment["extension_attributes"]["source_code"], "wh_east");
+        assert_eq!(shipment["order_id"], id);
+        let shipped_skus: Vec<&str> = shipment["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["sku"].as_str())
+            .collect();
+        assert!(!shipped_skus.is_empty());
+        for (sku, qty) in stock_lines(&order) {
+            let key = (sku.to_owned(), "wh_east".to_owned());
+            assert_eq!(
+                decimal(&store.source_items[&key]["quantity"]),
+                decimal(&before[&key]["quantity"]) - qty,
+                "{sku} left wh_east"
+            );
+            let default = (sku.to_owned(), DEFAULT_SOURCE.to_owned());
+            assert_eq!(store.source_items[&default], before[&default]);
+        }
         Ok(())
     }
 

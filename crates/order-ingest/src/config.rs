@@ -124,6 +124,9 @@ pub struct WebhookSettings {
     pub client_id: Option<String>,
     /// `false` accepts unsigned deliveries (local testing only; logged loudly at start).
     pub verify_signatures: bool,
+    /// PEM file of the public key Adobe Commerce webhooks are signed with (Admin → Adobe
+    /// Services → Webhooks); when set, `/webhooks/commerce` requires the signature.
+    pub commerce_public_key_file: Option<PathBuf>,
 }
 
 impl Default for WebhookSettings {
@@ -134,6 +137,7 @@ impl Default for WebhookSettings {
             key_base_url: "https://static.adobeioevents.com".into(),
             client_id: None,
             verify_signatures: true,
+            commerce_public_key_file: None,
         }
     }
 }
@@ -155,6 +159,11 @@ pub struct PollSettings {
     pub initial_lookback_hours: u64,
     /// Poll credit memos too.
     pub creditmemos: bool,
+    /// Poll shipments too (the MSI source stock leaves from).
+    pub shipments: bool,
+    /// Read every MSI source item this often and publish the quantities that changed as
+    /// `SOURCE_ITEM_SET` (source items have no `updated_at`); 0 turns it off.
+    pub source_items_interval_ms: u64,
 }
 
 impl Default for PollSettings {
@@ -166,6 +175,8 @@ impl Default for PollSettings {
             overlap_seconds: 120,
             initial_lookback_hours: 24,
             creditmemos: true,
+            shipments: true,
+            source_items_interval_ms: 300_000,
         }
     }
 }

@@ -11,6 +11,7 @@
 //! - [`rest`]: the Magento REST client; [`signature`]: Adobe's RSA signatures;
 //!   [`config`]: `[ingest]` settings; [`metrics`]: webhook and poll series.
 
+pub mod commerce_webhook;
 pub mod config;
 pub mod magento;
 pub mod metrics;
@@ -18,6 +19,7 @@ pub mod pipeline;
 pub mod poller;
 pub mod rest;
 pub mod signature;
+pub mod source_items;
 pub mod webhook;
 
 use std::sync::Arc;
@@ -68,12 +70,22 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
             if !settings.verify_signatures {
                 tracing::warn!("ingest.webhook.verify_signatures = false: unsigned deliveries are accepted");
             }
+            let commerce_key = match &settings.commerce_public_key_file {
+                Some(path) => Some(signature::read_public_key(path).map_err(|reason| {
+                    ServiceError::Start {
+                        what: "the Commerce webhook receiver (ingest.webhook.commerce_public_key_file)".into(),
+                        reason,
+                    }
+                })?),
+                None => None,
+            };
             let receiver = Arc::new(webhook::Receiver {
                 pipeline: Arc::clone(&pipeline),
                 verifier: settings
                     .verify_signatures
                     .then(|| signature::Verifier::new(&settings.key_base_url)),
                 client_id: settings.client_id.clone(),
+                commerce_key,
                 metrics: ingest_metrics.clone(),
             });
             let listener = tokio::net::TcpListener::bind(settings.listen)

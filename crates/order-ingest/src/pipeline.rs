@@ -12,7 +12,9 @@ use bridge_runtime::trace::{TRACEPARENT, TraceParent};
 use serde_json::Value;
 
 use crate::config::IngestSettings;
-use crate::magento::{FieldError, Mapped, Obj, map_creditmemo, map_order};
+use crate::magento::{
+    FieldError, Mapped, Obj, map_creditmemo, map_order, map_shipment, map_source_item,
+};
 use crate::rest::{Magento, RestError};
 
 /// Why an input could not be taken now (answer 503 / poll again later).
@@ -85,21 +87,63 @@ impl Pipeline {
     /// The records of one REST credit memo (its order is fetched for the increment id
     /// and the stock lines), or its parking.
     pub async fn creditmemo(&self, memo: &Value, origin: &str) -> Result<Outcome, IngestError> {
-        let Some(order_id) = memo.get("order_id").map(id_text) else {
-            return Ok(self.parked(memo, "unmappable", "field `order_id` is missing", origin));
+        self.of_order(memo, origin, map_creditmemo).await
+    }
+
+    /// The stock movements of one REST shipment (its order is fetched for the increment
+    /// id and the lines), or its parking.
+    pub async fn shipment(&self, shipment: &Value, origin: &str) -> Result<Outcome, IngestError> {
+        self.of_order(shipment, origin, map_shipment).await
+    }
+
+    /// The `SOURCE_ITEM_SET` record of one MSI source item observed at `observed_at`, or
+    /// its parking.
+    pub async fn source_item(
+        &self,
+        item: &Value,
+        observed_at: i64,
+        origin: &str,
+    ) -> Result<Outcome, IngestError> {
+        match map_source_item(
+            &Obj::root(item),
+            &self.settings.source,
+            observed_at,
+            now_ms(),
+        ) {
+            Ok(movement) => {
+                self.encode(Mapped {
+                    orders: Vec::new(),
+                    movements: vec![movement],
+                })
+                .await
+            }
+            Err(e) => Ok(self.parked(item, "unmappable", &field_reason(&e), origin)),
+        }
+    }
+
+    /// Maps `entity` (a credit memo or shipment, which name their order only by
+    /// `order_id`) with its order.
+    async fn of_order(
+        &self,
+        entity: &Value,
+        origin: &str,
+        map: fn(&Obj<'_>, &Obj<'_>, &str, i64) -> Result<Mapped, FieldError>,
+    ) -> Result<Outcome, IngestError> {
+        let Some(order_id) = entity.get("order_id").map(id_text) else {
+            return Ok(self.parked(entity, "unmappable", "missing field `order_id`", origin));
         };
         let Some(order) = self.magento.order(&order_id).await? else {
             let reason = format!("its order (entity_id {order_id}) does not exist in Magento");
-            return Ok(self.parked(memo, "not_found", &reason, origin));
+            return Ok(self.parked(entity, "not_found", &reason, origin));
         };
-        match map_creditmemo(
-            &Obj::root(memo),
+        match map(
+            &Obj::root(entity),
             &Obj::root(&order),
             &self.settings.source,
             now_ms(),
         ) {
             Ok(mapped) => self.encode(mapped).await,
-            Err(e) => Ok(self.parked(memo, "unmappable", &field_reason(&e), origin)),
+            Err(e) => Ok(self.parked(entity, "unmappable", &field_reason(&e), origin)),
         }
     }
 

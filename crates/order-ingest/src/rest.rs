@@ -131,6 +131,12 @@ impl Magento {
             .await
     }
 
+    /// `GET /V1/shipment/{id}`.
+    pub async fn shipment(&self, entity_id: &str) -> Result<Option<Value>, RestError> {
+        self.get(&format!("/shipment/{}", path_part(entity_id)), &[])
+            .await
+    }
+
     /// The order with increment id `increment_id`, through a search.
     pub async fn order_by_increment_id(
         &self,
@@ -141,7 +147,7 @@ impl Magento {
         Ok(page.items.into_iter().next())
     }
 
-    /// The first `page_size` rows of `kind` (`orders`, `creditmemos`) after `position`,
+    /// The first `page_size` rows of `kind` (`orders`, `creditmemos`, `shipments`) after `position`,
     /// oldest first, ties by entity id: a keyset page, immune to rows moving while
     /// paging (offsets shift when a row changes; keys do not).
     pub async fn updated_after(
@@ -168,6 +174,16 @@ impl Magento {
             Some((1, page_size)),
         );
         self.page(&format!("/{kind}"), &query).await
+    }
+
+    /// Page `page` (from 1) of every MSI source item, by SKU and source.
+    pub async fn source_items(&self, page: usize, page_size: usize) -> Result<Page, RestError> {
+        let query = criteria(
+            &[],
+            &[("sku", "ASC"), ("source_code", "ASC")],
+            Some((page, page_size)),
+        );
+        self.page("/inventory/source-items", &query).await
     }
 
     async fn page(&self, path: &str, query: &[(String, String)]) -> Result<Page, RestError> {

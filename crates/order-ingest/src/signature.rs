@@ -136,7 +136,15 @@ impl Verifier {
     }
 }
 
-fn verify_with(key: &RsaPublicKey, signature: &str, body: &[u8]) -> bool {
+/// The RSA public key in the PEM file at `path`; the error says what is wrong.
+pub fn read_public_key(path: &std::path::Path) -> Result<RsaPublicKey, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    RsaPublicKey::from_public_key_pem(pem.trim())
+        .map_err(|e| format!("{}: not an RSA public key (PEM): {e}", path.display()))
+}
+
+/// `true` if `signature` (base64 RSA-SHA256, PKCS#1 v1.5) is `key`'s over `body`.
+pub fn verify_with(key: &RsaPublicKey, signature: &str, body: &[u8]) -> bool {
     let Ok(bytes) = STANDARD.decode(signature.trim()) else {
         return false;
     };

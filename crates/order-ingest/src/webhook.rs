@@ -1,6 +1,6 @@
 //! The Adobe I/O Events webhook receiver (`POST /webhooks/adobe-io`, CloudEvents 1.0).
 //!
-//! A delivery is a doorbell: it names an order (or credit memo) that changed; the receiver
+//! A delivery is a doorbell: it names an order (credit memo, shipment) that changed; the receiver
 //! fetches the REST entity and maps that, so a webhook and the poller produce the same
 //! events with the same ids. If Magento does not know the order, the payload itself is
 //! mapped when it carries the whole order. Answers:
@@ -40,6 +40,8 @@ pub struct Receiver {
     pub verifier: Option<Verifier>,
     /// Expected `recipient_client_id`, if any.
     pub client_id: Option<String>,
+    /// The key Adobe Commerce webhooks must be signed with, if any.
+    pub commerce_key: Option<rsa::RsaPublicKey>,
     /// Series.
     pub metrics: IngestMetrics,
 }
@@ -48,6 +50,10 @@ pub struct Receiver {
 pub fn router(receiver: Arc<Receiver>) -> Router {
     Router::new()
         .route(PATH, get(challenge).post(deliver))
+        .route(
+            crate::commerce_webhook::PATH,
+            axum::routing::post(crate::commerce_webhook::hook),
+        )
         .with_state(receiver)
 }
 
@@ -145,7 +151,10 @@ impl Receiver {
             ("", _) => self.park(body, "missing field `type`"),
             (_, None) => self.park(body, "missing field `data.value`"),
             (kind, Some(value)) if kind.contains("sales_order_creditmemo") => {
-                self.creditmemo(value, body).await?
+                self.child(value, body, Child::CreditMemo).await?
+            }
+            (kind, Some(value)) if kind.contains("sales_order_shipment") => {
+                self.child(value, body, Child::Shipment).await?
             }
             (kind, Some(value)) if kind.contains("sales_order_") => self.order(value, body).await?,
             (kind, _) => return Ok(format!("ignored: `{kind}` is not an order event")),
@@ -163,6 +172,20 @@ impl Receiver {
         } else {
             summary
         })
+    }
+
+    /// An order doorbell outside I/O Events (a Commerce webhook): mapped and published.
+    pub(crate) async fn order_doorbell(
+        &self,
+        value: &Value,
+        body: &Original<'_>,
+    ) -> Result<String, IngestError> {
+        let outcome = self.order(value, body).await?;
+        let published = self.pipeline.publish(vec![outcome], Vec::new()).await?;
+        Ok(format!(
+            "published {} events ({} already published)",
+            published.produced, published.duplicates
+        ))
     }
 
     async fn order(&self, value: &Value, body: &Original<'_>) -> Result<Outcome, IngestError> {
@@ -205,7 +228,13 @@ impl Receiver {
         }
     }
 
-    async fn creditmemo(&self, value: &Value, body: &Original<'_>) -> Result<Outcome, IngestError> {
+    /// A credit memo or shipment doorbell: the REST entity by `entity_id`, mapped.
+    async fn child(
+        &self,
+        value: &Value,
+        body: &Original<'_>,
+        child: Child,
+    ) -> Result<Outcome, IngestError> {
         let Some(id) = value
             .get("entity_id")
             .map(id_text)
@@ -213,14 +242,22 @@ impl Receiver {
         else {
             return Ok(self.park(body, "missing field `data.value.entity_id`"));
         };
-        match self.pipeline.magento.creditmemo(&id).await {
-            Ok(Some(memo)) => self.pipeline.creditmemo(&memo, ORIGIN).await,
-            Ok(None) => Ok(self.park_class(
+        let magento = &self.pipeline.magento;
+        let found = match child {
+            Child::Shipment => magento.shipment(&id).await,
+            Child::CreditMemo => magento.creditmemo(&id).await,
+        };
+        match (found, child) {
+            (Ok(Some(entity)), Child::Shipment) => self.pipeline.shipment(&entity, ORIGIN).await,
+            (Ok(Some(entity)), Child::CreditMemo) => {
+                self.pipeline.creditmemo(&entity, ORIGIN).await
+            }
+            (Ok(None), _) => Ok(self.park_class(
                 body,
                 "not_found",
-                &format!("credit memo {id} does not exist in Magento"),
+                &format!("{} {id} does not exist in Magento", child.name()),
             )),
-            Err(e) => self.rest_failure(e, body),
+            (Err(e), _) => self.rest_failure(e, body),
         }
     }
 
@@ -247,9 +284,25 @@ impl Receiver {
     }
 }
 
+/// An entity that names its order only by `order_id`.
+#[derive(Debug, Clone, Copy)]
+enum Child {
+    CreditMemo,
+    Shipment,
+}
+
+impl Child {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CreditMemo => "credit memo",
+            Self::Shipment => "shipment",
+        }
+    }
+}
+
 /// A delivery as received, for parking: its bytes, and the order it names as the key
 /// (read from the already parsed event, not parsed again).
-struct Original<'a> {
-    bytes: &'a [u8],
-    key: Option<String>,
+pub(crate) struct Original<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) key: Option<String>,
 }

@@ -88,12 +88,13 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
         lines,
     };
     let mut orders = vec![Event::OrderPlaced(placed)];
-    let movement = |line: &LineQuantity, kind: MovementKind, quantity: Decimal, at: Millis| {
-        let entity = format!("{}|{DEFAULT_SOURCE}", line.sku);
+    // One movement per SKU (two lines of one SKU are one fact, one event id).
+    let movement = |(sku, quantity): (String, Decimal), kind: MovementKind, at: Millis| {
+        let entity = format!("{sku}|{DEFAULT_SOURCE}");
         let fact = format!("InventoryMovement:{}:{order_ref}", movement_name(kind));
         InventoryMovement {
             envelope: fact_envelope(&entity, InventoryMovement::RECORD, &fact, None, at),
-            sku: line.sku.clone(),
+            sku,
             source_code: DEFAULT_SOURCE.to_owned(),
             kind,
             quantity,
@@ -101,17 +102,18 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
         }
     };
     let ordered = quantities(&stock_lines, |l| l.ordered);
-    let mut movements: Vec<InventoryMovement> = ordered
-        .iter()
-        .map(|l| movement(l, MovementKind::Reservation, -l.qty, created_at))
-        .collect();
+    let mut movements: Vec<InventoryMovement> =
+        per_sku(ordered.iter().map(|l| (l.sku.clone(), -l.qty)))
+            .into_iter()
+            .map(|q| movement(q, MovementKind::Reservation, created_at))
+            .collect();
 
     if state == "canceled" {
         let released = quantities(&stock_lines, |l| l.canceled);
         movements.extend(
-            released
-                .iter()
-                .map(|l| movement(l, MovementKind::CancellationRelease, l.qty, updated_at)),
+            per_sku(released.iter().map(|l| (l.sku.clone(), l.qty)))
+                .into_iter()
+                .map(|q| movement(q, MovementKind::CancellationRelease, updated_at)),
         );
         orders.push(Event::OrderCancelled(OrderCancelled {
             envelope: order_envelope(OrderCancelled::RECORD, "OrderCancelled", None, updated_at),
@@ -245,7 +247,7 @@ fn line(item: &Obj<'_>) -> Result<OrderLine, FieldError> {
 }
 
 /// A SKU as Magento allows it: 1–64 characters, no control characters.
-fn sku(item: &Obj<'_>) -> Result<String, FieldError> {
+pub(super) fn sku(item: &Obj<'_>) -> Result<String, FieldError> {
     let sku = item.str("sku")?;
     if sku.chars().count() > 64 || sku.chars().any(char::is_control) || sku.trim() != sku {
         return Err(item.invalid(
@@ -290,6 +292,20 @@ fn lines(order: &Obj<'_>) -> Result<(Vec<OrderLine>, Vec<StockLine>), FieldError
         return Err(order.missing("items"));
     }
     Ok((lines, stock))
+}
+
+/// Quantities summed per SKU, in the order SKUs first appear.
+pub(super) fn per_sku(
+    quantities: impl IntoIterator<Item = (String, Decimal)>,
+) -> Vec<(String, Decimal)> {
+    let mut summed: Vec<(String, Decimal)> = Vec::new();
+    for (sku, qty) in quantities {
+        match summed.iter_mut().find(|(s, _)| *s == sku) {
+            Some((_, total)) => *total += qty,
+            None => summed.push((sku, qty)),
+        }
+    }
+    summed
 }
 
 /// The non-zero `qty` of each stock line.

@@ -33,26 +33,38 @@ pub struct Harness {
 pub struct Paths {
     pub webhook: bool,
     pub poll: bool,
+    /// The source-item sync (every second) besides the poller.
+    pub source_items: bool,
 }
 
 impl Paths {
     pub const WEBHOOK: Self = Self {
         webhook: true,
         poll: false,
+        source_items: false,
     };
     pub const POLL: Self = Self {
         webhook: false,
         poll: true,
+        source_items: false,
     };
     pub const BOTH: Self = Self {
         webhook: true,
         poll: true,
+        source_items: false,
     };
 }
 
 impl Harness {
     /// Topics, a sim delivering to a webhook port chosen now, no ingest yet.
     pub async fn new(bootstrap: &str, registry: &str, sim: SimConfig) -> Result<Self, AnyError> {
+        // Logs for a failing run: RUST_LOG=order_ingest=debug cargo test ... -- --nocapture
+        if let Ok(filter) = std::env::var("RUST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let name = unique_name("ingest");
         let orders = format!("{name}-orders");
         let movements = format!("{name}-movements");
@@ -113,6 +125,7 @@ interval_ms = 300
 page_size = 100
 overlap_seconds = 5
 initial_lookback_hours = 100000
+source_items_interval_ms = {source_items}
 "#,
             bootstrap = self.bootstrap,
             registry = self.registry,
@@ -126,13 +139,18 @@ initial_lookback_hours = 100000
             webhook = paths.webhook,
             webhook_port = self.webhook_port,
             poll = paths.poll,
+            source_items = if paths.source_items { 1_000 } else { 0 },
         );
         toml_config(&toml)
     }
 
     /// Starts an ingest; stop it with the returned trigger.
     pub async fn ingest(&self, state: &Path, paths: Paths) -> Result<Running, AnyError> {
-        let config = self.config(state, paths)?;
+        self.ingest_with(self.config(state, paths)?, paths).await
+    }
+
+    /// Starts an ingest with `config` (from [`Harness::config`], changed).
+    pub async fn ingest_with(&self, config: Config, paths: Paths) -> Result<Running, AnyError> {
         let (trigger, shutdown): (Trigger, Shutdown) = bridge_runtime::shutdown::channel();
         let task = tokio::spawn(order_ingest::run(config, shutdown));
         let ready = format!("http://127.0.0.1:{}/readyz", self.http_port);
