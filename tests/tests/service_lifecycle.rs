@@ -53,6 +53,11 @@ async fn every_service_becomes_ready_and_stops_on_sigterm() -> TestResult {
             .env("BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("BRIDGE__PROCESSOR__STATE_DIR", state.path())
             .stdout(Stdio::null());
+        if service == "erp-writer" {
+            let mapping =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/mapping.toml");
+            command.env("BRIDGE__WRITER__MAPPING_FILE", mapping);
+        }
         if service == "order-ingest" {
             let webhook = format!("127.0.0.1:{}", free_port()?);
             command.env("BRIDGE__INGEST__WEBHOOK__LISTEN", webhook);

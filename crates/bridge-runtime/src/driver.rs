@@ -18,7 +18,8 @@ pub struct TestDriver<H: Handler> {
     topic: String,
     /// Events skipped as duplicates.
     pub duplicates: u64,
-    /// Records a terminal error parked, with the error.
+    /// Records parked — by a terminal error or by [`crate::handler::Context::park`] — with
+    /// the reason.
     pub parked: Vec<(Event, HandlerError)>,
 }
 
@@ -65,6 +66,10 @@ impl<H: Handler> TestDriver<H> {
             Ok(step) => {
                 if step.outcome == Outcome::Duplicate {
                     self.duplicates += 1;
+                }
+                if let Some((class, reason)) = step.parked {
+                    self.parked
+                        .push((event.clone(), HandlerError::Terminal { class, reason }));
                 }
                 self.store.apply(&step.writes, offset)?;
                 Ok(step.outputs)

@@ -116,6 +116,7 @@ const NO_EXPIRY: i64 = i64::MAX;
 pub struct Context<'a> {
     pub(crate) state: Overlay<'a>,
     pub(crate) outputs: Vec<Output>,
+    pub(crate) parked: Option<(&'static str, String)>,
     now: Millis,
     partition: i32,
 }
@@ -125,6 +126,7 @@ impl<'a> Context<'a> {
         Self {
             state,
             outputs: Vec::new(),
+            parked: None,
             now,
             partition,
         }
@@ -138,6 +140,15 @@ impl<'a> Context<'a> {
     /// The input partition this state belongs to.
     pub fn partition(&self) -> i32 {
         self.partition
+    }
+
+    /// Parks the input with this class and reason *as well as* producing what the handler
+    /// emitted and keeping its state writes (a verdict for others to see, e.g. "rejected:
+    /// unknown SKU", while the record waits in the parked topic for a fix). The input is
+    /// not remembered for dedupe, so a replay of the parked record is handled again.
+    /// Use a [`HandlerError::Terminal`] instead when nothing should be produced.
+    pub fn park(&mut self, class: &'static str, reason: impl Into<String>) {
+        self.parked = Some((class, reason.into()));
     }
 
     /// Emits an event to `topic` under `key`; it is produced in this record's transaction.

@@ -54,6 +54,8 @@ pub struct Step {
     pub writes: Vec<Write>,
     /// What happened to the input.
     pub outcome: Outcome,
+    /// The handler parked the input too (class, reason): see [`Context::park`].
+    pub parked: Option<(&'static str, String)>,
 }
 
 fn read_watermark(state: &Overlay<'_>) -> Result<Option<Millis>, HandlerError> {
@@ -80,10 +82,9 @@ pub fn process<H: Handler + ?Sized>(
             outputs: Vec::new(),
             writes: Vec::new(),
             outcome: Outcome::Duplicate,
+            parked: None,
         });
     }
-    let expires = now.saturating_add(config.dedupe_ttl.as_millis() as i64);
-    put_expiring(&mut state, dedupe_key, &[], expires);
     let watermark = read_watermark(&state)?;
     let advanced = watermark.is_none_or(|w| envelope.occurred_at > w);
     if advanced {
@@ -97,8 +98,13 @@ pub fn process<H: Handler + ?Sized>(
     let Context {
         mut state,
         mut outputs,
+        parked,
         ..
     } = ctx;
+    if parked.is_none() {
+        let expires = now.saturating_add(config.dedupe_ttl.as_millis() as i64);
+        put_expiring(&mut state, dedupe_key, &[], expires);
+    }
     if advanced {
         let more;
         (more, state) = fire(handler, state, None, input.partition, now)?;
@@ -108,6 +114,7 @@ pub fn process<H: Handler + ?Sized>(
         outputs,
         writes: state.into_writes(),
         outcome: Outcome::Handled,
+        parked,
     })
 }
 
@@ -127,6 +134,7 @@ pub fn punctuate<H: Handler + ?Sized>(
         outputs,
         writes: state.into_writes(),
         outcome: Outcome::Handled,
+        parked: None,
     })
 }
 

@@ -167,3 +167,46 @@ fn a_terminal_error_parks_the_record_and_keeps_nothing_of_it() -> Result<(), Han
     assert_eq!(count(&driver, "Z"), 1);
     Ok(())
 }
+
+/// Emits a verdict for every movement and parks the negative ones as well (the sample
+/// builder negates its quantity: a reservation takes stock).
+struct VerdictAndPark;
+
+impl Handler for VerdictAndPark {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let Event::InventoryMovement(m) = input.event else {
+            return Ok(());
+        };
+        let mut verdict = m.clone();
+        verdict.envelope.event_id = format!("verdict-{}", m.envelope.event_id);
+        ctx.emit("verdicts", &m.sku, verdict);
+        if m.quantity < Decimal::ZERO {
+            ctx.park("negative", format!("`{}` went negative", m.sku));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_record_parked_by_the_handler_keeps_its_outputs_and_is_handled_again_on_replay()
+-> Result<(), HandlerError> {
+    let mut driver = TestDriver::new(VerdictAndPark, 0);
+    let bad = samples::inventory_movement("SKU-1", "bad", 2);
+    let outputs = driver.send(bad.clone())?;
+    assert_eq!(outputs.len(), 1, "the verdict is produced");
+    assert_eq!(driver.parked.len(), 1);
+    assert!(matches!(
+        &driver.parked[0].1,
+        HandlerError::Terminal { class: "negative", reason } if reason.contains("SKU-1")
+    ));
+    // Not remembered for dedupe: the replayed record is handled again.
+    let again = driver.send(bad)?;
+    assert_eq!(again.len(), 1);
+    assert_eq!(driver.duplicates, 0);
+    // A record handled without parking is deduplicated as usual.
+    let good = samples::inventory_movement("SKU-2", "good", -3);
+    driver.send(good.clone())?;
+    assert!(driver.send(good)?.is_empty());
+    assert_eq!(driver.duplicates, 1);
+    Ok(())
+}

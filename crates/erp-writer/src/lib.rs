@@ -1,22 +1,105 @@
-//! **erp-writer**: Order events and stock deltas to the ERP, with retry, rate limit, idempotency and parking.
+//! **erp-writer**: order events into the ERP — exactly one ERP order per Magento order,
+//! under retries, restarts and ERP trouble — and the ERP's verdict back onto Kafka.
 //!
-//! Today the service starts, serves `/healthz`, `/readyz` and `/metrics`, waits until
-//! Kafka answers, reports ready and stops cleanly on SIGTERM. Its processing arrives with
-//! issue #7; see `../../shared/DESIGN.md` ("Services") for what it will consume and produce.
+//! It runs on the runtime's exactly-once loop over the orders topic ([`handler`]): the
+//! [`mapping`] turns an `OrderPlaced` into a sales order; the [`connector`] talks to the
+//! ERP; the [`guard`] keeps to the ERP's rate limit and stops calling it while it is down.
+//! `ErpOrderResult` verdicts go to the results topic in the same transaction as the input
+//! offset; rejections are parked too, to be replayed after a fix.
 
+pub mod config;
+pub mod connector;
+pub mod guard;
+pub mod handler;
+pub mod mapping;
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bridge_events::EventCodec;
+use bridge_runtime::processor::{self, ProcessorConfig};
 use bridge_runtime::service::ServiceError;
 use bridge_runtime::shutdown::Shutdown;
+
+pub use config::Config;
+
+use crate::config::ConnectorKind;
+use crate::connector::erp_sim::ErpSimConnector;
+use crate::guard::{CircuitBreaker, RateLimiter};
+use crate::handler::ErpWriter;
+use crate::mapping::Mapping;
+use crate::metrics::WriterMetrics;
 
 /// The service name in logs, metrics and the consumer group.
 pub const NAME: &str = "erp-writer";
 
-/// The service configuration (`--config FILE`, then `BRIDGE__SECTION__KEY` variables).
-pub type Config = bridge_runtime::config::ServiceConfig;
+fn start_error(what: &str, reason: impl ToString) -> ServiceError {
+    ServiceError::Start {
+        what: what.to_owned(),
+        reason: reason.to_string(),
+    }
+}
 
-/// Runs the service until `shutdown`.
+/// Runs the service until `shutdown`. The mapping file is read and checked first: a bad
+/// one stops the service before it touches Kafka or the ERP.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError> {
-    bridge_runtime::service::run(NAME, &config.kafka, &config.http, shutdown, |_health| {
-        std::future::pending()
-    })
+    let mapping = Arc::new(
+        Mapping::load(&config.writer.mapping_file).map_err(|e| start_error("mapping", e))?,
+    );
+    let erp = &config.writer.erp;
+    let connector = match erp.connector {
+        ConnectorKind::ErpSim => Arc::new(
+            ErpSimConnector::new(&erp.base_url, Duration::from_millis(erp.timeout_ms))
+                .map_err(|e| start_error("ERP connector", e))?,
+        ),
+    };
+    let service = config.service();
+    let work_shutdown = shutdown.clone();
+    bridge_runtime::service::run(
+        NAME,
+        &service.kafka,
+        &service.http,
+        shutdown,
+        |health| async move {
+            let metrics = WriterMetrics::register(&health.metrics());
+            let writer = &config.writer;
+            let handler = ErpWriter::new(
+                connector,
+                mapping,
+                tokio::runtime::Handle::current(),
+                RateLimiter::new(writer.erp.rate_limit_per_second, writer.erp.burst),
+                CircuitBreaker::new(
+                    writer.erp.breaker_failures,
+                    Duration::from_millis(writer.erp.breaker_open_ms),
+                ),
+                &writer.results_topic,
+                metrics,
+            );
+            let loop_config = ProcessorConfig::from_settings(
+                NAME,
+                &writer.group_id,
+                &writer.orders_topic,
+                &config.processor,
+            );
+            let codec = Arc::new(EventCodec::new(&config.registry.url));
+            let kafka = config.kafka.clone();
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                processor::run(
+                    &kafka,
+                    &loop_config,
+                    codec,
+                    handler,
+                    runtime,
+                    health,
+                    work_shutdown,
+                )
+            })
+            .await
+            .map_err(|e| start_error("processing loop", e))?
+            .map_err(|e| start_error("processing loop", e))
+        },
+    )
     .await
 }

@@ -860,9 +860,25 @@ fn to_currency(order: &mut Value, currency: &str, rate: &str) {
     scale(order, rate);
     order["order_currency_code"] = currency.into();
     order["base_to_order_rate"] = json_number(rate);
-    let part = |field: &str| decimal(&order[field]);
-    let grand =
-        part("subtotal") + part("shipping_amount") + part("tax_amount") + part("discount_amount");
+    // As Magento does in the order currency: rows are price × quantity, and the order's
+    // subtotal, discount and tax are the sums of its items', so they agree to the cent.
+    let (mut subtotal, mut discount, mut tax) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+    if let Some(items) = order["items"].as_array_mut() {
+        for item in items {
+            let row = (decimal(&item["price"]) * decimal(&item["qty_ordered"])).round_dp(2);
+            item["row_total"] = json_number(row);
+            if item.get("parent_item_id").is_none_or(Value::is_null) {
+                subtotal += row;
+            }
+            discount += decimal(&item["discount_amount"]).abs();
+            tax += decimal(&item["tax_amount"]);
+        }
+    }
+    tax += decimal(&order["shipping_tax_amount"]);
+    order["subtotal"] = json_number(subtotal);
+    order["discount_amount"] = json_number(-discount);
+    order["tax_amount"] = json_number(tax);
+    let grand = subtotal - discount + decimal(&order["shipping_amount"]) + tax;
     order["grand_total"] = json_number(grand);
     for field in ["total_due", "total_invoiced", "total_paid"] {
         if decimal(&order[field]) != Decimal::ZERO {

@@ -431,6 +431,9 @@ impl<H: Handler> Loop<'_, H> {
                         self.metrics.dedupe_hits.inc();
                     }
                     self.begin()?;
+                    if let Some((class, reason)) = &step.parked {
+                        self.park(message, class, reason, retries.attempts() + 1)?;
+                    }
                     self.emit(partition, offset, step, Some(&trace))?;
                     self.next.insert(partition, offset + 1);
                     return Ok(());

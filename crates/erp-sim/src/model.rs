@@ -1,0 +1,702 @@
+//! The ERP's books: items, customers, sales orders (unique by external reference), credit
+//! notes, stock levels per warehouse and stock adjustments (unique by external reference),
+//! with the rules a real ERP enforces (unknown item, unknown or blocked customer, credit
+//! limit, closed posting period, batch size).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::faults::OrderFaults;
+use crate::totals::{PricedLine, TaxRounding, Totals, price_line, totals};
+
+/// A rejection, answered 422 with its code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Rejection {
+    /// Machine-readable: `unknown_item`, `unknown_customer`, `customer_blocked`,
+    /// `credit_limit`, `closed_period`, `validation`, `batch_too_large`, `not_found`.
+    pub code: &'static str,
+    /// Readable.
+    pub message: String,
+}
+
+fn reject(code: &'static str, message: String) -> Rejection {
+    Rejection { code, message }
+}
+
+/// A customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    /// The ERP's id, `C-000001`.
+    pub id: String,
+    /// The shop's reference (`customer:42`, `guest:000000123`).
+    pub external_ref: String,
+    /// Display name.
+    pub name: String,
+    /// Orders are refused.
+    pub blocked: bool,
+    /// Open order value allowed; none = unlimited.
+    pub credit_limit: Option<Decimal>,
+    /// Σ grand totals of open orders.
+    pub open_balance: Decimal,
+}
+
+/// A customer to find or create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCustomer {
+    /// The shop's reference.
+    pub external_ref: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// A sales-order line as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewLine {
+    /// The item.
+    pub item_code: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Quantity.
+    pub quantity: Decimal,
+    /// Unit price, order currency.
+    pub unit_price: Decimal,
+    /// Discount on the line (positive).
+    #[serde(default)]
+    pub discount_amount: Decimal,
+    /// Tax code.
+    #[serde(default)]
+    pub tax_code: Option<String>,
+    /// Tax rate in percent.
+    #[serde(default)]
+    pub tax_rate: Decimal,
+    /// The tax as invoiced by the shop; computed from the rate when absent.
+    #[serde(default)]
+    pub tax_amount: Option<Decimal>,
+    /// The shop's line id.
+    #[serde(default)]
+    pub source_line: Option<String>,
+}
+
+/// A sales order as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewSalesOrder {
+    /// The shop's order reference (Magento increment id): unique.
+    pub external_ref: String,
+    /// The customer's reference.
+    pub customer_ref: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// `YYYY-MM-DD`, for the posting period.
+    pub order_date: String,
+    /// The warehouse it ships from.
+    pub warehouse: String,
+    /// Fulfilment method.
+    #[serde(default)]
+    pub shipping_method: Option<String>,
+    /// Payment method.
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    /// Shipping before tax.
+    #[serde(default)]
+    pub shipping_amount: Decimal,
+    /// Tax on shipping.
+    #[serde(default)]
+    pub shipping_tax_amount: Decimal,
+    /// The lines.
+    pub lines: Vec<NewLine>,
+}
+
+/// A sales-order line as booked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// 1-based.
+    pub number: u32,
+    /// The item.
+    pub item_code: String,
+    /// Description.
+    pub description: String,
+    /// Quantity.
+    pub quantity: Decimal,
+    /// Unit price.
+    pub unit_price: Decimal,
+    /// Discount.
+    pub discount_amount: Decimal,
+    /// Tax.
+    pub tax_amount: Decimal,
+    /// Tax code.
+    pub tax_code: Option<String>,
+    /// The shop's line id.
+    pub source_line: Option<String>,
+}
+
+/// A booked sales order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesOrder {
+    /// `SO-000001`.
+    pub id: String,
+    /// The shop's reference.
+    pub external_ref: String,
+    /// The ERP customer id.
+    pub customer_id: String,
+    /// The shop's customer reference.
+    pub customer_ref: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// Posting date.
+    pub order_date: String,
+    /// Warehouse.
+    pub warehouse: String,
+    /// Fulfilment method.
+    pub shipping_method: Option<String>,
+    /// Payment method.
+    pub payment_method: Option<String>,
+    /// `confirmed`, `cancelled`.
+    pub status: String,
+    /// Lines as booked.
+    pub lines: Vec<Line>,
+    /// The ERP's totals (authoritative).
+    pub totals: Totals,
+    /// Credit notes against it.
+    pub credit_notes: Vec<String>,
+    /// Σ credited.
+    pub credited: Decimal,
+}
+
+/// A credit note as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewCreditNote {
+    /// The shop's credit memo reference: unique.
+    pub external_ref: String,
+    /// The order's external reference.
+    pub order_ref: String,
+    /// Amount credited, tax included.
+    pub amount: Decimal,
+    /// Of which tax.
+    #[serde(default)]
+    pub tax_amount: Decimal,
+    /// Lines credited (item, quantity).
+    #[serde(default)]
+    pub lines: Vec<StockLine>,
+}
+
+/// A booked credit note.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditNote {
+    /// `CN-000001`.
+    pub id: String,
+    /// As sent.
+    #[serde(flatten)]
+    pub note: NewCreditNote,
+    /// The sales order.
+    pub sales_order_id: String,
+}
+
+/// An item and a quantity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLine {
+    /// The item.
+    pub item_code: String,
+    /// The quantity (signed for adjustments).
+    pub quantity: Decimal,
+}
+
+/// A stock adjustment as sent: one per window and warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAdjustment {
+    /// Unique: the window key (and chunk).
+    pub external_ref: String,
+    /// The warehouse.
+    pub warehouse: String,
+    /// Signed quantities.
+    pub lines: Vec<StockLine>,
+}
+
+/// A booked adjustment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjustment {
+    /// `ADJ-000001`.
+    pub id: String,
+    /// As sent.
+    #[serde(flatten)]
+    pub adjustment: NewAdjustment,
+}
+
+/// Whether a create made something new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created<T> {
+    /// New.
+    New(T),
+    /// It existed already (same external reference): the existing one.
+    Existing(T),
+}
+
+/// The rules a business sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// Only registered items exist (otherwise any item code is accepted and registered).
+    pub closed_catalogue: bool,
+    /// Orders dated before this `YYYY-MM-DD` fall in a closed period.
+    pub closed_before: Option<String>,
+    /// Default credit limit of new customers; none = unlimited.
+    pub credit_limit: Option<Decimal>,
+    /// Most lines in one stock adjustment; 0 = 500.
+    pub adjustment_batch_limit: usize,
+    /// Book a second sales order with a known external reference, as ERPs without a
+    /// unique reference do (Tryton's `reference` is not unique): the writer's own
+    /// idempotency is then all that stands between a retry and a duplicate.
+    pub allow_duplicate_refs: bool,
+}
+
+/// All of it.
+#[derive(Debug, Default)]
+pub struct Books {
+    /// Business rules.
+    pub rules: Rules,
+    /// Registered items.
+    pub items: BTreeSet<String>,
+    /// Customers by external reference.
+    pub customers: BTreeMap<String, Customer>,
+    /// Sales orders by id.
+    pub orders: BTreeMap<String, SalesOrder>,
+    /// Order id by external reference.
+    pub order_refs: BTreeMap<String, String>,
+    /// Credit notes by external reference.
+    pub credit_notes: BTreeMap<String, CreditNote>,
+    /// Stock by (warehouse, item).
+    pub stock: BTreeMap<(String, String), Decimal>,
+    /// Adjustments by external reference.
+    pub adjustments: BTreeMap<String, Adjustment>,
+    /// Which faults changed which order (for tests and the reconciler's checks).
+    pub faulted: BTreeMap<String, Vec<&'static str>>,
+    /// Rejections by code.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Creates that named a known external reference (answered 409, or booked twice when
+    /// duplicates are allowed).
+    pub duplicate_creates: u64,
+}
+
+impl Books {
+    /// Empty books under `rules`.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    /// Finds or creates each customer.
+    pub fn customers(&mut self, wanted: &[NewCustomer]) -> Vec<Customer> {
+        let mut out = Vec::with_capacity(wanted.len());
+        for c in wanted {
+            let next = self.customers.len() + 1;
+            let limit = self.rules.credit_limit;
+            let customer = self
+                .customers
+                .entry(c.external_ref.clone())
+                .or_insert_with(|| Customer {
+                    id: format!("C-{next:06}"),
+                    external_ref: c.external_ref.clone(),
+                    name: c.name.clone(),
+                    blocked: false,
+                    credit_limit: limit,
+                    open_balance: Decimal::ZERO,
+                });
+            out.push(customer.clone());
+        }
+        out
+    }
+
+    /// The order with this external reference.
+    pub fn order_by_ref(&self, external_ref: &str) -> Option<&SalesOrder> {
+        self.order_refs
+            .get(external_ref)
+            .and_then(|id| self.orders.get(id))
+    }
+
+    /// Books a sales order, unless one with its external reference exists (then that one).
+    pub fn create_order(
+        &mut self,
+        new: NewSalesOrder,
+        faults: OrderFaults,
+    ) -> Result<Created<SalesOrder>, Rejection> {
+        if let Some(existing) = self.order_by_ref(&new.external_ref).cloned() {
+            self.duplicate_creates += 1;
+            if !self.rules.allow_duplicate_refs {
+                return Ok(Created::Existing(existing));
+            }
+        }
+        let result = self.check_and_book(new, faults);
+        if let Err(r) = &result {
+            *self.rejected.entry(r.code).or_default() += 1;
+        }
+        result.map(Created::New)
+    }
+
+    fn check_and_book(
+        &mut self,
+        new: NewSalesOrder,
+        faults: OrderFaults,
+    ) -> Result<SalesOrder, Rejection> {
+        if new.lines.is_empty() {
+            return Err(reject(
+                "validation",
+                "a sales order needs at least one line".into(),
+            ));
+        }
+        if faults.reject {
+            return Err(reject(
+                "validation",
+                format!(
+                    "sales order {} failed validation (injected)",
+                    new.external_ref
+                ),
+            ));
+        }
+        if let Some(closed) = &self.rules.closed_before
+            && new.order_date.as_str() < closed.as_str()
+        {
+            return Err(reject(
+                "closed_period",
+                format!(
+                    "the posting period of {} is closed (closed before {closed})",
+                    new.order_date
+                ),
+            ));
+        }
+        for line in &new.lines {
+            if self.rules.closed_catalogue && !self.items.contains(&line.item_code) {
+                return Err(reject(
+                    "unknown_item",
+                    format!("item {} does not exist", line.item_code),
+                ));
+            }
+        }
+        let Some(customer) = self.customers.get(&new.customer_ref) else {
+            return Err(reject(
+                "unknown_customer",
+                format!("customer {} does not exist", new.customer_ref),
+            ));
+        };
+        if customer.blocked {
+            return Err(reject(
+                "customer_blocked",
+                format!("customer {} is blocked", customer.id),
+            ));
+        }
+        let rounding = if faults.wrong_tax_rounding {
+            TaxRounding::Truncate
+        } else {
+            TaxRounding::HalfUp
+        };
+        let mut lines = new.lines.clone();
+        if faults.drop_line {
+            lines.pop();
+        }
+        let priced: Vec<PricedLine> = lines
+            .iter()
+            .map(|l| {
+                price_line(
+                    l.quantity,
+                    l.unit_price,
+                    l.discount_amount,
+                    l.tax_rate,
+                    l.tax_amount,
+                    rounding,
+                )
+            })
+            .collect();
+        let totals = totals(&priced, new.shipping_amount, new.shipping_tax_amount);
+        if let Some(limit) = customer.credit_limit
+            && customer.open_balance + totals.grand_total > limit
+        {
+            return Err(reject(
+                "credit_limit",
+                format!(
+                    "customer {} would exceed the credit limit of {limit} {} (open {}, order {})",
+                    customer.id, new.currency, customer.open_balance, totals.grand_total
+                ),
+            ));
+        }
+        let customer_id = customer.id.clone();
+        if !self.rules.closed_catalogue {
+            self.items.extend(lines.iter().map(|l| l.item_code.clone()));
+        }
+        let id = format!("SO-{:06}", self.orders.len() + 1);
+        let mut changed = Vec::new();
+        if faults.drop_line {
+            changed.push("drop_line");
+        }
+        if faults.wrong_tax_rounding
+            && priced
+                .iter()
+                .zip(&lines)
+                .any(|(p, l)| l.tax_amount.is_some_and(|t| t != p.tax))
+        {
+            changed.push("wrong_tax_rounding");
+        }
+        if !changed.is_empty() {
+            self.faulted.insert(new.external_ref.clone(), changed);
+        }
+        let order = SalesOrder {
+            id: id.clone(),
+            external_ref: new.external_ref.clone(),
+            customer_id,
+            customer_ref: new.customer_ref.clone(),
+            currency: new.currency,
+            order_date: new.order_date,
+            warehouse: new.warehouse,
+            shipping_method: new.shipping_method,
+            payment_method: new.payment_method,
+            status: "confirmed".into(),
+            lines: lines
+                .into_iter()
+                .zip(priced)
+                .enumerate()
+                .map(|(n, (l, p))| Line {
+                    number: n as u32 + 1,
+                    item_code: l.item_code,
+                    description: l.description,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                    discount_amount: l.discount_amount,
+                    tax_amount: p.tax,
+                    tax_code: l.tax_code,
+                    source_line: l.source_line,
+                })
+                .collect(),
+            totals,
+            credit_notes: Vec::new(),
+            credited: Decimal::ZERO,
+        };
+        if let Some(c) = self.customers.get_mut(&new.customer_ref) {
+            c.open_balance += order.totals.grand_total;
+        }
+        self.order_refs
+            .entry(new.external_ref)
+            .or_insert_with(|| id.clone());
+        self.orders.insert(id, order.clone());
+        Ok(order)
+    }
+
+    /// Cancels an order (idempotent).
+    pub fn cancel(&mut self, id: &str) -> Result<SalesOrder, Rejection> {
+        let order = self
+            .orders
+            .get_mut(id)
+            .ok_or_else(|| reject("not_found", format!("sales order {id} does not exist")))?;
+        if order.status != "cancelled" {
+            order.status = "cancelled".into();
+            if let Some(c) = self.customers.get_mut(&order.customer_ref) {
+                c.open_balance -= order.totals.grand_total;
+            }
+        }
+        Ok(order.clone())
+    }
+
+    /// Books a credit note, unless one with its external reference exists.
+    pub fn credit(&mut self, new: NewCreditNote) -> Result<Created<CreditNote>, Rejection> {
+        if let Some(existing) = self.credit_notes.get(&new.external_ref) {
+            return Ok(Created::Existing(existing.clone()));
+        }
+        let Some(order_id) = self.order_refs.get(&new.order_ref).cloned() else {
+            return Err(reject(
+                "not_found",
+                format!("no sales order for {}", new.order_ref),
+            ));
+        };
+        let order = self
+            .orders
+            .get_mut(&order_id)
+            .ok_or_else(|| reject("not_found", format!("sales order {order_id} is gone")))?;
+        if order.credited + new.amount > order.totals.grand_total {
+            return Err(reject(
+                "validation",
+                format!(
+                    "credit {} exceeds what is left to credit on {} ({})",
+                    new.amount,
+                    order.id,
+                    order.totals.grand_total - order.credited
+                ),
+            ));
+        }
+        let id = format!("CN-{:06}", self.credit_notes.len() + 1);
+        order.credited += new.amount;
+        order.credit_notes.push(id.clone());
+        let note = CreditNote {
+            id,
+            sales_order_id: order_id,
+            note: new,
+        };
+        self.credit_notes
+            .insert(note.note.external_ref.clone(), note.clone());
+        Ok(Created::New(note))
+    }
+
+    /// Books a stock adjustment, unless one with its external reference exists.
+    pub fn adjust(&mut self, new: NewAdjustment) -> Result<Created<Adjustment>, Rejection> {
+        if let Some(existing) = self.adjustments.get(&new.external_ref) {
+            return Ok(Created::Existing(existing.clone()));
+        }
+        let limit = match self.rules.adjustment_batch_limit {
+            0 => 500,
+            n => n,
+        };
+        if new.lines.len() > limit {
+            return Err(reject(
+                "batch_too_large",
+                format!("{} lines; at most {limit} per adjustment", new.lines.len()),
+            ));
+        }
+        for line in &new.lines {
+            if self.rules.closed_catalogue && !self.items.contains(&line.item_code) {
+                return Err(reject(
+                    "unknown_item",
+                    format!("item {} does not exist", line.item_code),
+                ));
+            }
+        }
+        for line in &new.lines {
+            *self
+                .stock
+                .entry((new.warehouse.clone(), line.item_code.clone()))
+                .or_default() += line.quantity;
+        }
+        let id = format!("ADJ-{:06}", self.adjustments.len() + 1);
+        let adjustment = Adjustment {
+            id,
+            adjustment: new,
+        };
+        self.adjustments.insert(
+            adjustment.adjustment.external_ref.clone(),
+            adjustment.clone(),
+        );
+        Ok(Created::New(adjustment))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(external_ref: &str, lines: usize) -> NewSalesOrder {
+        NewSalesOrder {
+            external_ref: external_ref.into(),
+            customer_ref: "customer:1".into(),
+            currency: "USD".into(),
+            order_date: "2026-11-24".into(),
+            warehouse: "WH-MAIN".into(),
+            shipping_method: None,
+            payment_method: None,
+            shipping_amount: Decimal::TEN,
+            shipping_tax_amount: Decimal::ZERO,
+            lines: (0..lines)
+                .map(|n| NewLine {
+                    item_code: format!("ITEM-{n}"),
+                    description: String::new(),
+                    quantity: Decimal::ONE,
+                    unit_price: Decimal::ONE_HUNDRED,
+                    discount_amount: Decimal::ZERO,
+                    tax_code: None,
+                    tax_rate: Decimal::ZERO,
+                    tax_amount: None,
+                    source_line: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn books() -> Books {
+        let mut books = Books::new(Rules::default());
+        books.customers(&[NewCustomer {
+            external_ref: "customer:1".into(),
+            name: "A".into(),
+        }]);
+        books
+    }
+
+    #[test]
+    fn an_external_reference_is_booked_once() -> Result<(), Rejection> {
+        let mut books = books();
+        let first = books.create_order(order("100", 2), OrderFaults::default())?;
+        let again = books.create_order(order("100", 2), OrderFaults::default())?;
+        assert!(matches!(first, Created::New(_)));
+        assert!(matches!(again, Created::Existing(o) if o.id == "SO-000001"));
+        assert_eq!(books.orders.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_dropped_line_is_booked_silently_and_remembered() -> Result<(), Rejection> {
+        let mut books = books();
+        let faults = OrderFaults {
+            drop_line: true,
+            ..OrderFaults::default()
+        };
+        let Created::New(booked) = books.create_order(order("7", 3), faults)? else {
+            return Err(reject("validation", "not new".into()));
+        };
+        assert_eq!(booked.lines.len(), 2);
+        assert_eq!(booked.totals.grand_total, Decimal::from(210));
+        assert_eq!(books.faulted["7"], vec!["drop_line"]);
+        Ok(())
+    }
+
+    #[test]
+    fn rules_reject_with_a_code() {
+        let mut books = books();
+        books.rules.closed_catalogue = true;
+        let e = books.create_order(order("1", 1), OrderFaults::default());
+        assert_eq!(e.map(|_| ()).map_err(|r| r.code), Err("unknown_item"));
+        books.rules.closed_catalogue = false;
+        books.rules.closed_before = Some("2026-12-01".into());
+        let e = books.create_order(order("2", 1), OrderFaults::default());
+        assert_eq!(e.map(|_| ()).map_err(|r| r.code), Err("closed_period"));
+        books.rules.closed_before = None;
+        if let Some(c) = books.customers.get_mut("customer:1") {
+            c.credit_limit = Some(Decimal::from(150));
+        }
+        let e = books.create_order(order("3", 1), OrderFaults::default());
+        assert!(e.is_ok());
+        let e = books.create_order(order("4", 1), OrderFaults::default());
+        assert_eq!(e.map(|_| ()).map_err(|r| r.code), Err("credit_limit"));
+    }
+
+    #[test]
+    fn adjustments_are_unique_by_reference_and_bounded() -> Result<(), Rejection> {
+        let mut books = books();
+        books.rules.adjustment_batch_limit = 2;
+        let adjustment = NewAdjustment {
+            external_ref: "w1".into(),
+            warehouse: "WH".into(),
+            lines: vec![StockLine {
+                item_code: "A".into(),
+                quantity: Decimal::from(-3),
+            }],
+        };
+        books.adjust(adjustment.clone())?;
+        books.adjust(adjustment)?;
+        assert_eq!(books.stock[&("WH".into(), "A".into())], Decimal::from(-3));
+        let big = NewAdjustment {
+            external_ref: "w2".into(),
+            warehouse: "WH".into(),
+            lines: vec![
+                StockLine {
+                    item_code: "A".into(),
+                    quantity: Decimal::ONE,
+                };
+                3
+            ],
+        };
+        assert_eq!(
+            books.adjust(big).map(|_| ()).map_err(|r| r.code),
+            Err("batch_too_large")
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! `erp-writer` settings: the runtime's sections plus `[writer]` (topics, the mapping file)
+//! and `[writer.erp]` (which ERP, how hard to push it). Every key can be set from the
+//! environment, e.g. `BRIDGE__WRITER__ERP__BASE_URL`.
+
+use std::path::PathBuf;
+
+use bridge_runtime::config::{
+    ConfigError, HttpConfig, KafkaConfig, ProcessorSettings, RegistryConfig, ServiceConfig,
+    Validate,
+};
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How to reach Kafka.
+    pub kafka: KafkaConfig,
+    /// The schema registry.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// Health, readiness and metrics endpoints.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The processing loop.
+    #[serde(default)]
+    pub processor: ProcessorSettings,
+    /// What to write where.
+    #[serde(default)]
+    pub writer: WriterSettings,
+}
+
+impl Config {
+    /// The runtime's part.
+    pub fn service(&self) -> ServiceConfig {
+        ServiceConfig {
+            kafka: self.kafka.clone(),
+            registry: self.registry.clone(),
+            http: self.http.clone(),
+            processor: self.processor.clone(),
+        }
+    }
+}
+
+/// `[writer]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WriterSettings {
+    /// Consumer group (and the changelog/parked topic prefix).
+    pub group_id: String,
+    /// Order facts come from here.
+    pub orders_topic: String,
+    /// ERP verdicts go here.
+    pub results_topic: String,
+    /// The mapping file.
+    pub mapping_file: PathBuf,
+    /// The ERP.
+    pub erp: ErpSettings,
+}
+
+impl Default for WriterSettings {
+    fn default() -> Self {
+        Self {
+            group_id: "erp-writer".into(),
+            orders_topic: bridge_events::topics::ORDERS.into(),
+            results_topic: bridge_events::topics::ERP_RESULTS.into(),
+            mapping_file: PathBuf::from("deploy/config/mapping.toml"),
+            erp: ErpSettings::default(),
+        }
+    }
+}
+
+/// Which ERP.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectorKind {
+    /// `crates/erp-sim` over HTTP/JSON.
+    #[default]
+    ErpSim,
+}
+
+/// `[writer.erp]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErpSettings {
+    /// `erp-sim`.
+    pub connector: ConnectorKind,
+    /// Where it is.
+    pub base_url: String,
+    /// One call gives up after this long (then it is retried; the ERP is asked by external
+    /// reference first, so a call that timed out after creating the order creates nothing
+    /// twice).
+    pub timeout_ms: u64,
+    /// Calls per second at most (0 = unlimited).
+    pub rate_limit_per_second: f64,
+    /// Calls that may go at once after a quiet time.
+    pub burst: u32,
+    /// Transient failures in a row that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long it stays open before a probe.
+    pub breaker_open_ms: u64,
+}
+
+impl Default for ErpSettings {
+    fn default() -> Self {
+        Self {
+            connector: ConnectorKind::ErpSim,
+            base_url: "http://127.0.0.1:8070".into(),
+            timeout_ms: 10_000,
+            rate_limit_per_second: 50.0,
+            burst: 10,
+            breaker_failures: 5,
+            breaker_open_ms: 10_000,
+        }
+    }
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.service().validate()?;
+        let invalid = |message: String| Err(ConfigError::Invalid { message });
+        let erp = &self.writer.erp;
+        if !(erp.base_url.starts_with("http://") || erp.base_url.starts_with("https://")) {
+            return invalid(format!(
+                "writer.erp.base_url = `{}` is not an http(s) URL",
+                erp.base_url
+            ));
+        }
+        if !(100..=300_000).contains(&erp.timeout_ms) {
+            return invalid(format!(
+                "writer.erp.timeout_ms = {} is outside 100 – 300000",
+                erp.timeout_ms
+            ));
+        }
+        if !(erp.rate_limit_per_second >= 0.0 && erp.rate_limit_per_second.is_finite()) {
+            return invalid(format!(
+                "writer.erp.rate_limit_per_second = {} must be 0 (unlimited) or more",
+                erp.rate_limit_per_second
+            ));
+        }
+        if erp.breaker_failures == 0 {
+            return invalid("writer.erp.breaker_failures must be at least 1".into());
+        }
+        for (key, topic) in [
+            ("writer.orders_topic", &self.writer.orders_topic),
+            ("writer.results_topic", &self.writer.results_topic),
+            ("writer.group_id", &self.writer.group_id),
+        ] {
+            if topic.trim().is_empty() {
+                return invalid(format!("{key} is empty"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! The simulator's HTTP/JSON API (`crates/erp-sim`), the shape of many REST ERPs: 201 for a
+//! new document, 409 with the existing one for a known external reference, 422 with a
+//! code for a business rejection, 429/503 with `Retry-After` when it wants a pause.
+
+use std::time::Duration;
+
+use reqwest::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    CreditNoteDoc, CustomerDoc, ErpConnector, ErpError, ErpLine, ErpOrder, ErpTotals, Posted,
+    SalesOrderDoc, StockAdjustmentDoc, StockLevel,
+};
+
+/// The erp-sim connector.
+#[derive(Debug, Clone)]
+pub struct ErpSimConnector {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl ErpSimConnector {
+    /// A connector to `base_url` (e.g. `http://127.0.0.1:8070`) whose calls give up after
+    /// `timeout`.
+    pub fn new(base_url: &str, timeout: Duration) -> Result<Self, ErpError> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| ErpError::Protocol(format!("http client: {e}")))?;
+        Ok(Self {
+            client,
+            base: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api{path}", self.base)
+    }
+}
+
+fn unavailable(e: reqwest::Error) -> ErpError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    ErpError::Unavailable {
+        reason: format!("{what}: {e}"),
+        retry_after: None,
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// 2xx and 409 (with the body) pass; the rest become errors.
+async fn checked(response: Response) -> Result<(StatusCode, Value), ErpError> {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() || status == StatusCode::CONFLICT {
+        return Ok((status, body));
+    }
+    let detail = serde_json::from_value::<ErrorBody>(body.clone()).ok();
+    let (code, message) = detail
+        .map(|b| (b.error.code, b.error.message))
+        .unwrap_or_else(|| (status.as_str().to_owned(), body.to_string()));
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        return Err(ErpError::Unavailable {
+            reason: format!("HTTP {status} {code}: {message}"),
+            retry_after,
+        });
+    }
+    if status == StatusCode::UNPROCESSABLE_ENTITY || status == StatusCode::PAYLOAD_TOO_LARGE {
+        return Err(ErpError::Rejected {
+            code,
+            reason: message,
+        });
+    }
+    Err(ErpError::Protocol(format!(
+        "HTTP {status} {code}: {message}"
+    )))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, ErpError> {
+    serde_json::from_value(value).map_err(|e| ErpError::Protocol(format!("{what}: {e}")))
+}
+
+#[derive(Deserialize)]
+struct SimLine {
+    item_code: String,
+    quantity: rust_decimal::Decimal,
+}
+
+#[derive(Deserialize)]
+struct SimOrder {
+    id: String,
+    external_ref: String,
+    status: String,
+    currency: String,
+    totals: ErpTotals,
+    lines: Vec<SimLine>,
+}
+
+impl From<SimOrder> for ErpOrder {
+    fn from(o: SimOrder) -> Self {
+        Self {
+            id: o.id,
+            external_ref: o.external_ref,
+            status: o.status,
+            currency: o.currency,
+            totals: o.totals,
+            lines: o
+                .lines
+                .into_iter()
+                .map(|l| ErpLine {
+                    item_code: l.item_code,
+                    quantity: l.quantity,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The document of a 201, or the `existing` one of a 409.
+fn posted(status: StatusCode, body: Value) -> (Value, bool) {
+    if status == StatusCode::CONFLICT {
+        (body.get("existing").cloned().unwrap_or(Value::Null), false)
+    } else {
+        (body, true)
+    }
+}
+
+fn id_of(doc: &Value, what: &str) -> Result<String, ErpError> {
+    doc.get("id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ErpError::Protocol(format!("{what} without an id")))
+}
+
+impl ErpConnector for ErpSimConnector {
+    fn system(&self) -> &str {
+        "erp-sim"
+    }
+
+    async fn probe(&self) -> Result<(), ErpError> {
+        let response = self
+            .client
+            .get(self.url("/health"))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        checked(response).await.map(|_| ())
+    }
+
+    async fn ensure_customers(&self, customers: &[CustomerDoc]) -> Result<(), ErpError> {
+        let body = json!({ "customers": customers });
+        let response = self
+            .client
+            .post(self.url("/customers/batch"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        checked(response).await.map(|_| ())
+    }
+
+    async fn find_order(&self, external_ref: &str) -> Result<Option<ErpOrder>, ErpError> {
+        let response = self
+            .client
+            .get(self.url("/sales-orders"))
+            .query(&[("external_ref", external_ref)])
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let (_, body) = checked(response).await?;
+        let mut items: Vec<SimOrder> = parse(
+            body.get("items").cloned().unwrap_or(Value::Null),
+            "sales order search",
+        )?;
+        Ok(items.pop().map(ErpOrder::from))
+    }
+
+    async fn create_order(&self, order: &SalesOrderDoc) -> Result<Posted<ErpOrder>, ErpError> {
+        let lines: Vec<Value> = order
+            .lines
+            .iter()
+            .map(|l| {
+                json!({
+                    "item_code": l.item_code,
+                    "description": l.description,
+                    "quantity": l.quantity,
+                    "unit_price": l.unit_price,
+                    "discount_amount": l.discount_amount,
+                    "tax_code": l.tax_code,
+                    "tax_rate": l.tax_rate,
+                    "tax_amount": l.tax_amount,
+                    "source_line": l.source_line,
+                })
+            })
+            .collect();
+        let body = json!({
+            "external_ref": order.external_ref,
+            "customer_ref": order.customer.external_ref,
+            "currency": order.currency,
+            "order_date": order.order_date,
+            "warehouse": order.warehouse,
+            "shipping_method": order.shipping_method,
+            "payment_method": order.payment_method,
+            "shipping_amount": order.shipping_amount,
+            "shipping_tax_amount": order.shipping_tax_amount,
+            "lines": lines,
+        });
+        let response = self
+            .client
+            .post(self.url("/sales-orders"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let (status, body) = checked(response).await?;
+        let (doc, new) = posted(status, body);
+        let doc: SimOrder = parse(doc, "sales order")?;
+        Ok(Posted {
+            doc: doc.into(),
+            new,
+        })
+    }
+
+    async fn cancel_order(&self, erp_id: &str) -> Result<(), ErpError> {
+        let response = self
+            .client
+            .post(self.url(&format!("/sales-orders/{erp_id}/cancel")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        checked(response).await.map(|_| ())
+    }
+
+    async fn credit(&self, note: &CreditNoteDoc) -> Result<Posted<String>, ErpError> {
+        let response = self
+            .client
+            .post(self.url("/credit-notes"))
+            .json(&json!({
+                "external_ref": note.external_ref,
+                "order_ref": note.order_ref,
+                "amount": note.amount,
+                "tax_amount": note.tax_amount,
+                "lines": note.lines,
+            }))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let (status, body) = checked(response).await?;
+        let (doc, new) = posted(status, body);
+        Ok(Posted {
+            doc: id_of(&doc, "credit note")?,
+            new,
+        })
+    }
+
+    async fn post_stock_adjustment(
+        &self,
+        adjustment: &StockAdjustmentDoc,
+    ) -> Result<Posted<String>, ErpError> {
+        let response = self
+            .client
+            .post(self.url("/stock-adjustments"))
+            .json(adjustment)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let (status, body) = checked(response).await?;
+        let (doc, new) = posted(status, body);
+        Ok(Posted {
+            doc: id_of(&doc, "stock adjustment")?,
+            new,
+        })
+    }
+
+    async fn stock_levels(&self, warehouse: &str) -> Result<Vec<StockLevel>, ErpError> {
+        let response = self
+            .client
+            .get(self.url("/stock"))
+            .query(&[("warehouse", warehouse)])
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let (_, body) = checked(response).await?;
+        parse(
+            body.get("items").cloned().unwrap_or(Value::Null),
+            "stock levels",
+        )
+    }
+}

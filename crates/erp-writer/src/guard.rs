@@ -1,0 +1,168 @@
+//! What stands between the handler and the ERP: a token bucket (the ERP's rate limit is
+//! ours too) and a circuit breaker (after `failures` transient failures in a row it opens:
+//! no calls for `open_for`, then one probe; a good probe closes it). While it is open the
+//! handler answers "retry later" at once, so the runtime backs off and then pauses the
+//! partition — Kafka keeps the orders, Magento notices nothing.
+
+use std::time::{Duration, Instant};
+
+/// A token bucket: `rate` calls per second, bursts of up to `burst`.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimiter {
+    /// `rate` per second (0 = unlimited), bursts of `burst`.
+    pub fn new(rate: f64, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            at: Instant::now(),
+        }
+    }
+
+    /// How long to wait before the next call may go (and takes its token).
+    pub fn take(&mut self) -> Duration {
+        self.take_at(Instant::now())
+    }
+
+    fn take_at(&mut self, now: Instant) -> Duration {
+        if self.rate <= 0.0 {
+            return Duration::ZERO;
+        }
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+/// The breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls go through; this many transient failures in a row so far.
+    Closed(u32),
+    /// No calls until then.
+    Open(Instant),
+    /// The next call is a probe.
+    HalfOpen,
+}
+
+/// A circuit breaker.
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    failures: u32,
+    open_for: Duration,
+    state: BreakerState,
+}
+
+impl CircuitBreaker {
+    /// Opens after `failures` transient failures in a row, for `open_for`.
+    pub fn new(failures: u32, open_for: Duration) -> Self {
+        Self {
+            failures: failures.max(1),
+            open_for,
+            state: BreakerState::Closed(0),
+        }
+    }
+
+    /// The state now (an open breaker whose time is up is half open).
+    pub fn state(&mut self) -> BreakerState {
+        self.state_at(Instant::now())
+    }
+
+    fn state_at(&mut self, now: Instant) -> BreakerState {
+        if let BreakerState::Open(until) = self.state
+            && now >= until
+        {
+            self.state = BreakerState::HalfOpen;
+        }
+        self.state
+    }
+
+    /// How long it stays open, if it is.
+    pub fn open_remaining(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        match self.state_at(now) {
+            BreakerState::Open(until) => Some(until.saturating_duration_since(now)),
+            _ => None,
+        }
+    }
+
+    /// A call (or probe) succeeded.
+    pub fn success(&mut self) {
+        self.state = BreakerState::Closed(0);
+    }
+
+    /// A call failed transiently; true when that opened the breaker.
+    pub fn failure(&mut self) -> bool {
+        self.failure_at(Instant::now())
+    }
+
+    fn failure_at(&mut self, now: Instant) -> bool {
+        let failures = match self.state {
+            BreakerState::Closed(n) => n + 1,
+            BreakerState::HalfOpen | BreakerState::Open(_) => self.failures,
+        };
+        if failures >= self.failures {
+            self.state = BreakerState::Open(now + self.open_for);
+            true
+        } else {
+            self.state = BreakerState::Closed(failures);
+            false
+        }
+    }
+
+    /// Whether it is open or half open (for the metric).
+    pub fn is_tripped(&self) -> bool {
+        !matches!(self.state, BreakerState::Closed(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_lets_a_burst_through_then_spaces_calls() {
+        let start = Instant::now();
+        let mut bucket = RateLimiter::new(10.0, 2);
+        bucket.at = start;
+        assert_eq!(bucket.take_at(start), Duration::ZERO);
+        assert_eq!(bucket.take_at(start), Duration::ZERO);
+        let wait = bucket.take_at(start);
+        assert!(wait > Duration::from_millis(90) && wait <= Duration::from_millis(100));
+        // A second later the bucket is full again.
+        let later = start + Duration::from_secs(1);
+        assert_eq!(bucket.take_at(later), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_breaker_opens_after_failures_in_a_row_and_half_opens_when_time_is_up() {
+        let start = Instant::now();
+        let mut breaker = CircuitBreaker::new(3, Duration::from_secs(5));
+        assert!(!breaker.failure_at(start));
+        breaker.success();
+        assert!(!breaker.failure_at(start));
+        assert!(!breaker.failure_at(start));
+        assert!(breaker.failure_at(start));
+        assert!(matches!(breaker.state_at(start), BreakerState::Open(_)));
+        let later = start + Duration::from_secs(5);
+        assert_eq!(breaker.state_at(later), BreakerState::HalfOpen);
+        // A failed probe opens it again at once.
+        assert!(breaker.failure_at(later));
+        breaker.success();
+        assert_eq!(breaker.state_at(later), BreakerState::Closed(0));
+    }
+}

@@ -1,0 +1,501 @@
+//! The order flow into the ERP, as a runtime [`Handler`] over the orders topic.
+//!
+//! Per order the state keeps what was placed, the latest Magento status and what the ERP
+//! has (its id, the credit memos booked). Creating follows the design's rule for side
+//! effects outside Kafka: look in our state, then ask the ERP by external reference, and
+//! only then create; the outcome is recorded in the transaction that commits the input
+//! offset, i.e. after the ERP confirmed. A crash between the ERP call and that commit
+//! replays the record, finds the order in the ERP and records it — never a second order.
+//!
+//! Verdicts are `ErpOrderResult` events. A rejection (the ERP's, or a SKU the mapping does
+//! not know) is a verdict *and* a parked record, so the order is replayed after the fix.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bridge_events::erp::{ErpOrderResult, ErpOutcome};
+use bridge_events::ids::FactIdentity;
+use bridge_events::order::{
+    CreditMemoCreated, OrderCancelled, OrderPlaced, OrderTotals, OrderUpdated,
+};
+use bridge_events::{AvroEvent, Envelope, Event};
+use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
+use serde::{Deserialize, Serialize};
+
+use crate::connector::{CreditNoteDoc, ErpConnector, ErpError, ErpLine, ErpOrder};
+use crate::guard::{BreakerState, CircuitBreaker, RateLimiter};
+use crate::mapping::Mapping;
+use crate::metrics::WriterMetrics;
+
+/// What the state knows of one order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// The order as placed (kept until it is in the ERP, which may be a later status).
+    pub placed: Option<OrderPlaced>,
+    /// Latest Magento status.
+    pub status: String,
+    /// The ERP's id once it has the order.
+    pub erp_id: Option<String>,
+    /// `accepted`, or `rejected:<code>`.
+    pub verdict: Option<String>,
+    /// Magento cancelled it (and the ERP order, if any, was cancelled).
+    pub cancelled: bool,
+    /// Credit memos booked as credit notes.
+    pub credited: Vec<String>,
+    /// Credit memos that came before the order was in the ERP: booked once it is.
+    #[serde(default)]
+    pub pending_credits: Vec<CreditMemoCreated>,
+}
+
+/// A business refusal: a verdict, not a retry.
+struct Refusal {
+    code: String,
+    reason: String,
+}
+
+/// The handler.
+pub struct ErpWriter<C: ErpConnector> {
+    connector: Arc<C>,
+    mapping: Arc<Mapping>,
+    runtime: tokio::runtime::Handle,
+    limiter: RateLimiter,
+    breaker: CircuitBreaker,
+    results_topic: String,
+    metrics: WriterMetrics,
+}
+
+fn order_key(order_ref: &str) -> Vec<u8> {
+    format!("order/{order_ref}").into_bytes()
+}
+
+fn customer_key(customer_ref: &str) -> Vec<u8> {
+    format!("customer/{customer_ref}").into_bytes()
+}
+
+fn state_error(what: &str, e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Fatal {
+        reason: format!("{what}: {e}"),
+    }
+}
+
+impl<C: ErpConnector> ErpWriter<C> {
+    /// A writer calling `connector` as `mapping` says, blocking on `runtime` for each call.
+    pub fn new(
+        connector: Arc<C>,
+        mapping: Arc<Mapping>,
+        runtime: tokio::runtime::Handle,
+        limiter: RateLimiter,
+        breaker: CircuitBreaker,
+        results_topic: &str,
+        metrics: WriterMetrics,
+    ) -> Self {
+        Self {
+            connector,
+            mapping,
+            runtime,
+            limiter,
+            breaker,
+            results_topic: results_topic.to_owned(),
+            metrics,
+        }
+    }
+
+    fn load(ctx: &Context<'_>, order_ref: &str) -> Result<OrderRecord, HandlerError> {
+        match ctx.get(&order_key(order_ref))? {
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| state_error("order state", e)),
+            None => Ok(OrderRecord::default()),
+        }
+    }
+
+    fn save(
+        ctx: &mut Context<'_>,
+        order_ref: &str,
+        record: &OrderRecord,
+    ) -> Result<(), HandlerError> {
+        let raw = serde_json::to_vec(record).map_err(|e| state_error("order state", e))?;
+        ctx.put(&order_key(order_ref), &raw, None);
+        Ok(())
+    }
+
+    /// One ERP call through the breaker and the rate limit. The outer error is "retry
+    /// later" (the runtime backs off, then pauses the partition); the inner one is the
+    /// ERP's refusal.
+    fn call<T>(
+        &mut self,
+        op: &'static str,
+        call: impl Future<Output = Result<T, ErpError>>,
+    ) -> Result<Result<T, Refusal>, HandlerError> {
+        match self.breaker.state() {
+            BreakerState::Open(_) => {
+                let wait = self.breaker.open_remaining();
+                return Err(HandlerError::Retryable {
+                    reason: "the ERP is down (circuit open); waiting for a probe".into(),
+                    retry_after: wait,
+                });
+            }
+            BreakerState::HalfOpen => {
+                let probe = self.runtime.block_on(self.connector.probe());
+                self.metrics.call("probe", &probe);
+                match probe {
+                    Ok(()) => {
+                        tracing::info!("ERP probe succeeded; circuit closed");
+                        self.breaker.success();
+                        self.metrics.breaker_open.set(0);
+                    }
+                    Err(e) => {
+                        self.breaker.failure();
+                        return Err(HandlerError::Retryable {
+                            reason: format!("ERP probe failed: {e}"),
+                            retry_after: self.breaker.open_remaining(),
+                        });
+                    }
+                }
+            }
+            BreakerState::Closed(_) => {}
+        }
+        let wait = self.limiter.take();
+        if !wait.is_zero() {
+            self.metrics.rate_limited.inc();
+            std::thread::sleep(wait);
+        }
+        let started = std::time::Instant::now();
+        let result = self.runtime.block_on(call);
+        self.metrics.call(op, &result);
+        self.metrics
+            .call_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(value) => {
+                self.breaker.success();
+                Ok(Ok(value))
+            }
+            Err(ErpError::Rejected { code, reason }) => {
+                self.breaker.success();
+                Ok(Err(Refusal { code, reason }))
+            }
+            Err(e) => {
+                let retry_after = match &e {
+                    ErpError::Unavailable { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                if self.breaker.failure() {
+                    tracing::warn!(error = %e, "ERP failing; circuit opened");
+                    self.metrics.breaker_open.set(1);
+                }
+                Err(HandlerError::Retryable {
+                    reason: format!("{op}: {e}"),
+                    retry_after,
+                })
+            }
+        }
+    }
+
+    fn result(
+        &self,
+        ctx: &mut Context<'_>,
+        cause: &Envelope,
+        order_ref: &str,
+        outcome: ErpOutcome,
+        erp: Option<&ErpOrder>,
+        refusal: Option<&Refusal>,
+    ) {
+        let system = self.connector.system();
+        let source = format!("erp:{system}");
+        let fact = match (outcome, refusal) {
+            (ErpOutcome::Rejected, Some(r)) => format!("ErpOrderResult:REJECTED:{}", r.code),
+            (ErpOutcome::Rejected, None) => "ErpOrderResult:REJECTED".into(),
+            (ErpOutcome::Accepted, _) => "ErpOrderResult:ACCEPTED".into(),
+            (ErpOutcome::Duplicate, _) => "ErpOrderResult:DUPLICATE".into(),
+        };
+        let identity = FactIdentity {
+            source: &source,
+            entity: order_ref,
+            fact: &fact,
+            version: None,
+        };
+        let now = ctx.now();
+        let event = ErpOrderResult {
+            envelope: Envelope {
+                event_id: identity.event_id(),
+                event_type: ErpOrderResult::RECORD.into(),
+                schema_version: 1,
+                occurred_at: now,
+                produced_at: now,
+                source,
+                correlation_id: order_ref.to_owned(),
+                causation_id: Some(cause.event_id.clone()),
+            },
+            order_ref: order_ref.to_owned(),
+            outcome,
+            erp_system: system.to_owned(),
+            erp_order_id: erp.map(|o| o.id.clone()),
+            reason_code: refusal.map(|r| r.code.clone()),
+            reason: refusal.map(|r| r.reason.clone()),
+            currency: erp.map(|o| o.currency.clone()),
+            erp_totals: erp.map(|o| OrderTotals {
+                subtotal: o.totals.subtotal,
+                discount_amount: o.totals.discount_amount,
+                shipping_amount: o.totals.shipping_amount,
+                tax_amount: o.totals.tax_amount,
+                grand_total: o.totals.grand_total,
+            }),
+        };
+        let topic = self.results_topic.clone();
+        ctx.emit(&topic, order_ref, Event::ErpOrderResult(event));
+    }
+
+    fn refuse(
+        &self,
+        ctx: &mut Context<'_>,
+        cause: &Envelope,
+        record: &mut OrderRecord,
+        order_ref: &str,
+        refusal: Refusal,
+    ) {
+        tracing::warn!(order_ref, code = %refusal.code, reason = %refusal.reason, "order rejected");
+        self.metrics.verdict("rejected");
+        self.result(
+            ctx,
+            cause,
+            order_ref,
+            ErpOutcome::Rejected,
+            None,
+            Some(&refusal),
+        );
+        record.verdict = Some(format!("rejected:{}", refusal.code));
+        let class = if refusal.code == "unmappable" {
+            "unmappable"
+        } else {
+            "erp_rejected"
+        };
+        ctx.park(class, format!("order {order_ref}: {}", refusal.reason));
+    }
+
+    /// Puts the order into the ERP: our state, then the ERP by external reference, then
+    /// create.
+    fn create(
+        &mut self,
+        ctx: &mut Context<'_>,
+        cause: &Envelope,
+        record: &mut OrderRecord,
+        order_ref: &str,
+    ) -> Result<(), HandlerError> {
+        let Some(placed) = record.placed.clone() else {
+            return Ok(());
+        };
+        let doc = match self.mapping.sales_order(&placed) {
+            Ok(doc) => doc,
+            Err(unmapped) => {
+                let refusal = Refusal {
+                    code: "unmappable".into(),
+                    reason: unmapped.to_string(),
+                };
+                self.refuse(ctx, cause, record, order_ref, refusal);
+                return Ok(());
+            }
+        };
+        let connector = Arc::clone(&self.connector);
+        let known = customer_key(&doc.customer.external_ref);
+        if ctx.get(&known)?.is_none() {
+            let customers = [doc.customer.clone()];
+            match self.call("ensure_customers", connector.ensure_customers(&customers))? {
+                Ok(()) => ctx.put(&known, b"1", None),
+                Err(refusal) => {
+                    self.refuse(ctx, cause, record, order_ref, refusal);
+                    return Ok(());
+                }
+            }
+        }
+        let existing = match self.call("find_order", connector.find_order(order_ref))? {
+            Ok(found) => found,
+            Err(refusal) => {
+                self.refuse(ctx, cause, record, order_ref, refusal);
+                return Ok(());
+            }
+        };
+        let booked = match existing {
+            Some(order) => {
+                tracing::info!(order_ref, erp_id = %order.id, "already in the ERP; recording it");
+                order
+            }
+            None => match self.call("create_order", connector.create_order(&doc))? {
+                Ok(posted) => posted.doc,
+                Err(refusal) => {
+                    self.refuse(ctx, cause, record, order_ref, refusal);
+                    return Ok(());
+                }
+            },
+        };
+        tracing::debug!(order_ref, erp_id = %booked.id, "order in the ERP");
+        self.metrics.verdict("accepted");
+        self.result(
+            ctx,
+            cause,
+            order_ref,
+            ErpOutcome::Accepted,
+            Some(&booked),
+            None,
+        );
+        record.erp_id = Some(booked.id);
+        record.verdict = Some("accepted".into());
+        for memo in std::mem::take(&mut record.pending_credits) {
+            if let Err(refusal) = self.book_credit(record, &memo)? {
+                tracing::warn!(order_ref, credit_memo = %memo.credit_memo_ref, reason = %refusal.reason, "the ERP refused a credit memo that waited for its order");
+                self.metrics.verdict("credit_refused");
+            }
+        }
+        Ok(())
+    }
+
+    /// Books `memo` as a credit note on the order's ERP document.
+    fn book_credit(
+        &mut self,
+        record: &mut OrderRecord,
+        memo: &CreditMemoCreated,
+    ) -> Result<Result<(), Refusal>, HandlerError> {
+        let order_ref = &memo.order_ref;
+        let mut lines = Vec::with_capacity(memo.lines.len());
+        for line in &memo.lines {
+            match self.mapping.item_code(&line.sku) {
+                Ok(item_code) => lines.push(ErpLine {
+                    item_code,
+                    quantity: line.qty,
+                }),
+                Err(unmapped) => {
+                    return Ok(Err(Refusal {
+                        code: "unmappable".into(),
+                        reason: format!("credit memo {}: {unmapped}", memo.credit_memo_ref),
+                    }));
+                }
+            }
+        }
+        let note = CreditNoteDoc {
+            external_ref: format!("{order_ref}/{}", memo.credit_memo_ref),
+            order_ref: order_ref.clone(),
+            amount: memo.grand_total,
+            tax_amount: memo.tax_amount,
+            lines,
+        };
+        let connector = Arc::clone(&self.connector);
+        Ok(self.call("credit", connector.credit(&note))?.map(|posted| {
+            tracing::debug!(order_ref, credit_note = %posted.doc, new = posted.new, "credit note booked");
+            record.credited.push(memo.credit_memo_ref.clone());
+        }))
+    }
+
+    fn placed(&mut self, ctx: &mut Context<'_>, placed: &OrderPlaced) -> Result<(), HandlerError> {
+        let order_ref = &placed.order_ref;
+        let mut record = Self::load(ctx, order_ref)?;
+        if record.erp_id.is_some() {
+            return Ok(());
+        }
+        record.placed = Some(placed.clone());
+        if record.status.is_empty() {
+            record.status = placed.status.clone();
+        }
+        if !record.cancelled && self.mapping.creates_on(&record.status) {
+            self.create(ctx, &placed.envelope, &mut record, order_ref)?;
+        }
+        Self::save(ctx, order_ref, &record)
+    }
+
+    fn updated(
+        &mut self,
+        ctx: &mut Context<'_>,
+        update: &OrderUpdated,
+    ) -> Result<(), HandlerError> {
+        let order_ref = &update.order_ref;
+        let mut record = Self::load(ctx, order_ref)?;
+        record.status = update.status.clone();
+        if record.erp_id.is_none() && !record.cancelled && self.mapping.creates_on(&update.status) {
+            self.create(ctx, &update.envelope, &mut record, order_ref)?;
+        }
+        Self::save(ctx, order_ref, &record)
+    }
+
+    fn cancelled(
+        &mut self,
+        ctx: &mut Context<'_>,
+        cancel: &OrderCancelled,
+    ) -> Result<(), HandlerError> {
+        let order_ref = &cancel.order_ref;
+        let mut record = Self::load(ctx, order_ref)?;
+        if record.cancelled {
+            return Ok(());
+        }
+        if let (Some(erp_id), true) = (record.erp_id.clone(), self.mapping.lifecycle().cancel) {
+            let connector = Arc::clone(&self.connector);
+            if let Err(refusal) = self.call("cancel_order", connector.cancel_order(&erp_id))? {
+                ctx.park(
+                    "erp_rejected",
+                    format!("cancel {order_ref} ({erp_id}): {}", refusal.reason),
+                );
+                return Self::save(ctx, order_ref, &record);
+            }
+        }
+        record.cancelled = true;
+        record.status = "canceled".into();
+        Self::save(ctx, order_ref, &record)
+    }
+
+    fn credited(
+        &mut self,
+        ctx: &mut Context<'_>,
+        memo: &CreditMemoCreated,
+    ) -> Result<(), HandlerError> {
+        if !self.mapping.lifecycle().credit {
+            return Ok(());
+        }
+        let order_ref = &memo.order_ref;
+        let mut record = Self::load(ctx, order_ref)?;
+        if record.credited.contains(&memo.credit_memo_ref) {
+            return Ok(());
+        }
+        if record.erp_id.is_none() {
+            // The order is not in the ERP yet (its facts can come in any order from two
+            // paths, or it waits for a status that creates it): book the memo after it.
+            if !record
+                .pending_credits
+                .iter()
+                .any(|m| m.credit_memo_ref == memo.credit_memo_ref)
+            {
+                tracing::info!(order_ref, credit_memo = %memo.credit_memo_ref, "credit memo waits until its order is in the ERP");
+                record.pending_credits.push(memo.clone());
+            }
+            return Self::save(ctx, order_ref, &record);
+        }
+        if let Err(refusal) = self.book_credit(&mut record, memo)? {
+            let class = if refusal.code == "unmappable" {
+                "unmappable"
+            } else {
+                "erp_rejected"
+            };
+            ctx.park(
+                class,
+                format!(
+                    "credit memo {} of {order_ref}: {}",
+                    memo.credit_memo_ref, refusal.reason
+                ),
+            );
+        }
+        Self::save(ctx, order_ref, &record)
+    }
+}
+
+impl<C: ErpConnector> Handler for ErpWriter<C> {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        match input.event {
+            Event::OrderPlaced(e) => self.placed(ctx, e),
+            Event::OrderUpdated(e) => self.updated(ctx, e),
+            Event::OrderCancelled(e) => self.cancelled(ctx, e),
+            Event::CreditMemoCreated(e) => self.credited(ctx, e),
+            other => Err(HandlerError::Terminal {
+                class: "unexpected_event",
+                reason: format!(
+                    "{} does not belong on the orders topic",
+                    other.record_name()
+                ),
+            }),
+        }
+    }
+}

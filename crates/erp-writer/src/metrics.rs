@@ -1,0 +1,104 @@
+//! erp-writer's own series, next to the runtime's (records in/out, parked, retries,
+//! paused partitions, lag).
+
+use std::sync::Arc;
+
+use bridge_runtime::metrics::Metrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
+use crate::connector::ErpError;
+
+/// An ERP call's operation and outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// `create_order`, `find_order`, ...
+    pub op: String,
+    /// `ok`, `rejected`, `unavailable`, `protocol`.
+    pub outcome: String,
+}
+
+/// A verdict.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerdictLabels {
+    /// `accepted` or `rejected`.
+    pub verdict: String,
+}
+
+/// The series.
+#[derive(Clone)]
+pub struct WriterMetrics {
+    /// ERP calls by operation and outcome.
+    pub calls: Family<CallLabels, Counter>,
+    /// ERP call latency.
+    pub call_seconds: Histogram,
+    /// 1 while the circuit breaker is open.
+    pub breaker_open: Gauge,
+    /// Calls that waited for the rate limit.
+    pub rate_limited: Counter,
+    /// Order verdicts.
+    pub verdicts: Family<VerdictLabels, Counter>,
+}
+
+impl WriterMetrics {
+    /// Registers the series with the service's registry.
+    pub fn register(metrics: &Arc<Metrics>) -> Self {
+        let this = Self {
+            calls: Family::default(),
+            call_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            breaker_open: Gauge::default(),
+            rate_limited: Counter::default(),
+            verdicts: Family::default(),
+        };
+        metrics.register(
+            "erp_calls",
+            "ERP calls by operation and outcome",
+            this.calls.clone(),
+        );
+        metrics.register(
+            "erp_call_seconds",
+            "ERP call latency",
+            this.call_seconds.clone(),
+        );
+        metrics.register(
+            "erp_breaker_open",
+            "1 while the circuit breaker is open",
+            this.breaker_open.clone(),
+        );
+        metrics.register(
+            "erp_rate_limited",
+            "ERP calls that waited for the rate limit",
+            this.rate_limited.clone(),
+        );
+        metrics.register("erp_verdicts", "Order verdicts", this.verdicts.clone());
+        this
+    }
+
+    /// Counts a call.
+    pub fn call<T>(&self, op: &str, result: &Result<T, ErpError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(ErpError::Rejected { .. }) => "rejected",
+            Err(ErpError::Unavailable { .. }) => "unavailable",
+            Err(ErpError::Protocol(_)) => "protocol",
+        };
+        self.calls
+            .get_or_create(&CallLabels {
+                op: op.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a verdict.
+    pub fn verdict(&self, verdict: &str) {
+        self.verdicts
+            .get_or_create(&VerdictLabels {
+                verdict: verdict.to_owned(),
+            })
+            .inc();
+    }
+}

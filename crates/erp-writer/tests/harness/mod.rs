@@ -1,0 +1,503 @@
+//! The order flow on a real broker and registry: magento-sim → order-ingest (in process,
+//! polling) → orders topic → erp-writer (its real binary, so it can be SIGKILLed) →
+//! erp-sim, whose books the tests read. Every name is unique per test.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bridge_events::{Event, EventCodec};
+use bridge_runtime::parking::ParkedRecord;
+use bridge_runtime::shutdown::Trigger;
+use bridge_testkit::{Isolation, consume_all, create_topic, free_port, unique_name};
+use erp_sim::{ErpSim, ErpSimConfig};
+use magento_sim::{Sim, SimConfig};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, TopicPartitionList};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
+pub type TestResult = Result<(), AnyError>;
+
+/// The shipped mapping.
+pub const MAPPING: &str = include_str!("../../../../deploy/config/mapping.toml");
+
+/// One flow.
+pub struct Flow {
+    pub bootstrap: String,
+    pub registry: String,
+    pub orders: String,
+    pub results: String,
+    pub group: String,
+    pub sim: Sim,
+    pub erp: ErpSim,
+    pub dir: tempfile::TempDir,
+    /// erp-writer's own rate limit (calls per second; 0 = none).
+    pub writer_rate: f64,
+    ingest: Option<(
+        Trigger,
+        tokio::task::JoinHandle<Result<(), bridge_runtime::service::ServiceError>>,
+    )>,
+}
+
+/// A running erp-writer process.
+pub struct Writer {
+    pub child: Child,
+    pub http_port: u16,
+}
+
+impl Writer {
+    /// SIGKILL, no goodbye.
+    pub fn kill(&mut self) -> TestResult {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a clean stop.
+    pub fn stop(&mut self) -> TestResult {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            return Err(format!("erp-writer stopped with {status}").into());
+        }
+        Ok(())
+    }
+
+    /// Its Prometheus text.
+    pub async fn metrics(&self) -> Result<String, AnyError> {
+        Ok(
+            reqwest::get(format!("http://127.0.0.1:{}/metrics", self.http_port))
+                .await?
+                .text()
+                .await?,
+        )
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Flow {
+    /// Topics, magento-sim, erp-sim (booking duplicate references, so a double create
+    /// would show), and order-ingest polling the sim.
+    pub async fn start(bootstrap: &str, registry: &str) -> Result<Self, AnyError> {
+        let name = unique_name("erpflow");
+        let orders = format!("{name}-orders");
+        let movements = format!("{name}-movements");
+        let results = format!("{name}-results");
+        let group = format!("{name}-writer");
+        for topic in [&orders, &movements, &results] {
+            create_topic(bootstrap, topic, 3, &[]).await?;
+        }
+        for parked in [format!("{name}-ingest-parked"), format!("{group}-parked")] {
+            create_topic(bootstrap, &parked, 1, &[]).await?;
+        }
+        create_topic(
+            bootstrap,
+            &format!("{group}-changelog"),
+            3,
+            &[("cleanup.policy", "compact")],
+        )
+        .await?;
+        let sim = Sim::start(SimConfig::default()).await?;
+        let erp = ErpSim::start(ErpSimConfig {
+            rules: erp_sim::Rules {
+                allow_duplicate_refs: true,
+                ..Default::default()
+            },
+            ..Default::default()
+        })
+        .await?;
+        let dir = tempfile::tempdir()?;
+        let mut flow = Self {
+            bootstrap: bootstrap.to_owned(),
+            registry: registry.to_owned(),
+            orders,
+            results,
+            group,
+            sim,
+            erp,
+            dir,
+            writer_rate: 0.0,
+            ingest: None,
+        };
+        flow.start_ingest(&name, &movements).await?;
+        Ok(flow)
+    }
+
+    async fn start_ingest(&mut self, name: &str, movements: &str) -> TestResult {
+        let port = free_port()?;
+        let toml = format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[registry]
+url = "{registry}"
+[http]
+listen = "127.0.0.1:{port}"
+[processor]
+state_dir = "{state}"
+instance_id = "ingest"
+[ingest]
+orders_topic = "{orders}"
+movements_topic = "{movements}"
+parked_topic = "{name}-ingest-parked"
+[ingest.magento]
+base_url = "{sim}"
+[ingest.webhook]
+enabled = false
+[ingest.poll]
+interval_ms = 300
+page_size = 100
+overlap_seconds = 5
+initial_lookback_hours = 100000
+source_items_interval_ms = 0
+"#,
+            bootstrap = self.bootstrap,
+            registry = self.registry,
+            state = self.dir.path().join("ingest").display(),
+            orders = self.orders,
+            sim = self.sim.url(),
+        );
+        let path = self.dir.path().join("ingest.toml");
+        std::fs::write(&path, toml)?;
+        let config: order_ingest::config::Config =
+            bridge_runtime::config::load(Some(&path), std::iter::empty())?;
+        let (trigger, shutdown) = bridge_runtime::shutdown::channel();
+        let task = tokio::spawn(order_ingest::run(config, shutdown));
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        bridge_testkit::wait_until("ingest ready", Duration::from_secs(60), || async {
+            reqwest::get(&ready)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await?;
+        self.ingest = Some((trigger, task));
+        Ok(())
+    }
+
+    /// Writes `mapping` to a file of the flow and returns its path.
+    pub fn mapping_file(&self, name: &str, mapping: &str) -> Result<PathBuf, AnyError> {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, mapping)?;
+        Ok(path)
+    }
+
+    /// Sets erp-sim's faults.
+    pub fn faults(&self, faults: erp_sim::Faults) {
+        self.erp.shared.faults().set(faults);
+    }
+
+    /// Starts erp-writer with `mapping` (a path) and waits until it is ready.
+    pub async fn start_writer(&self, mapping: &Path) -> Result<Writer, AnyError> {
+        let port = free_port()?;
+        let config = self.dir.path().join(format!("writer-{port}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+librdkafka = {{ "session.timeout.ms" = "10000" }}
+[registry]
+url = "{registry}"
+[http]
+listen = "127.0.0.1:{port}"
+[processor]
+state_dir = "{state}"
+instance_id = "0"
+commit_interval_ms = 200
+[processor.retry]
+initial_ms = 100
+max_delay_ms = 1000
+give_up_after_ms = 3000
+[writer]
+group_id = "{group}"
+orders_topic = "{orders}"
+results_topic = "{results}"
+mapping_file = "{mapping}"
+[writer.erp]
+base_url = "{erp}"
+timeout_ms = 2000
+rate_limit_per_second = {rate}
+breaker_failures = 5
+breaker_open_ms = 1000
+"#,
+                bootstrap = self.bootstrap,
+                registry = self.registry,
+                state = self.dir.path().join("writer").display(),
+                group = self.group,
+                orders = self.orders,
+                results = self.results,
+                mapping = mapping.display(),
+                erp = self.erp.url(),
+                rate = self.writer_rate,
+            ),
+        )?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("writer.log"))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_erp-writer"))
+            .arg("--config")
+            .arg(&config)
+            .env(
+                "RUST_LOG",
+                std::env::var("WRITER_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        let writer = Writer {
+            child,
+            http_port: port,
+        };
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        bridge_testkit::wait_until("erp-writer ready", Duration::from_secs(60), || async {
+            reqwest::get(&ready)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await?;
+        Ok(writer)
+    }
+
+    /// The writer's log so far (for failure messages).
+    pub fn writer_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("writer.log")).unwrap_or_default()
+    }
+
+    /// Decoded events on `topic` (read_committed).
+    pub async fn events(&self, topic: &str) -> Result<Vec<Event>, AnyError> {
+        let codec = EventCodec::new(&self.registry);
+        let records = consume_all(
+            &self.bootstrap,
+            topic,
+            Isolation::ReadCommitted,
+            Duration::from_secs(30),
+        )?;
+        let mut events = Vec::with_capacity(records.len());
+        for record in records {
+            events.push(
+                codec
+                    .decode(record.payload.as_deref().unwrap_or_default())
+                    .await?,
+            );
+        }
+        Ok(events)
+    }
+
+    /// The writer's parked records.
+    pub fn parked(&self) -> Result<Vec<ParkedRecord>, AnyError> {
+        let records = consume_all(
+            &self.bootstrap,
+            &format!("{}-parked", self.group),
+            Isolation::ReadCommitted,
+            Duration::from_secs(30),
+        )?;
+        let mut parked = Vec::new();
+        for r in records {
+            parked.push(ParkedRecord::from_parts(r.key, r.payload, r.headers)?);
+        }
+        Ok(parked)
+    }
+
+    /// Records the writer's group has not consumed yet (read_committed from its committed
+    /// offsets to the end; transaction markers are not records, so watermark arithmetic
+    /// would count them).
+    pub fn lag(&self) -> Result<usize, AnyError> {
+        let probe: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let metadata = probe.fetch_metadata(Some(&self.orders), Duration::from_secs(10))?;
+        let mut list = TopicPartitionList::new();
+        for topic in metadata.topics() {
+            for p in topic.partitions() {
+                list.add_partition(&self.orders, p.id());
+            }
+        }
+        let committed = probe.committed_offsets(list, Duration::from_secs(10))?;
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", unique_name("lag-reader"))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()?;
+        let mut assignment = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for element in committed.elements() {
+            let (_, high) = reader.fetch_watermarks(
+                &self.orders,
+                element.partition(),
+                Duration::from_secs(10),
+            )?;
+            let from = element.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0);
+            if from < high {
+                assignment.add_partition_offset(
+                    &self.orders,
+                    element.partition(),
+                    rdkafka::Offset::Offset(from),
+                )?;
+                ends.insert(element.partition(), high);
+            }
+        }
+        if ends.is_empty() {
+            return Ok(0);
+        }
+        reader.assign(&assignment)?;
+        let mut unread = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Some(message) = reader.poll(Duration::from_millis(200)) {
+                message?;
+                unread += 1;
+            }
+            let position = reader.position()?;
+            let done = position.elements().iter().all(|e| {
+                let end = ends.get(&e.partition()).copied().unwrap_or(0);
+                e.offset().to_raw().is_some_and(|o| o >= end)
+            });
+            if done {
+                break;
+            }
+        }
+        Ok(unread)
+    }
+
+    /// Stops the ingest.
+    pub async fn stop(mut self) -> TestResult {
+        if let Some((trigger, task)) = self.ingest.take() {
+            trigger.fire();
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+/// A decimal of a Magento JSON number or string.
+pub fn money(value: &Value) -> Decimal {
+    match value {
+        Value::String(s) => s.parse().unwrap_or_default(),
+        Value::Number(n) => n.to_string().parse().unwrap_or_default(),
+        _ => Decimal::ZERO,
+    }
+}
+
+/// What the ERP should hold for one Magento order, from the sim's final state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub cancelled: bool,
+    pub currency: String,
+    pub subtotal: Decimal,
+    pub discount: Decimal,
+    pub shipping: Decimal,
+    pub tax: Decimal,
+    pub grand_total: Decimal,
+    pub credited: Decimal,
+}
+
+/// The expectation per order reference.
+pub fn expected(sim: &Sim) -> BTreeMap<String, Expected> {
+    let store = sim.shared.store();
+    let mut credited: BTreeMap<u64, Decimal> = BTreeMap::new();
+    for memo in store.creditmemos() {
+        if let Some(order) = memo["order_id"].as_u64() {
+            *credited.entry(order).or_default() += money(&memo["grand_total"]);
+        }
+    }
+    store
+        .orders()
+        .filter_map(|o| {
+            let reference = o["increment_id"].as_str()?.to_owned();
+            let id = o["entity_id"].as_u64().unwrap_or_default();
+            Some((
+                reference,
+                Expected {
+                    cancelled: o["status"] == "canceled",
+                    currency: o["order_currency_code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    subtotal: money(&o["subtotal"]),
+                    discount: money(&o["discount_amount"]).abs(),
+                    shipping: money(&o["shipping_amount"]),
+                    tax: money(&o["tax_amount"]),
+                    grand_total: money(&o["grand_total"]),
+                    credited: credited.get(&id).copied().unwrap_or_default(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// How the ERP's books differ from `expected`; empty when they agree. Cancelled orders
+/// may be absent (first seen cancelled) or present and cancelled.
+pub fn differences(erp: &ErpSim, expected: &BTreeMap<String, Expected>) -> Vec<String> {
+    let books = erp.shared.books();
+    let mut by_ref: BTreeMap<&str, Vec<&erp_sim::model::SalesOrder>> = BTreeMap::new();
+    for order in books.orders.values() {
+        by_ref
+            .entry(order.external_ref.as_str())
+            .or_default()
+            .push(order);
+    }
+    let mut out = Vec::new();
+    for (reference, want) in expected {
+        let found = by_ref.get(reference.as_str()).cloned().unwrap_or_default();
+        match found.as_slice() {
+            [] if want.cancelled => {}
+            [] => out.push(format!("{reference}: not in the ERP")),
+            [order] => {
+                if want.cancelled && order.status != "cancelled" {
+                    out.push(format!(
+                        "{reference}: cancelled in Magento, {} in the ERP",
+                        order.status
+                    ));
+                }
+                let t = &order.totals;
+                let got = (
+                    t.subtotal,
+                    t.discount_amount,
+                    t.shipping_amount,
+                    t.tax_amount,
+                    t.grand_total,
+                );
+                let wanted = (
+                    want.subtotal,
+                    want.discount,
+                    want.shipping,
+                    want.tax,
+                    want.grand_total,
+                );
+                if got != wanted || order.currency != want.currency {
+                    out.push(format!(
+                        "{reference}: ERP totals {got:?} {} vs Magento {wanted:?} {}",
+                        order.currency, want.currency
+                    ));
+                }
+                if order.credited != want.credited {
+                    out.push(format!(
+                        "{reference}: ERP credited {} vs Magento credit memos {}",
+                        order.credited, want.credited
+                    ));
+                }
+            }
+            many => out.push(format!("{reference}: {} ERP orders", many.len())),
+        }
+    }
+    out
+}
