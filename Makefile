@@ -5,7 +5,9 @@ LOCAL := deploy/local
 
 .PHONY: up down status test test-only lint bench build tools clean-data
 
-## up: start Kafka, the schema registry and the services, then run the demo
+## up: start Kafka, the schema registry, the sims and the services, run the demo, then
+## print a running summary of the live order flow until Ctrl-C, which stops everything
+## (BRIDGE_UP_DETACH=1 leaves it running instead; `make down` stops it then)
 up: build
 	@bash $(LOCAL)/kafka.sh start
 	@bash $(LOCAL)/registry.sh start
@@ -17,8 +19,15 @@ up: build
 	@echo
 	@echo "topics:  kcat -b 127.0.0.1:9092 -L      (or ./target/debug/bridgectl topics)"
 	@echo "orders:  curl -s localhost:8090/sim/stats; kcat -b 127.0.0.1:9092 -C -t bridge.orders.v1 -e -q | wc -l"
-	@echo "ingest:  curl -s localhost:8091/metrics | grep -E 'bridge_(records_out|ingest_|parked)'"
+	@echo "ERP:     curl -s localhost:8070/admin/stats; curl -s 'localhost:8070/api/sales-orders?size=3'"
+	@echo "verdicts: kcat -b 127.0.0.1:9092 -C -t bridge.erp-results.v1 -e -q | wc -l"
+	@echo "parked:  ./target/debug/bridgectl parked list erp-writer-parked"
+	@echo "metrics: curl -s localhost:8091/metrics | grep -E 'bridge_(records_out|ingest_|parked)'; curl -s localhost:8093/metrics | grep bridge_erp_"
 	@echo "stop:    make down"
+	@echo
+	@if [ -n "$$BRIDGE_UP_DETACH" ]; then exit 0; fi; \
+	  trap 'echo; echo "stopping ..."; $(MAKE) --no-print-directory down' EXIT; \
+	  ./target/debug/bridgectl watch || true
 
 ## down: stop everything `make up` started (data stays in .data/)
 down:

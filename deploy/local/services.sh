@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The bridge services against the local stack, each with its health port:
-# order-ingest 8091, inventory-aggregator 8092, erp-writer 8093, reconciler 8094;
+# order-ingest 8091, inventory-aggregator 8092, erp-writer 8093, reconciler 8094,
+# magento-writer 8095 (ERP verdicts back to the sim as order comments);
 # magento-sim on 8090 places orders and delivers signed I/O events to order-ingest's
-# webhook receiver on 8089 (order-ingest also polls the sim's REST API).
+# webhook receiver on 8089 (order-ingest also polls the sim's REST API); erp-sim on 8070
+# is the ERP erp-writer books the orders in (faults: deploy/config/erp-sim-demo.toml).
 #   services.sh start | stop | status
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 DIR="$DATA_DIR/services"
 BIN_DIR="${BRIDGE_BIN_DIR:-$ROOT/target/debug}"
-SERVICES=(order-ingest:8091 inventory-aggregator:8092 erp-writer:8093 reconciler:8094)
+SERVICES=(order-ingest:8091 inventory-aggregator:8092 erp-writer:8093 reconciler:8094 magento-writer:8095)
 SIM_PORT="${BRIDGE_SIM_PORT:-8090}"
 WEBHOOK_PORT="${BRIDGE_WEBHOOK_PORT:-8089}"
 SIM_URL="http://127.0.0.1:$SIM_PORT"
+ERP_PORT="${BRIDGE_ERP_PORT:-8070}"
+ERP_URL="http://127.0.0.1:$ERP_PORT"
 
 # Extra settings of one service (as BRIDGE__ variables).
 service_env() {
@@ -22,6 +26,12 @@ service_env() {
       "BRIDGE__INGEST__WEBHOOK__KEY_BASE_URL=$SIM_URL/sim" \
       "BRIDGE__INGEST__POLL__INTERVAL_MS=5000" \
       "BRIDGE__PROCESSOR__STATE_DIR=$DIR/order-ingest-state" ;;
+    erp-writer) echo "BRIDGE__WRITER__ERP__BASE_URL=$ERP_URL" \
+      "BRIDGE__WRITER__MAPPING_FILE=$ROOT/deploy/config/mapping.toml" \
+      "BRIDGE__PROCESSOR__STATE_DIR=$DIR/erp-writer-state" ;;
+    magento-writer) echo "BRIDGE__WRITER__MAGENTO__BASE_URL=$SIM_URL" \
+      "BRIDGE__WRITER__REJECTED_STATUS=holded" \
+      "BRIDGE__PROCESSOR__STATE_DIR=$DIR/magento-writer-state" ;;
   esac
 }
 
@@ -37,12 +47,24 @@ start_sim() {
     || { tail -n 20 "$DIR/magento-sim.log" >&2; die "magento-sim did not start; log: $DIR/magento-sim.log"; }
 }
 
+start_erp_sim() {
+  if pid_alive "$DIR/erp-sim.pid"; then return; fi
+  [[ -x "$BIN_DIR/erp-sim" ]] || die "$BIN_DIR/erp-sim is missing: run cargo build --bins first"
+  nohup "$BIN_DIR/erp-sim" --listen "127.0.0.1:$ERP_PORT" \
+    --faults "${BRIDGE_ERP_FAULTS:-$ROOT/deploy/config/erp-sim-demo.toml}" \
+    >"$DIR/erp-sim.log" 2>&1 &
+  echo $! >"$DIR/erp-sim.pid"
+  wait_for "erp-sim ($ERP_URL)" 60 curl -fsS "$ERP_URL/admin/stats" \
+    || { tail -n 20 "$DIR/erp-sim.log" >&2; die "erp-sim did not start; log: $DIR/erp-sim.log"; }
+}
+
 ready() { curl -fsS "http://127.0.0.1:$1/readyz" >/dev/null; }
 
 start() {
   mkdir -p "$DIR"
   "$BIN_DIR/bridgectl" --bootstrap-servers "$BOOTSTRAP" create-topics >/dev/null \
     || die "could not create the event topics"
+  start_erp_sim
   for entry in "${SERVICES[@]}"; do
     local name=${entry%%:*} port=${entry##*:}
     if pid_alive "$DIR/$name.pid"; then continue; fi
@@ -67,6 +89,7 @@ stop() {
     stop_pid "$name" "$DIR/$name.pid" &
   done
   stop_pid magento-sim "$DIR/magento-sim.pid" &
+  stop_pid erp-sim "$DIR/erp-sim.pid" &
   wait
 }
 
@@ -78,6 +101,8 @@ status() {
   done
   if pid_alive "$DIR/magento-sim.pid"; then echo "magento-sim: running, $SIM_URL/sim/stats, log $DIR/magento-sim.log"
   else echo "magento-sim: stopped"; fi
+  if pid_alive "$DIR/erp-sim.pid"; then echo "erp-sim: running, $ERP_URL/admin/stats, log $DIR/erp-sim.log"
+  else echo "erp-sim: stopped"; fi
 }
 
 case "${1:-}" in

@@ -9,11 +9,12 @@ use bridge_testkit::{free_port, stack, wait_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "order-ingest",
     "inventory-aggregator",
     "erp-writer",
     "reconciler",
+    "magento-writer",
 ];
 
 /// The binaries `cargo build --bins` put beside this test's own target folder.

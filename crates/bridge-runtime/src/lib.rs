@@ -8,12 +8,15 @@
 //! [`handler`] is what a service implements (events in, events out, state, timers, with
 //! classified errors); [`state`] holds per-partition state (memory and sled) behind a
 //! transaction overlay whose writes are the changelog; [`step`] is one unit of work —
-//! dedupe, handle, timers, TTL sweep — shared by the runtime and [`driver::TestDriver`].
+//! dedupe, handle, timers, TTL sweep — shared by the runtime and [`driver::TestDriver`];
+//! [`guard`] rate-limits calls to systems outside Kafka and breaks the circuit while they
+//! are down.
 //! The Kafka exactly-once loop that commits steps arrives next (issue 5).
 
 pub mod changelog;
 pub mod config;
 pub mod driver;
+pub mod guard;
 pub mod handler;
 pub mod health;
 pub mod metrics;

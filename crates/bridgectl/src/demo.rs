@@ -23,7 +23,7 @@ const SCHEMA: &str = include_str!("../schemas/stack_probe.avsc");
 const RECORD: &str = "bridge.demo.StackProbe";
 
 pub async fn run(bootstrap: &str, registry_url: &str, topic: &str) -> anyhow::Result<()> {
-    ensure_topic(bootstrap, topic, 3).await?;
+    ensure_topic(bootstrap, topic, 3, &[]).await?;
     let settings = SrSettings::new(registry_url.to_owned());
     let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
         topic.to_owned(),
@@ -132,11 +132,19 @@ fn read_back(bootstrap: &str, topic: &str, partition: i32, offset: i64) -> anyho
 }
 
 /// Creates `topic` with `partitions` unless it exists.
-pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<()> {
+pub async fn ensure_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        new_topic = new_topic.set(key, value);
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics([&new_topic], &options).await? {
         match result {

@@ -1,8 +1,10 @@
-//! `bridgectl`: the operator command line. For now it proves the local stack works
-//! (`demo`) and lists topics (`topics`); parked records, replays and resyncs follow.
+//! `bridgectl`: the operator command line: proves the local stack works (`demo`), lists
+//! and creates topics, checks schemas, lists parked records and replays them after a fix.
 
 mod demo;
+mod parked;
 mod schemas;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -51,6 +53,50 @@ enum Command {
         #[command(subcommand)]
         action: SchemasAction,
     },
+    /// Print a running summary of the local flow (placed, in the ERP, rejected, parked)
+    /// until Ctrl-C.
+    Watch {
+        /// magento-sim.
+        #[arg(long, default_value = "http://127.0.0.1:8090")]
+        sim: String,
+        /// erp-sim.
+        #[arg(long, default_value = "http://127.0.0.1:8070")]
+        erp: String,
+        /// erp-writer's health port.
+        #[arg(long, default_value = "http://127.0.0.1:8093")]
+        writer: String,
+        /// order-ingest's health port.
+        #[arg(long, default_value = "http://127.0.0.1:8091")]
+        ingest: String,
+        /// Seconds between lines.
+        #[arg(long, default_value_t = 5)]
+        every: u64,
+    },
+    /// Parked records: list them, or replay them onto their original topic after a fix.
+    Parked {
+        #[command(subcommand)]
+        action: ParkedAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ParkedAction {
+    /// Print each parked record's origin, error class and reason.
+    List {
+        /// The parked topic, e.g. `erp-writer-parked`.
+        topic: String,
+    },
+    /// Produce each parked record's original key, payload and headers again.
+    Replay {
+        /// The parked topic, e.g. `erp-writer-parked`.
+        topic: String,
+        /// Only records of this error class, e.g. `unmappable`.
+        #[arg(long)]
+        class: Option<String>,
+        /// Onto this topic instead of the original one.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -70,16 +116,54 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Topics => demo::list_topics(&args.bootstrap_servers),
         Command::CreateTopics { partitions } => {
-            let parked = ["order-ingest-parked"];
+            let parked = [
+                "order-ingest-parked",
+                "erp-writer-parked",
+                "magento-writer-parked",
+            ];
             for topic in bridge_events::topics::LAYOUT
                 .iter()
                 .map(|(topic, _)| *topic)
                 .chain(parked)
             {
-                demo::ensure_topic(&args.bootstrap_servers, topic, partitions).await?;
+                demo::ensure_topic(&args.bootstrap_servers, topic, partitions, &[]).await?;
+            }
+            // State changelogs: compacted, as many partitions as the input they follow.
+            for changelog in ["erp-writer-changelog", "magento-writer-changelog"] {
+                let compact = [("cleanup.policy", "compact")];
+                demo::ensure_topic(&args.bootstrap_servers, changelog, partitions, &compact)
+                    .await?;
             }
             Ok(())
         }
+        Command::Watch {
+            sim,
+            erp,
+            writer,
+            ingest,
+            every,
+        } => {
+            let sources = watch::Sources {
+                sim,
+                erp,
+                writer,
+                ingest,
+            };
+            watch::run(sources, std::time::Duration::from_secs(every.max(1))).await
+        }
+        Command::Parked {
+            action: ParkedAction::List { topic },
+        } => parked::list(&args.bootstrap_servers, &topic),
+        Command::Parked {
+            action: ParkedAction::Replay { topic, class, to },
+        } => parked::replay(
+            &args.bootstrap_servers,
+            &topic,
+            class.as_deref(),
+            to.as_deref(),
+        )
+        .await
+        .map(|_| ()),
         Command::Schemas {
             action: SchemasAction::Release,
         } => schemas::release(),

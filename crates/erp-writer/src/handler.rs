@@ -23,9 +23,9 @@ use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use serde::{Deserialize, Serialize};
 
 use crate::connector::{CreditNoteDoc, ErpConnector, ErpError, ErpLine, ErpOrder};
-use crate::guard::{BreakerState, CircuitBreaker, RateLimiter};
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
+use bridge_runtime::guard::Guard;
 
 /// What the state knows of one order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -58,8 +58,7 @@ pub struct ErpWriter<C: ErpConnector> {
     connector: Arc<C>,
     mapping: Arc<Mapping>,
     runtime: tokio::runtime::Handle,
-    limiter: RateLimiter,
-    breaker: CircuitBreaker,
+    guard: Guard,
     results_topic: String,
     metrics: WriterMetrics,
 }
@@ -79,13 +78,13 @@ fn state_error(what: &str, e: impl std::fmt::Display) -> HandlerError {
 }
 
 impl<C: ErpConnector> ErpWriter<C> {
-    /// A writer calling `connector` as `mapping` says, blocking on `runtime` for each call.
+    /// A writer calling `connector` as `mapping` says, through `guard`, blocking on
+    /// `runtime` for each call.
     pub fn new(
         connector: Arc<C>,
         mapping: Arc<Mapping>,
         runtime: tokio::runtime::Handle,
-        limiter: RateLimiter,
-        breaker: CircuitBreaker,
+        guard: Guard,
         results_topic: &str,
         metrics: WriterMetrics,
     ) -> Self {
@@ -93,8 +92,7 @@ impl<C: ErpConnector> ErpWriter<C> {
             connector,
             mapping,
             runtime,
-            limiter,
-            breaker,
+            guard,
             results_topic: results_topic.to_owned(),
             metrics,
         }
@@ -125,38 +123,8 @@ impl<C: ErpConnector> ErpWriter<C> {
         op: &'static str,
         call: impl Future<Output = Result<T, ErpError>>,
     ) -> Result<Result<T, Refusal>, HandlerError> {
-        match self.breaker.state() {
-            BreakerState::Open(_) => {
-                let wait = self.breaker.open_remaining();
-                return Err(HandlerError::Retryable {
-                    reason: "the ERP is down (circuit open); waiting for a probe".into(),
-                    retry_after: wait,
-                });
-            }
-            BreakerState::HalfOpen => {
-                let probe = self.runtime.block_on(self.connector.probe());
-                self.metrics.call("probe", &probe);
-                match probe {
-                    Ok(()) => {
-                        tracing::info!("ERP probe succeeded; circuit closed");
-                        self.breaker.success();
-                        self.metrics.breaker_open.set(0);
-                    }
-                    Err(e) => {
-                        self.breaker.failure();
-                        return Err(HandlerError::Retryable {
-                            reason: format!("ERP probe failed: {e}"),
-                            retry_after: self.breaker.open_remaining(),
-                        });
-                    }
-                }
-            }
-            BreakerState::Closed(_) => {}
-        }
-        let wait = self.limiter.take();
-        if !wait.is_zero() {
+        if !self.guard.admit()?.is_zero() {
             self.metrics.rate_limited.inc();
-            std::thread::sleep(wait);
         }
         let started = std::time::Instant::now();
         let result = self.runtime.block_on(call);
@@ -164,13 +132,13 @@ impl<C: ErpConnector> ErpWriter<C> {
         self.metrics
             .call_seconds
             .observe(started.elapsed().as_secs_f64());
-        match result {
+        let outcome = match result {
             Ok(value) => {
-                self.breaker.success();
+                self.guard.succeeded();
                 Ok(Ok(value))
             }
             Err(ErpError::Rejected { code, reason }) => {
-                self.breaker.success();
+                self.guard.succeeded();
                 Ok(Err(Refusal { code, reason }))
             }
             Err(e) => {
@@ -178,16 +146,13 @@ impl<C: ErpConnector> ErpWriter<C> {
                     ErpError::Unavailable { retry_after, .. } => *retry_after,
                     _ => None,
                 };
-                if self.breaker.failure() {
-                    tracing::warn!(error = %e, "ERP failing; circuit opened");
-                    self.metrics.breaker_open.set(1);
-                }
-                Err(HandlerError::Retryable {
-                    reason: format!("{op}: {e}"),
-                    retry_after,
-                })
+                Err(self.guard.failed(format!("{op}: {e}"), retry_after))
             }
-        }
+        };
+        self.metrics
+            .breaker_open
+            .set(i64::from(self.guard.is_tripped()));
+        outcome
     }
 
     fn result(
@@ -318,13 +283,33 @@ impl<C: ErpConnector> ErpWriter<C> {
                 tracing::info!(order_ref, erp_id = %order.id, "already in the ERP; recording it");
                 order
             }
-            None => match self.call("create_order", connector.create_order(&doc))? {
-                Ok(posted) => posted.doc,
-                Err(refusal) => {
-                    self.refuse(ctx, cause, record, order_ref, refusal);
-                    return Ok(());
+            None => {
+                let mut created = self.call("create_order", connector.create_order(&doc))?;
+                if matches!(&created, Err(r) if r.code == "unknown_customer") {
+                    // Our memory of the customer is stale (merged or deleted in the ERP):
+                    // find or create it again, then try once more.
+                    tracing::info!(
+                        order_ref,
+                        "the ERP does not know the customer any more; ensuring it again"
+                    );
+                    let customers = [doc.customer.clone()];
+                    if let Err(refusal) =
+                        self.call("ensure_customers", connector.ensure_customers(&customers))?
+                    {
+                        ctx.delete(&known);
+                        self.refuse(ctx, cause, record, order_ref, refusal);
+                        return Ok(());
+                    }
+                    created = self.call("create_order", connector.create_order(&doc))?;
                 }
-            },
+                match created {
+                    Ok(posted) => posted.doc,
+                    Err(refusal) => {
+                        self.refuse(ctx, cause, record, order_ref, refusal);
+                        return Ok(());
+                    }
+                }
+            }
         };
         tracing::debug!(order_ref, erp_id = %booked.id, "order in the ERP");
         self.metrics.verdict("accepted");

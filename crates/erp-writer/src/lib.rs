@@ -3,13 +3,12 @@
 //!
 //! It runs on the runtime's exactly-once loop over the orders topic ([`handler`]): the
 //! [`mapping`] turns an `OrderPlaced` into a sales order; the [`connector`] talks to the
-//! ERP; the [`guard`] keeps to the ERP's rate limit and stops calling it while it is down.
+//! ERP; the runtime's `guard` keeps to the ERP's rate limit and stops calling it while it is down.
 //! `ErpOrderResult` verdicts go to the results topic in the same transaction as the input
 //! offset; rejections are parked too, to be replayed after a fix.
 
 pub mod config;
 pub mod connector;
-pub mod guard;
 pub mod handler;
 pub mod mapping;
 pub mod metrics;
@@ -26,10 +25,10 @@ pub use config::Config;
 
 use crate::config::ConnectorKind;
 use crate::connector::erp_sim::ErpSimConnector;
-use crate::guard::{CircuitBreaker, RateLimiter};
 use crate::handler::ErpWriter;
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
+use bridge_runtime::guard::{CircuitBreaker, Guard, RateLimiter};
 
 /// The service name in logs, metrics and the consumer group.
 pub const NAME: &str = "erp-writer";
@@ -68,10 +67,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
                 connector,
                 mapping,
                 tokio::runtime::Handle::current(),
-                RateLimiter::new(writer.erp.rate_limit_per_second, writer.erp.burst),
-                CircuitBreaker::new(
-                    writer.erp.breaker_failures,
-                    Duration::from_millis(writer.erp.breaker_open_ms),
+                Guard::new(
+                    "the ERP",
+                    RateLimiter::new(writer.erp.rate_limit_per_second, writer.erp.burst),
+                    CircuitBreaker::new(
+                        writer.erp.breaker_failures,
+                        Duration::from_millis(writer.erp.breaker_open_ms),
+                    ),
                 ),
                 &writer.results_topic,
                 metrics,

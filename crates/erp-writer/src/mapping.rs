@@ -102,7 +102,7 @@ pub struct Lifecycle {
 impl Default for Lifecycle {
     fn default() -> Self {
         Self {
-            create_on: ["pending", "processing", "complete", "closed", "holded"]
+            create_on: ["pending", "processing", "complete", "closed"]
                 .map(String::from)
                 .to_vec(),
             cancel: true,

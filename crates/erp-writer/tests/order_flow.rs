@@ -106,8 +106,42 @@ async fn every_order_reaches_the_erp_once_with_its_totals_cancellations_and_cred
     );
     assert!(flow.parked()?.is_empty(), "parked: {:?}", flow.parked()?);
     assert_eq!(flow.erp.shared.books().duplicate_creates, 0);
+    written_back_once(&flow).await?;
     writer.stop()?;
     flow.stop().await
+}
+
+/// Every order in the ERP has its verdict written back to Magento, once, naming the ERP
+/// document.
+async fn written_back_once(flow: &Flow) -> TestResult {
+    let booked: Vec<(String, String)> = flow
+        .erp
+        .shared
+        .books()
+        .orders
+        .values()
+        .map(|o| (o.external_ref.clone(), o.id.clone()))
+        .collect();
+    wait_until(
+        "every verdict written back",
+        Duration::from_secs(120),
+        || {
+            let comments = flow.comments();
+            let done = booked.iter().all(|(r, _)| comments.contains_key(r));
+            async move { done }
+        },
+    )
+    .await?;
+    let comments = flow.comments();
+    for (reference, erp_id) in &booked {
+        let written = &comments[reference];
+        assert_eq!(written.len(), 1, "{reference}: {written:?}");
+        assert!(
+            written[0].contains(&format!("Booked in erp-sim as {erp_id}")),
+            "{written:?}"
+        );
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {
@@ -202,6 +236,140 @@ async fn under_erp_faults_and_five_sigkills_every_order_is_still_booked_once() -
     }
     assert_eq!(refs.len(), flow.erp.shared.books().orders.len());
     assert!(flow.parked()?.is_empty(), "parked: {:?}", flow.parked()?);
+    written_back_once(&flow).await?;
+    writer.stop()?;
+    flow.stop().await
+}
+
+/// `bridgectl`, built by `cargo build --bins` (make test does) beside this test's target.
+fn bridgectl() -> Result<std::path::PathBuf, String> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
+        });
+    let path = target.join("debug").join("bridgectl");
+    match path.exists() {
+        true => Ok(path),
+        false => Err(format!(
+            "{} is missing: run `cargo build --bins` first (make test does)",
+            path.display()
+        )),
+    }
+}
+
+/// An order with a SKU the mapping does not know is rejected (an `ErpOrderResult` naming
+/// the SKU) and parked; once the mapping knows it and erp-writer restarts, `bridgectl
+/// parked replay` puts the order into the ERP.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unmappable_sku_is_rejected_and_parked_by_name_and_replays_after_the_fix() -> TestResult
+{
+    let stack = stack()?;
+    let flow = Flow::start(&stack.bootstrap, &stack.registry_url).await?;
+    let mut order: serde_json::Value = serde_json::from_str(include_str!(
+        "../../order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+    ))?;
+    order["entity_id"] = 777_001.into();
+    order["increment_id"] = "WEB-777".into();
+    order["updated_at"] = magento_sim::store::magento_now().into();
+    order["items"][1]["sku"] = "GIFT CARD 50".into();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/sim/import/orders", flow.sim.url()))
+        .json(&serde_json::json!([order]))
+        .send()
+        .await?;
+    assert!(answer.status().is_success());
+    let mapping = flow.mapping_file("mapping.toml", MAPPING)?;
+    let mut writer = flow.start_writer(&mapping).await?;
+
+    wait_until(
+        "the rejection and its parking",
+        Duration::from_secs(60),
+        || async { flow.parked().is_ok_and(|p| !p.is_empty()) },
+    )
+    .await?;
+    let parked = flow.parked()?;
+    assert!(
+        parked.iter().all(|p| p.error_class == "unmappable"),
+        "{parked:?}"
+    );
+    assert!(
+        parked[0].message.contains("`GIFT CARD 50`"),
+        "{}",
+        parked[0].message
+    );
+    assert!(
+        parked[0].message.contains("[items]"),
+        "{}",
+        parked[0].message
+    );
+    let rejected: Vec<_> = flow
+        .events(&flow.results)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ErpOrderResult(r) if r.order_ref == "WEB-777" => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert!(!rejected.is_empty());
+    for r in &rejected {
+        assert_eq!(r.outcome, ErpOutcome::Rejected);
+        assert_eq!(r.reason_code.as_deref(), Some("unmappable"));
+        assert!(
+            r.reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("GIFT CARD 50")
+        );
+    }
+    assert!(flow.erp.shared.books().order_by_ref("WEB-777").is_none());
+
+    // The fix: the mapping learns the SKU; erp-writer restarts with it; the parked records
+    // are replayed.
+    writer.stop()?;
+    let fixed = MAPPING.replace(
+        r#"table = { "YOGA-KIT-24-YB01-24-ST08" = "KIT-YOGA-24" }"#,
+        r#"table = { "YOGA-KIT-24-YB01-24-ST08" = "KIT-YOGA-24", "GIFT CARD 50" = "GIFT-50" }"#,
+    );
+    assert_ne!(fixed, MAPPING);
+    let fixed = flow.mapping_file("fixed.toml", &fixed)?;
+    let mut writer = flow.start_writer(&fixed).await?;
+    let status = std::process::Command::new(bridgectl()?)
+        .args(["--bootstrap-servers", &flow.bootstrap, "parked", "replay"])
+        .arg(format!("{}-parked", flow.group))
+        .status()?;
+    assert!(status.success());
+    wait_until(
+        "the replayed order in the ERP",
+        Duration::from_secs(60),
+        || {
+            let booked = flow.erp.shared.books().order_by_ref("WEB-777").cloned();
+            async move { booked.is_some() }
+        },
+    )
+    .await?;
+    let booked = flow
+        .erp
+        .shared
+        .books()
+        .order_by_ref("WEB-777")
+        .cloned()
+        .ok_or("not booked")?;
+    assert!(booked.lines.iter().any(|l| l.item_code == "GIFT-50"));
+    assert_eq!(
+        booked.totals.grand_total,
+        harness::money(&order["grand_total"])
+    );
+    wait_until("its ACCEPTED verdict", Duration::from_secs(60), || async {
+        flow.events(&flow.results).await.is_ok_and(|events| {
+            events.iter().any(|e| {
+                matches!(e, Event::ErpOrderResult(r)
+                    if r.order_ref == "WEB-777" && r.outcome == ErpOutcome::Accepted)
+            })
+        })
+    })
+    .await?;
     writer.stop()?;
     flow.stop().await
 }

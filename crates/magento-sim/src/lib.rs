@@ -51,6 +51,9 @@ pub struct SimConfig {
     pub lifecycle_share: f64,
     /// Seed of the generator.
     pub seed: u64,
+    /// The first generated order, credit memo and shipment number (see
+    /// [`Store::number_from`]); 0 keeps the sim's own (1001 on).
+    pub first_id: u64,
 }
 
 impl Default for SimConfig {
@@ -64,6 +67,7 @@ impl Default for SimConfig {
             orders_per_second: 0.0,
             lifecycle_share: 0.5,
             seed: 42,
+            first_id: 0,
         }
     }
 }
@@ -91,7 +95,11 @@ impl Sim {
             )
         });
         let shared = Arc::new(Shared {
-            store: Mutex::new(Store::with_fixtures()),
+            store: Mutex::new({
+                let mut store = Store::with_fixtures();
+                store.number_from(config.first_id);
+                store
+            }),
             signer,
             deliveries,
             token: config.token.clone(),

@@ -37,6 +37,10 @@ struct Args {
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The first generated order number; by default one derived from the start time, so
+    /// each run's orders are new to a Kafka that kept an earlier run's.
+    #[arg(long)]
+    first_id: Option<u64>,
 }
 
 #[tokio::main]
@@ -60,6 +64,13 @@ async fn main() -> anyhow::Result<()> {
         orders_per_second: args.orders_per_second,
         lifecycle_share: args.lifecycle_share,
         seed: args.seed,
+        first_id: args.first_id.unwrap_or_else(|| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            now.saturating_sub(1_700_000_000).saturating_mul(100)
+        }),
     })
     .await?;
     tracing::info!(url = %sim.url(), "magento-sim listening");

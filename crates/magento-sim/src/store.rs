@@ -158,6 +158,16 @@ impl Store {
         store
     }
 
+    /// Numbers new orders, credit memos and shipments from `first` (and their items from
+    /// `first × 10`), so a sim restarted beside a Kafka that remembers an earlier run does
+    /// not hand out the increment ids of that run's orders again (Magento never does).
+    pub fn number_from(&mut self, first: u64) {
+        self.next_order = self.next_order.max(first);
+        self.next_memo = self.next_memo.max(first);
+        self.next_shipment = self.next_shipment.max(first);
+        self.next_item = self.next_item.max(first.saturating_mul(10));
+    }
+
     /// Every order.
     pub fn orders(&self) -> impl Iterator<Item = &Value> {
         self.orders.values()

@@ -69,45 +69,8 @@ impl Default for IngestSettings {
     }
 }
 
-/// `[ingest.magento]`.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MagentoSettings {
-    /// Base URL of the store, e.g. `https://shop.example.com`; REST calls go to
-    /// `<base_url>/rest/V1/...`.
-    pub base_url: String,
-    /// Integration access token (Admin → System → Integrations), sent as a bearer token.
-    pub token: String,
-    /// Timeout of one REST call.
-    pub timeout_ms: u64,
-}
-
-impl std::fmt::Debug for MagentoSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MagentoSettings")
-            .field("base_url", &self.base_url)
-            .field(
-                "token",
-                &if self.token.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("timeout_ms", &self.timeout_ms)
-            .finish()
-    }
-}
-
-impl Default for MagentoSettings {
-    fn default() -> Self {
-        Self {
-            base_url: "http://127.0.0.1:8090".into(),
-            token: String::new(),
-            timeout_ms: 10_000,
-        }
-    }
-}
+/// `[ingest.magento]`: the store's REST API.
+pub use magento_rest::MagentoSettings;
 
 /// `[ingest.webhook]`.
 #[derive(Debug, Clone, Deserialize)]

@@ -38,11 +38,15 @@ pub struct Flow {
     pub dir: tempfile::TempDir,
     /// erp-writer's own rate limit (calls per second; 0 = none).
     pub writer_rate: f64,
-    ingest: Option<(
-        Trigger,
-        tokio::task::JoinHandle<Result<(), bridge_runtime::service::ServiceError>>,
-    )>,
+    ingest: Option<InProcess>,
+    magento_writer: Option<InProcess>,
 }
+
+/// A service running in this process, and how to stop it.
+type InProcess = (
+    Trigger,
+    tokio::task::JoinHandle<Result<(), bridge_runtime::service::ServiceError>>,
+);
 
 /// A running erp-writer process.
 pub struct Writer {
@@ -98,19 +102,23 @@ impl Flow {
         let movements = format!("{name}-movements");
         let results = format!("{name}-results");
         let group = format!("{name}-writer");
+        let back_group = format!("{name}-magento-writer");
         for topic in [&orders, &movements, &results] {
             create_topic(bootstrap, topic, 3, &[]).await?;
         }
-        for parked in [format!("{name}-ingest-parked"), format!("{group}-parked")] {
+        for parked in [
+            format!("{name}-ingest-parked"),
+            format!("{group}-parked"),
+            format!("{back_group}-parked"),
+        ] {
             create_topic(bootstrap, &parked, 1, &[]).await?;
         }
-        create_topic(
-            bootstrap,
-            &format!("{group}-changelog"),
-            3,
-            &[("cleanup.policy", "compact")],
-        )
-        .await?;
+        for changelog in [
+            format!("{group}-changelog"),
+            format!("{back_group}-changelog"),
+        ] {
+            create_topic(bootstrap, &changelog, 3, &[("cleanup.policy", "compact")]).await?;
+        }
         let sim = Sim::start(SimConfig::default()).await?;
         let erp = ErpSim::start(ErpSimConfig {
             rules: erp_sim::Rules {
@@ -132,9 +140,71 @@ impl Flow {
             dir,
             writer_rate: 0.0,
             ingest: None,
+            magento_writer: None,
         };
         flow.start_ingest(&name, &movements).await?;
+        flow.start_magento_writer(&back_group).await?;
         Ok(flow)
+    }
+
+    /// magento-writer, in process: verdicts back to the sim as order comments.
+    async fn start_magento_writer(&mut self, group: &str) -> TestResult {
+        let port = free_port()?;
+        let toml = format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[registry]
+url = "{registry}"
+[http]
+listen = "127.0.0.1:{port}"
+[processor]
+state_dir = "{state}"
+instance_id = "mw"
+commit_interval_ms = 200
+[writer]
+group_id = "{group}"
+results_topic = "{results}"
+rate_limit_per_second = 0
+[writer.magento]
+base_url = "{sim}"
+"#,
+            bootstrap = self.bootstrap,
+            registry = self.registry,
+            state = self.dir.path().join("magento-writer").display(),
+            results = self.results,
+            sim = self.sim.url(),
+        );
+        let path = self.dir.path().join("magento-writer.toml");
+        std::fs::write(&path, toml)?;
+        let config: magento_writer::Config =
+            bridge_runtime::config::load(Some(&path), std::iter::empty())?;
+        let (trigger, shutdown) = bridge_runtime::shutdown::channel();
+        let task = tokio::spawn(magento_writer::run(config, shutdown));
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        bridge_testkit::wait_until("magento-writer ready", Duration::from_secs(60), || async {
+            reqwest::get(&ready)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await?;
+        self.magento_writer = Some((trigger, task));
+        Ok(())
+    }
+
+    /// Order comments magento-writer wrote, per order reference.
+    pub fn comments(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for w in self.sim.shared.store().writebacks() {
+            if w.kind == "order_comment" {
+                let text = w.body["statusHistory"]["comment"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                out.entry(w.target.clone()).or_default().push(text);
+            }
+        }
+        out
     }
 
     async fn start_ingest(&mut self, name: &str, movements: &str) -> TestResult {
@@ -380,7 +450,10 @@ breaker_open_ms = 1000
 
     /// Stops the ingest.
     pub async fn stop(mut self) -> TestResult {
-        if let Some((trigger, task)) = self.ingest.take() {
+        for (trigger, task) in [self.ingest.take(), self.magento_writer.take()]
+            .into_iter()
+            .flatten()
+        {
             trigger.fire();
             task.await??;
         }

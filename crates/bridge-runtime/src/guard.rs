@@ -1,8 +1,8 @@
-//! What stands between the handler and the ERP: a token bucket (the ERP's rate limit is
-//! ours too) and a circuit breaker (after `failures` transient failures in a row it opens:
-//! no calls for `open_for`, then one probe; a good probe closes it). While it is open the
-//! handler answers "retry later" at once, so the runtime backs off and then pauses the
-//! partition — Kafka keeps the orders, Magento notices nothing.
+//! What stands between a handler and a system outside Kafka (the ERP, Magento's REST API):
+//! a token bucket (their rate limit is ours too) and a circuit breaker (after `failures`
+//! transient failures in a row it opens: no calls for `open_for`, then one probe; a good
+//! probe closes it). While it is open the handler answers "retry later" at once, so the
+//! runtime backs off and then pauses the partition — Kafka keeps the records.
 
 use std::time::{Duration, Instant};
 
@@ -164,5 +164,75 @@ mod tests {
         assert!(breaker.failure_at(later));
         breaker.success();
         assert_eq!(breaker.state_at(later), BreakerState::Closed(0));
+    }
+}
+
+/// A rate limit and a circuit breaker around calls to one outside system, for handlers:
+/// [`Guard::admit`] before a call (waits for a token; "retry later" while the circuit is
+/// open; when it is half open the call is the probe), then [`Guard::succeeded`] or
+/// [`Guard::failed`].
+#[derive(Debug)]
+pub struct Guard {
+    system: &'static str,
+    limiter: RateLimiter,
+    breaker: CircuitBreaker,
+}
+
+impl Guard {
+    /// Guards calls to `system` (named in reasons and logs).
+    pub fn new(system: &'static str, limiter: RateLimiter, breaker: CircuitBreaker) -> Self {
+        Self {
+            system,
+            limiter,
+            breaker,
+        }
+    }
+
+    /// Lets a call go (after waiting for the rate limit), or says to retry later while the
+    /// circuit is open. Returns how long it waited.
+    pub fn admit(&mut self) -> Result<Duration, crate::handler::HandlerError> {
+        if let Some(wait) = self.breaker.open_remaining() {
+            return Err(crate::handler::HandlerError::Retryable {
+                reason: format!(
+                    "{} is down (circuit open); waiting to probe it",
+                    self.system
+                ),
+                retry_after: Some(wait),
+            });
+        }
+        let wait = self.limiter.take();
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        Ok(wait)
+    }
+
+    /// The call went through (a business refusal counts: the system is up).
+    pub fn succeeded(&mut self) {
+        if self.breaker.is_tripped() {
+            tracing::info!(system = self.system, "call succeeded; circuit closed");
+        }
+        self.breaker.success();
+    }
+
+    /// The call failed transiently: counts towards opening the circuit and returns the
+    /// "retry later" for the runtime.
+    pub fn failed(
+        &mut self,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) -> crate::handler::HandlerError {
+        if self.breaker.failure() {
+            tracing::warn!(system = self.system, error = %reason, "failing; circuit opened");
+        }
+        crate::handler::HandlerError::Retryable {
+            reason,
+            retry_after,
+        }
+    }
+
+    /// Whether the circuit is open or half open.
+    pub fn is_tripped(&self) -> bool {
+        self.breaker.is_tripped()
     }
 }
