@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LOCAL := deploy/local
 
-.PHONY: up down status test test-only lint bench build tools clean-data
+.PHONY: up down status test test-only test-tryton lint bench build tools clean-data
 
 ## up: start Kafka, the schema registry, the sims and the services, run the demo, then
 ## print a running summary of the live order flow until Ctrl-C, which stops everything
@@ -42,6 +42,14 @@ status:
 ## registry started for this run (a plain `cargo test` starts one per test binary instead)
 test: lint build
 	bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
+	@$(MAKE) --no-print-directory test-tryton
+
+## test-tryton: install Tryton 8.0 in a venv (.data/tryton), start it, run the order flow
+## against it (a handful of orders, then all of them again with lost state), stop it
+test-tryton: build
+	bash $(LOCAL)/tryton.sh start
+	bash $(LOCAL)/test-stack.sh $(CARGO) test -p erp-writer --test tryton -- --ignored; \
+	  status=$$?; bash $(LOCAL)/tryton.sh stop; exit $$status
 
 test-only: build
 	bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast

@@ -77,14 +77,22 @@ pub enum ConnectorKind {
     /// `crates/erp-sim` over HTTP/JSON.
     #[default]
     ErpSim,
+    /// Tryton 8.0 over JSON-RPC (`database`, `user`, `password`).
+    Tryton,
 }
 
 /// `[writer.erp]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ErpSettings {
-    /// `erp-sim`.
+    /// `erp-sim` or `tryton`.
     pub connector: ConnectorKind,
+    /// Tryton: the database.
+    pub database: String,
+    /// Tryton: the login.
+    pub user: String,
+    /// Tryton: the password (never logged).
+    pub password: String,
     /// Where it is.
     pub base_url: String,
     /// One call gives up after this long (then it is retried; the ERP is asked by external
@@ -105,6 +113,9 @@ impl Default for ErpSettings {
     fn default() -> Self {
         Self {
             connector: ConnectorKind::ErpSim,
+            database: "erp".into(),
+            user: "admin".into(),
+            password: String::new(),
             base_url: "http://127.0.0.1:8070".into(),
             timeout_ms: 10_000,
             rate_limit_per_second: 50.0,
@@ -112,6 +123,23 @@ impl Default for ErpSettings {
             breaker_failures: 5,
             breaker_open_ms: 10_000,
         }
+    }
+}
+
+impl std::fmt::Debug for ErpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErpSettings")
+            .field("connector", &self.connector)
+            .field("base_url", &self.base_url)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("timeout_ms", &self.timeout_ms)
+            .field("rate_limit_per_second", &self.rate_limit_per_second)
+            .field("burst", &self.burst)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_open_ms", &self.breaker_open_ms)
+            .finish()
     }
 }
 

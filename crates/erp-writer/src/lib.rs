@@ -24,7 +24,9 @@ use bridge_runtime::shutdown::Shutdown;
 pub use config::Config;
 
 use crate::config::ConnectorKind;
+use crate::connector::ErpConnector;
 use crate::connector::erp_sim::ErpSimConnector;
+use crate::connector::tryton::{TrytonConnector, TrytonSettings};
 use crate::handler::ErpWriter;
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
@@ -47,12 +49,33 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
         Mapping::load(&config.writer.mapping_file).map_err(|e| start_error("mapping", e))?,
     );
     let erp = &config.writer.erp;
-    let connector = match erp.connector {
-        ConnectorKind::ErpSim => Arc::new(
-            ErpSimConnector::new(&erp.base_url, Duration::from_millis(erp.timeout_ms))
-                .map_err(|e| start_error("ERP connector", e))?,
-        ),
-    };
+    let timeout = Duration::from_millis(erp.timeout_ms);
+    match erp.connector {
+        ConnectorKind::ErpSim => {
+            let connector = ErpSimConnector::new(&erp.base_url, timeout)
+                .map_err(|e| start_error("ERP connector", e))?;
+            run_with(config, shutdown, mapping, Arc::new(connector)).await
+        }
+        ConnectorKind::Tryton => {
+            let settings = TrytonSettings {
+                base_url: erp.base_url.clone(),
+                database: erp.database.clone(),
+                user: erp.user.clone(),
+                password: erp.password.clone(),
+            };
+            let connector = TrytonConnector::new(settings, timeout)
+                .map_err(|e| start_error("ERP connector", e))?;
+            run_with(config, shutdown, mapping, Arc::new(connector)).await
+        }
+    }
+}
+
+async fn run_with<C: ErpConnector>(
+    config: Config,
+    shutdown: Shutdown,
+    mapping: Arc<Mapping>,
+    connector: Arc<C>,
+) -> Result<(), ServiceError> {
     let service = config.service();
     let work_shutdown = shutdown.clone();
     bridge_runtime::service::run(

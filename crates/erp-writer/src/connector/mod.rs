@@ -1,10 +1,11 @@
 //! What erp-writer needs from an ERP, and the documents it sends. One implementation per
-//! ERP: [`erp_sim::ErpSimConnector`] (HTTP/JSON, the simulator) and, next, Tryton over
-//! JSON-RPC. Every create is keyed by an external reference the ERP keeps unique (the
+//! ERP: [`erp_sim::ErpSimConnector`] (HTTP/JSON, the simulator) and
+//! [`tryton::TrytonConnector`] (Tryton 8.0 over JSON-RPC). Every create is keyed by an external reference the ERP keeps unique (the
 //! Magento increment id, the credit memo reference, the window key), so the writer can
 //! always ask "does it exist?" before creating — the ERP-side half of exactly once.
 
 pub mod erp_sim;
+pub mod tryton;
 
 use std::future::Future;
 use std::time::Duration;

@@ -38,6 +38,8 @@ pub struct Flow {
     pub dir: tempfile::TempDir,
     /// erp-writer's own rate limit (calls per second; 0 = none).
     pub writer_rate: f64,
+    /// The `[writer.erp]` table instead of erp-sim's.
+    pub writer_erp: Option<String>,
     ingest: Option<InProcess>,
     magento_writer: Option<InProcess>,
 }
@@ -139,6 +141,7 @@ impl Flow {
             erp,
             dir,
             writer_rate: 0.0,
+            writer_erp: None,
             ingest: None,
             magento_writer: None,
         };
@@ -298,22 +301,20 @@ group_id = "{group}"
 orders_topic = "{orders}"
 results_topic = "{results}"
 mapping_file = "{mapping}"
-[writer.erp]
-base_url = "{erp}"
-timeout_ms = 2000
-rate_limit_per_second = {rate}
-breaker_failures = 5
-breaker_open_ms = 1000
+{erp}
 "#,
                 bootstrap = self.bootstrap,
                 registry = self.registry,
-                state = self.dir.path().join("writer").display(),
+                state = self.dir.path().join(&self.group).display(),
                 group = self.group,
                 orders = self.orders,
                 results = self.results,
                 mapping = mapping.display(),
-                erp = self.erp.url(),
-                rate = self.writer_rate,
+                erp = self.writer_erp.clone().unwrap_or_else(|| format!(
+                    "[writer.erp]\nbase_url = \"{}\"\ntimeout_ms = 2000\nrate_limit_per_second = {}\nbreaker_failures = 5\nbreaker_open_ms = 1000",
+                    self.erp.url(),
+                    self.writer_rate
+                )),
             ),
         )?;
         let log = std::fs::OpenOptions::new()
@@ -458,6 +459,19 @@ breaker_open_ms = 1000
             task.await??;
         }
         Ok(())
+    }
+}
+
+impl Drop for Flow {
+    /// A failed test still stops the in-process services, so their loops do not keep the
+    /// test process alive.
+    fn drop(&mut self) {
+        for (trigger, _) in [self.ingest.take(), self.magento_writer.take()]
+            .into_iter()
+            .flatten()
+        {
+            trigger.fire();
+        }
     }
 }
 

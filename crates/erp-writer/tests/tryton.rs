@@ -1,0 +1,165 @@
+//! The order flow against a real Tryton 8.0 (JSON-RPC): a handful of fixture-shaped
+//! orders become confirmed sales, and a second erp-writer that has lost all its state and
+//! reads every order again (a duplicate delivery of each) creates no second sale — Tryton
+//! does not keep references unique; the writer's look-up does.
+//!
+//! Needs Tryton on `TRYTON_URL` (default `http://127.0.0.1:8000`, db `erp`, admin/admin):
+//! `make test-tryton` installs, starts and stops it around this test.
+
+mod harness;
+
+use std::time::Duration;
+
+use bridge_events::Event;
+use bridge_events::erp::ErpOutcome;
+use bridge_testkit::{create_topic, stack, wait_until};
+use erp_writer::connector::ErpConnector;
+use erp_writer::connector::tryton::{TrytonConnector, TrytonSettings};
+use harness::{Flow, MAPPING, TestResult};
+
+fn tryton_url() -> String {
+    std::env::var("TRYTON_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
+}
+
+fn tryton() -> Result<TrytonConnector, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(TrytonConnector::new(
+        TrytonSettings {
+            base_url: tryton_url(),
+            database: "erp".into(),
+            user: "admin".into(),
+            password: "admin".into(),
+        },
+        Duration::from_secs(10),
+    )?)
+}
+
+/// The shipped mapping, with Tryton's warehouse code and its product codes (the SKUs).
+fn tryton_mapping() -> String {
+    let rules_start = MAPPING.find("rules = [").unwrap_or(0);
+    let rules_end = MAPPING[rules_start..]
+        .find("]\n")
+        .map_or(rules_start, |e| rules_start + e + 2);
+    let mut mapping = MAPPING.to_owned();
+    mapping.replace_range(
+        rules_start..rules_end,
+        "rules = [ { pattern = \".+\", code = \"$0\" } ]\n",
+    );
+    mapping.replace("default = \"WH-MAIN\"", "default = \"WH\"")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a running Tryton: make test-tryton"]
+async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state() -> TestResult {
+    let stack = stack()?;
+    let mut flow = Flow::start(&stack.bootstrap, &stack.registry_url).await?;
+    let tryton = tryton()?;
+    tryton.probe().await?;
+    // A handful of orders with SKUs Tryton knows, under references new to its database.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let template: serde_json::Value = serde_json::from_str(include_str!(
+        "../../order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+    ))?;
+    let refs: Vec<String> = (0..4).map(|n| format!("TRY-{}-{n}", &run[..8])).collect();
+    let orders: Vec<serde_json::Value> = refs
+        .iter()
+        .enumerate()
+        .map(|(n, reference)| {
+            let mut order = template.clone();
+            order["entity_id"] = (880_000 + n as u64).into();
+            order["increment_id"] = reference.as_str().into();
+            order["updated_at"] = magento_sim::store::magento_now().into();
+            if n % 2 == 1 {
+                order["customer_is_guest"] = 1.into();
+                order["customer_id"] = serde_json::Value::Null;
+            }
+            order
+        })
+        .collect();
+    let answer = reqwest::Client::new()
+        .post(format!("{}/sim/import/orders", flow.sim.url()))
+        .json(&orders)
+        .send()
+        .await?;
+    assert!(answer.status().is_success());
+    flow.writer_erp = Some(format!(
+        "[writer.erp]\nconnector = \"tryton\"\nbase_url = \"{}\"\ndatabase = \"erp\"\nuser = \"admin\"\npassword = \"admin\"\ntimeout_ms = 10000\nrate_limit_per_second = 0",
+        tryton_url()
+    ));
+    let mapping = flow.mapping_file("tryton.toml", &tryton_mapping())?;
+    let mut writer = flow.start_writer(&mapping).await?;
+    let all_booked = || async {
+        let mut booked = 0;
+        for reference in &refs {
+            if let Ok(Some(order)) = tryton.find_order(reference).await
+                && order.status == "processing"
+            {
+                booked += 1;
+            }
+        }
+        booked == refs.len()
+    };
+    wait_until(
+        "every order a confirmed Tryton sale",
+        Duration::from_secs(120),
+        all_booked,
+    )
+    .await
+    .map_err(|e| format!("{e}\n{}", flow.writer_log()))?;
+    for reference in &refs {
+        let order = tryton.find_order(reference).await?.ok_or("not booked")?;
+        assert_eq!(order.lines.len(), 3, "two items and shipping: {order:?}");
+        assert!(
+            order.totals.grand_total > order.totals.subtotal,
+            "taxed: {order:?}"
+        );
+    }
+    writer.stop()?;
+
+    // Lost state, everything delivered again: a new group reads the topic from the start.
+    flow.group = format!("{}-again", flow.group);
+    create_topic(&flow.bootstrap, &format!("{}-parked", flow.group), 1, &[]).await?;
+    create_topic(
+        &flow.bootstrap,
+        &format!("{}-changelog", flow.group),
+        3,
+        &[("cleanup.policy", "compact")],
+    )
+    .await?;
+    let mut again = flow.start_writer(&mapping).await?;
+    wait_until(
+        "the second writer caught up",
+        Duration::from_secs(120),
+        || {
+            let lag = flow.lag().ok();
+            async move { lag == Some(0) }
+        },
+    )
+    .await?;
+    for reference in &refs {
+        let sales = tryton.sales_with_reference(reference).await?;
+        assert_eq!(sales.len(), 1, "{reference}: sales {sales:?}");
+    }
+    // Both writers said ACCEPTED with the same sale (one event id per verdict).
+    let verdicts: Vec<_> = flow
+        .events(&flow.results)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ErpOrderResult(r) if refs.contains(&r.order_ref) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| v.outcome == ErpOutcome::Accepted && v.erp_system == "tryton")
+    );
+    // The sim's own fixture orders (a bundle of SKUs Tryton does not stock) may be parked;
+    // none of these.
+    for parked in flow.parked()? {
+        let key = String::from_utf8_lossy(parked.key.as_deref().unwrap_or_default()).into_owned();
+        assert!(!refs.contains(&key), "{key} parked: {}", parked.message);
+    }
+    again.stop()?;
+    flow.stop().await
+}
