@@ -116,3 +116,60 @@ pub fn bootstrap<C: serde::de::DeserializeOwned + crate::config::Validate>(
     config.validate()?;
     Ok((config, crate::shutdown::on_signals(), guard))
 }
+
+/// Serves a service whose work is one handler on the processing loop: the health
+/// endpoints and Kafka wait of [`run`], then `handler` over `input_topic` in `group_id`
+/// (changelog `<group>-changelog`, parked `<group>-parked`, loop settings from
+/// `[processor]`) on a blocking thread until `shutdown`. `make_handler` gets the service's
+/// metrics to register its own series.
+pub async fn run_handler<H, F>(
+    name: &'static str,
+    config: &crate::config::ServiceConfig,
+    group_id: &str,
+    input_topic: &str,
+    shutdown: Shutdown,
+    make_handler: F,
+) -> Result<(), ServiceError>
+where
+    H: crate::handler::Handler + 'static,
+    F: FnOnce(Arc<crate::metrics::Metrics>) -> H,
+{
+    let loop_config = crate::processor::ProcessorConfig::from_settings(
+        name,
+        group_id,
+        input_topic,
+        &config.processor,
+    );
+    let codec = Arc::new(bridge_events::EventCodec::new(&config.registry.url));
+    let kafka = config.kafka.clone();
+    let work_shutdown = shutdown.clone();
+    let failed = |reason: String| ServiceError::Start {
+        what: "processing loop".into(),
+        reason,
+    };
+    run(
+        name,
+        &config.kafka,
+        &config.http,
+        shutdown,
+        |health| async move {
+            let handler = make_handler(health.metrics());
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                crate::processor::run(
+                    &kafka,
+                    &loop_config,
+                    codec,
+                    handler,
+                    runtime,
+                    health,
+                    work_shutdown,
+                )
+            })
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(|e| failed(e.to_string()))
+        },
+    )
+    .await
+}

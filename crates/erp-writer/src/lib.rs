@@ -16,8 +16,6 @@ pub mod metrics;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bridge_events::EventCodec;
-use bridge_runtime::processor::{self, ProcessorConfig};
 use bridge_runtime::service::ServiceError;
 use bridge_runtime::shutdown::Shutdown;
 
@@ -76,17 +74,15 @@ async fn run_with<C: ErpConnector>(
     mapping: Arc<Mapping>,
     connector: Arc<C>,
 ) -> Result<(), ServiceError> {
-    let service = config.service();
-    let work_shutdown = shutdown.clone();
-    bridge_runtime::service::run(
+    let writer = config.writer.clone();
+    bridge_runtime::service::run_handler(
         NAME,
-        &service.kafka,
-        &service.http,
+        &config.service(),
+        &writer.group_id,
+        &writer.orders_topic,
         shutdown,
-        |health| async move {
-            let metrics = WriterMetrics::register(&health.metrics());
-            let writer = &config.writer;
-            let handler = ErpWriter::new(
+        |metrics| {
+            ErpWriter::new(
                 connector,
                 mapping,
                 tokio::runtime::Handle::current(),
@@ -99,31 +95,8 @@ async fn run_with<C: ErpConnector>(
                     ),
                 ),
                 &writer.results_topic,
-                metrics,
-            );
-            let loop_config = ProcessorConfig::from_settings(
-                NAME,
-                &writer.group_id,
-                &writer.orders_topic,
-                &config.processor,
-            );
-            let codec = Arc::new(EventCodec::new(&config.registry.url));
-            let kafka = config.kafka.clone();
-            let runtime = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || {
-                processor::run(
-                    &kafka,
-                    &loop_config,
-                    codec,
-                    handler,
-                    runtime,
-                    health,
-                    work_shutdown,
-                )
-            })
-            .await
-            .map_err(|e| start_error("processing loop", e))?
-            .map_err(|e| start_error("processing loop", e))
+                WriterMetrics::register(&metrics),
+            )
         },
     )
     .await

@@ -126,40 +126,28 @@ impl Magento {
         path: &str,
         query: &[(String, String)],
     ) -> Result<Option<Value>, RestError> {
-        let mut request = self.http.get(format!("{}{path}", self.base)).query(query);
+        let request = self.http.get(format!("{}{path}", self.base)).query(query);
+        match self.send(request).await? {
+            (404, _) => Ok(None),
+            (status, body) => answer(status, &body).map(Some),
+        }
+    }
+
+    /// Sends with the token; the status and the body text.
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> Result<(u16, String), RestError> {
         if !self.token.is_empty() {
             request = request.bearer_auth(&self.token);
         }
-        let answer = request
+        let response = request
             .send()
             .await
             .map_err(|e| RestError::Unavailable(e.without_url().to_string()))?;
-        let status = answer.status();
-        let body = answer
+        let status = response.status().as_u16();
+        let body = response
             .text()
             .await
             .map_err(|e| RestError::Unavailable(e.without_url().to_string()))?;
-        match status.as_u16() {
-            200..=299 => serde_json::from_str(&body)
-                .map(Some)
-                .map_err(|e| RestError::Refused {
-                    status: status.as_u16(),
-                    body: format!("not JSON: {e}"),
-                }),
-            404 => Ok(None),
-            401 | 403 => Err(RestError::Unauthorized {
-                status: status.as_u16(),
-                body: short(&body),
-            }),
-            429 | 500..=599 => Err(RestError::Unavailable(format!(
-                "{status}: {}",
-                short(&body)
-            ))),
-            code => Err(RestError::Refused {
-                status: code,
-                body: short(&body),
-            }),
-        }
+        Ok((status, body))
     }
 
     /// `GET /V1/orders/{id}`; `None` if Magento has no such order.
@@ -344,34 +332,29 @@ impl Magento {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value, RestError> {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
-        if !self.token.is_empty() {
-            request = request.bearer_auth(&self.token);
-        }
-        let answer = request
-            .send()
-            .await
-            .map_err(|e| RestError::Unavailable(e.without_url().to_string()))?;
-        let status = answer.status();
-        let text = answer
-            .text()
-            .await
-            .map_err(|e| RestError::Unavailable(e.without_url().to_string()))?;
-        match status.as_u16() {
-            200..=299 => Ok(serde_json::from_str(&text).unwrap_or(Value::Null)),
-            401 | 403 => Err(RestError::Unauthorized {
-                status: status.as_u16(),
-                body: short(&text),
-            }),
-            429 | 500..=599 => Err(RestError::Unavailable(format!(
-                "{status}: {}",
-                short(&text)
-            ))),
-            code => Err(RestError::Refused {
-                status: code,
-                body: short(&text),
-            }),
-        }
+        let request = self.http.post(format!("{}{path}", self.base)).json(body);
+        let (status, text) = self.send(request).await?;
+        answer(status, &text)
+    }
+}
+
+/// A 2xx body as JSON (an empty one as `null`), or the error its status means.
+fn answer(status: u16, body: &str) -> Result<Value, RestError> {
+    match status {
+        200..=299 if body.trim().is_empty() => Ok(Value::Null),
+        200..=299 => serde_json::from_str(body).map_err(|e| RestError::Refused {
+            status,
+            body: format!("not JSON: {e}"),
+        }),
+        401 | 403 => Err(RestError::Unauthorized {
+            status,
+            body: short(body),
+        }),
+        429 | 500..=599 => Err(RestError::Unavailable(format!("{status}: {}", short(body)))),
+        _ => Err(RestError::Refused {
+            status,
+            body: short(body),
+        }),
     }
 }
 

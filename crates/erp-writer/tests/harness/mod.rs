@@ -184,13 +184,7 @@ base_url = "{sim}"
             bridge_runtime::config::load(Some(&path), std::iter::empty())?;
         let (trigger, shutdown) = bridge_runtime::shutdown::channel();
         let task = tokio::spawn(magento_writer::run(config, shutdown));
-        let ready = format!("http://127.0.0.1:{port}/readyz");
-        bridge_testkit::wait_until("magento-writer ready", Duration::from_secs(60), || async {
-            reqwest::get(&ready)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await?;
+        ready(port, "magento-writer ready").await?;
         self.magento_writer = Some((trigger, task));
         Ok(())
     }
@@ -250,13 +244,7 @@ source_items_interval_ms = 0
             bridge_runtime::config::load(Some(&path), std::iter::empty())?;
         let (trigger, shutdown) = bridge_runtime::shutdown::channel();
         let task = tokio::spawn(order_ingest::run(config, shutdown));
-        let ready = format!("http://127.0.0.1:{port}/readyz");
-        bridge_testkit::wait_until("ingest ready", Duration::from_secs(60), || async {
-            reqwest::get(&ready)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await?;
+        ready(port, "ingest ready").await?;
         self.ingest = Some((trigger, task));
         Ok(())
     }
@@ -335,13 +323,7 @@ mapping_file = "{mapping}"
             child,
             http_port: port,
         };
-        let ready = format!("http://127.0.0.1:{port}/readyz");
-        bridge_testkit::wait_until("erp-writer ready", Duration::from_secs(60), || async {
-            reqwest::get(&ready)
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
-        .await?;
+        ready(port, "erp-writer ready").await?;
         Ok(writer)
     }
 
@@ -473,6 +455,18 @@ impl Drop for Flow {
             trigger.fire();
         }
     }
+}
+
+/// Waits until the service on `port` answers `/readyz`.
+async fn ready(port: u16, what: &str) -> TestResult {
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    bridge_testkit::wait_until(what, Duration::from_secs(60), || async {
+        reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await?;
+    Ok(())
 }
 
 /// A decimal of a Magento JSON number or string.
