@@ -53,6 +53,17 @@ struct Refusal {
     reason: String,
 }
 
+impl Refusal {
+    /// The parked record's error class: our mapping's gap, or the ERP's refusal.
+    fn park_class(&self) -> &'static str {
+        if self.code == "unmappable" {
+            "unmappable"
+        } else {
+            "erp_rejected"
+        }
+    }
+}
+
 /// The handler.
 pub struct ErpWriter<C: ErpConnector> {
     connector: Arc<C>,
@@ -228,12 +239,10 @@ impl<C: ErpConnector> ErpWriter<C> {
             Some(&refusal),
         );
         record.verdict = Some(format!("rejected:{}", refusal.code));
-        let class = if refusal.code == "unmappable" {
-            "unmappable"
-        } else {
-            "erp_rejected"
-        };
-        ctx.park(class, format!("order {order_ref}: {}", refusal.reason));
+        ctx.park(
+            refusal.park_class(),
+            format!("order {order_ref}: {}", refusal.reason),
+        );
     }
 
     /// Puts the order into the ERP: our state, then the ERP by external reference, then
@@ -450,13 +459,8 @@ impl<C: ErpConnector> ErpWriter<C> {
             return Self::save(ctx, order_ref, &record);
         }
         if let Err(refusal) = self.book_credit(&mut record, memo)? {
-            let class = if refusal.code == "unmappable" {
-                "unmappable"
-            } else {
-                "erp_rejected"
-            };
             ctx.park(
-                class,
+                refusal.park_class(),
                 format!(
                     "credit memo {} of {order_ref}: {}",
                     memo.credit_memo_ref, refusal.reason

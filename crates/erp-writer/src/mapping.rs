@@ -343,14 +343,17 @@ impl Mapping {
             return Ok(None);
         }
         let rate = rate.normalize();
-        match self.tax_codes.iter().find(|(r, _)| *r == rate) {
-            Some((_, code)) => Ok(Some(code.clone())),
-            None => Self::lookup(&self.file.tax_codes, None, "tax rate", "tax_codes").map_err(
-                |mut e| {
-                    e.value = rate.to_string();
-                    e
-                },
-            ),
+        let exact = self.tax_codes.iter().find(|(r, _)| *r == rate);
+        match exact
+            .map(|(_, code)| code)
+            .or_else(|| self.file.tax_codes.get(ANY))
+        {
+            Some(code) => Ok(Some(code.clone())),
+            None => Err(Unmapped {
+                what: "tax rate",
+                value: rate.to_string(),
+                section: "tax_codes",
+            }),
         }
     }
 

@@ -192,34 +192,27 @@ impl Poller {
                 .await?;
             stats.produced += published.produced;
             let full = rows.items.len() >= size && rows.total_count > rows.items.len();
-            let Some((last_at, last_id)) = last else {
-                if position.after_entity.is_some() {
-                    // The crowded second held a whole number of pages: the rest is later.
+            match last {
+                Some((last_at, last_id)) if full && last_at == position.updated_at => {
+                    // The page held nothing but this second (or the rest of it): go on by id.
+                    position.after_entity = Some(last_id);
+                }
+                Some((last_at, _)) if full => {
+                    // Start again at the newest second read; its rows may not all have fit.
+                    position = Position {
+                        updated_at: last_at,
+                        after_entity: None,
+                    };
+                }
+                // The crowded second is done (an empty page too: it held a whole number of
+                // pages): everything after it.
+                _ if position.after_entity.is_some() => {
                     position = Position {
                         updated_at: next_second(&position.updated_at),
                         after_entity: None,
                     };
-                    continue;
                 }
-                break;
-            };
-            if full && last_at == position.updated_at {
-                // The page held nothing but this second (or the rest of it): go on by id.
-                position.after_entity = Some(last_id);
-            } else if full {
-                // Start again at the newest second read; its rows may not all have fit.
-                position = Position {
-                    updated_at: last_at,
-                    after_entity: None,
-                };
-            } else if position.after_entity.is_some() {
-                // The crowded second is done: everything after it.
-                position = Position {
-                    updated_at: next_second(&position.updated_at),
-                    after_entity: None,
-                };
-            } else {
-                break;
+                _ => break,
             }
         }
         if let Ok(cursor) = NaiveDateTime::parse_from_str(&newest, FORMAT) {

@@ -390,17 +390,7 @@ async fn an_order_of_your_own_imported_into_the_sim_goes_through_both_paths_once
         .await?;
     assert!(answer.status().is_success());
     let expected = map_order(&Obj::root(&order), "magento:default", 0)?;
-    let ids: BTreeSet<String> = expected
-        .orders
-        .iter()
-        .map(|e| e.envelope().event_id.clone())
-        .chain(
-            expected
-                .movements
-                .iter()
-                .map(|m| m.envelope.event_id.clone()),
-        )
-        .collect();
+    let ids: BTreeSet<String> = expected.event_ids().map(str::to_owned).collect();
     wait_until(
         "the imported order published",
         Duration::from_secs(60),
@@ -636,17 +626,7 @@ async fn commerce_webhooks_answer_success_at_once_and_ring_the_doorbell() -> Tes
         let order = store.order(8).ok_or("fixture order 8")?;
         map_order(&Obj::root(order), "magento:default", 0)?
     };
-    let ids: BTreeSet<String> = expected
-        .orders
-        .iter()
-        .map(|e| e.envelope().event_id.clone())
-        .chain(
-            expected
-                .movements
-                .iter()
-                .map(|m| m.envelope.event_id.clone()),
-        )
-        .collect();
+    let ids: BTreeSet<String> = expected.event_ids().map(str::to_owned).collect();
     wait_until(
         "order 8 ingested behind the hook",
         Duration::from_secs(60),

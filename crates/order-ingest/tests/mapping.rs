@@ -1,6 +1,8 @@
 //! The Magento fixtures (copied from `../shared/fixtures/magento`, see `fixtures/magento/SOURCES.md`)
 //! through the mapping, field by field, one test per quirk the sources list.
 
+mod common;
+
 use bridge_events::Event;
 use bridge_events::inventory::MovementKind;
 use bridge_events::order::OrderPlaced;
@@ -8,17 +10,7 @@ use order_ingest::magento::{FieldError, Mapped, Obj, map_order};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const SOURCE: &str = "magento:default";
-
-fn fixture(path: &str) -> Result<Value, Box<dyn std::error::Error>> {
-    let full = format!(
-        "{}/tests/fixtures/magento/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Ok(serde_json::from_str(&std::fs::read_to_string(full)?)?)
-}
+use common::{SOURCE, TestResult, d, fixture};
 
 fn map(value: &Value) -> Result<Mapped, FieldError> {
     map_order(&Obj::root(value), SOURCE, 0)
@@ -30,10 +22,6 @@ fn placed(mapped: &Mapped) -> Result<&OrderPlaced, String> {
         Some(Event::OrderPlaced(placed)) => Ok(placed),
         other => Err(format!("OrderPlaced first, found {other:?}")),
     }
-}
-
-fn d(text: &str) -> Decimal {
-    text.parse().unwrap_or_default()
 }
 
 #[test]

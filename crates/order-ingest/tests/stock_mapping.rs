@@ -1,6 +1,8 @@
 //! Stock movements per MSI source: shipments (from the source MSI chose, with the
 //! reservation compensated), source items (absolute levels), and one movement per SKU.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use bridge_events::inventory::{InventoryMovement, MovementKind};
@@ -8,21 +10,7 @@ use order_ingest::magento::{Obj, map_order, map_shipment, map_source_item};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-const SOURCE: &str = "magento:default";
-
-fn fixture(path: &str) -> Result<Value, Box<dyn std::error::Error>> {
-    let full = format!(
-        "{}/tests/fixtures/magento/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    Ok(serde_json::from_str(&std::fs::read_to_string(full)?)?)
-}
-
-fn d(text: &str) -> Decimal {
-    text.parse().unwrap_or_default()
-}
+use common::{SOURCE, TestResult, d, fixture};
 
 /// A REST shipment of the whole bundle + configurable fixture order (entity 5): top-level
 /// lines and the bundle's children, as Magento lists them.

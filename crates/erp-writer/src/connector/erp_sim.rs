@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Response, StatusCode};
+use reqwest::{RequestBuilder, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -65,8 +65,9 @@ struct ErrorDetail {
     message: String,
 }
 
-/// 2xx and 409 (with the body) pass; the rest become errors.
-async fn checked(response: Response) -> Result<(StatusCode, Value), ErpError> {
+/// Sends `request`: 2xx and 409 (with the body) pass; the rest become errors.
+async fn exchange(request: RequestBuilder) -> Result<(StatusCode, Value), ErpError> {
+    let response = request.send().await.map_err(unavailable)?;
     let status = response.status();
     let retry_after = response
         .headers()
@@ -148,11 +149,15 @@ fn posted(status: StatusCode, body: Value) -> (Value, bool) {
     }
 }
 
-fn id_of(doc: &Value, what: &str) -> Result<String, ErpError> {
-    doc.get("id")
+/// The ERP's id of the document a create answered (new or existing).
+fn posted_id(status: StatusCode, body: Value, what: &str) -> Result<Posted<String>, ErpError> {
+    let (doc, new) = posted(status, body);
+    let id = doc
+        .get("id")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| ErpError::Protocol(format!("{what} without an id")))
+        .ok_or_else(|| ErpError::Protocol(format!("{what} without an id")))?;
+    Ok(Posted { doc: id, new })
 }
 
 impl ErpConnector for ErpSimConnector {
@@ -161,36 +166,25 @@ impl ErpConnector for ErpSimConnector {
     }
 
     async fn probe(&self) -> Result<(), ErpError> {
-        let response = self
-            .client
-            .get(self.url("/health"))
-            .send()
+        exchange(self.client.get(self.url("/health")))
             .await
-            .map_err(unavailable)?;
-        checked(response).await.map(|_| ())
+            .map(|_| ())
     }
 
     async fn ensure_customers(&self, customers: &[CustomerDoc]) -> Result<(), ErpError> {
         let body = json!({ "customers": customers });
-        let response = self
-            .client
-            .post(self.url("/customers/batch"))
-            .json(&body)
-            .send()
+        exchange(self.client.post(self.url("/customers/batch")).json(&body))
             .await
-            .map_err(unavailable)?;
-        checked(response).await.map(|_| ())
+            .map(|_| ())
     }
 
     async fn find_order(&self, external_ref: &str) -> Result<Option<ErpOrder>, ErpError> {
-        let response = self
-            .client
-            .get(self.url("/sales-orders"))
-            .query(&[("external_ref", external_ref)])
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let (_, body) = checked(response).await?;
+        let (_, body) = exchange(
+            self.client
+                .get(self.url("/sales-orders"))
+                .query(&[("external_ref", external_ref)]),
+        )
+        .await?;
         let mut items: Vec<SimOrder> = parse(
             body.get("items").cloned().unwrap_or(Value::Null),
             "sales order search",
@@ -228,14 +222,8 @@ impl ErpConnector for ErpSimConnector {
             "shipping_tax_amount": order.shipping_tax_amount,
             "lines": lines,
         });
-        let response = self
-            .client
-            .post(self.url("/sales-orders"))
-            .json(&body)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let (status, body) = checked(response).await?;
+        let (status, body) =
+            exchange(self.client.post(self.url("/sales-orders")).json(&body)).await?;
         let (doc, new) = posted(status, body);
         let doc: SimOrder = parse(doc, "sales order")?;
         Ok(Posted {
@@ -245,65 +233,46 @@ impl ErpConnector for ErpSimConnector {
     }
 
     async fn cancel_order(&self, erp_id: &str) -> Result<(), ErpError> {
-        let response = self
-            .client
-            .post(self.url(&format!("/sales-orders/{erp_id}/cancel")))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        checked(response).await.map(|_| ())
+        exchange(
+            self.client
+                .post(self.url(&format!("/sales-orders/{erp_id}/cancel"))),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn credit(&self, note: &CreditNoteDoc) -> Result<Posted<String>, ErpError> {
-        let response = self
-            .client
-            .post(self.url("/credit-notes"))
-            .json(&json!({
-                "external_ref": note.external_ref,
-                "order_ref": note.order_ref,
-                "amount": note.amount,
-                "tax_amount": note.tax_amount,
-                "lines": note.lines,
-            }))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let (status, body) = checked(response).await?;
-        let (doc, new) = posted(status, body);
-        Ok(Posted {
-            doc: id_of(&doc, "credit note")?,
-            new,
-        })
+        let (status, body) = exchange(self.client.post(self.url("/credit-notes")).json(&json!({
+            "external_ref": note.external_ref,
+            "order_ref": note.order_ref,
+            "amount": note.amount,
+            "tax_amount": note.tax_amount,
+            "lines": note.lines,
+        })))
+        .await?;
+        posted_id(status, body, "credit note")
     }
 
     async fn post_stock_adjustment(
         &self,
         adjustment: &StockAdjustmentDoc,
     ) -> Result<Posted<String>, ErpError> {
-        let response = self
-            .client
-            .post(self.url("/stock-adjustments"))
-            .json(adjustment)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let (status, body) = checked(response).await?;
-        let (doc, new) = posted(status, body);
-        Ok(Posted {
-            doc: id_of(&doc, "stock adjustment")?,
-            new,
-        })
+        let (status, body) = exchange(
+            self.client
+                .post(self.url("/stock-adjustments"))
+                .json(adjustment),
+        )
+        .await?;
+        posted_id(status, body, "stock adjustment")
     }
 
     async fn stock_levels(&self, warehouse: &str) -> Result<Vec<StockLevel>, ErpError> {
-        let response = self
-            .client
-            .get(self.url("/stock"))
-            .query(&[("warehouse", warehouse)])
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let (_, body) = checked(response).await?;
+        let (_, body) = exchange(
+            self.client
+                .get(self.url("/stock"))
+                .query(&[("warehouse", warehouse)]),
+        )
+        .await?;
         parse(
             body.get("items").cloned().unwrap_or(Value::Null),
             "stock levels",

@@ -157,7 +157,7 @@ impl TrytonConnector {
     async fn call_in(
         &self,
         method: &str,
-        mut params: Vec<Value>,
+        params: Vec<Value>,
         extra: &Value,
     ) -> Result<Value, ErpError> {
         let url = format!("{}/{}/rpc/", self.settings.base_url, self.settings.database);
@@ -208,7 +208,6 @@ impl TrytonConnector {
                 .cloned()
                 .ok_or_else(|| ErpError::Protocol(format!("{method} answered {answer}")));
         }
-        params.clear();
         Err(ErpError::Protocol(
             "tryton kept refusing the session".into(),
         ))

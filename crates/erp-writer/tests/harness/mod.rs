@@ -178,15 +178,36 @@ base_url = "{sim}"
             results = self.results,
             sim = self.sim.url(),
         );
-        let path = self.dir.path().join("magento-writer.toml");
-        std::fs::write(&path, toml)?;
-        let config: magento_writer::Config =
-            bridge_runtime::config::load(Some(&path), std::iter::empty())?;
-        let (trigger, shutdown) = bridge_runtime::shutdown::channel();
-        let task = tokio::spawn(magento_writer::run(config, shutdown));
-        ready(port, "magento-writer ready").await?;
-        self.magento_writer = Some((trigger, task));
+        self.magento_writer = Some(
+            self.in_process("magento-writer", &toml, port, magento_writer::run)
+                .await?,
+        );
         Ok(())
+    }
+
+    /// Runs a service's `run` in this process with `toml` as its configuration and waits
+    /// until its `/readyz` on `port` answers.
+    async fn in_process<C, F, Fut>(
+        &self,
+        name: &str,
+        toml: &str,
+        port: u16,
+        run: F,
+    ) -> Result<InProcess, AnyError>
+    where
+        C: serde::de::DeserializeOwned,
+        F: FnOnce(C, bridge_runtime::shutdown::Shutdown) -> Fut,
+        Fut: std::future::Future<Output = Result<(), bridge_runtime::service::ServiceError>>
+            + Send
+            + 'static,
+    {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, toml)?;
+        let config: C = bridge_runtime::config::load(Some(&path), std::iter::empty())?;
+        let (trigger, shutdown) = bridge_runtime::shutdown::channel();
+        let task = tokio::spawn(run(config, shutdown));
+        ready(port, &format!("{name} ready")).await?;
+        Ok((trigger, task))
     }
 
     /// Order comments magento-writer wrote, per order reference.
@@ -238,14 +259,10 @@ source_items_interval_ms = 0
             orders = self.orders,
             sim = self.sim.url(),
         );
-        let path = self.dir.path().join("ingest.toml");
-        std::fs::write(&path, toml)?;
-        let config: order_ingest::config::Config =
-            bridge_runtime::config::load(Some(&path), std::iter::empty())?;
-        let (trigger, shutdown) = bridge_runtime::shutdown::channel();
-        let task = tokio::spawn(order_ingest::run(config, shutdown));
-        ready(port, "ingest ready").await?;
-        self.ingest = Some((trigger, task));
+        self.ingest = Some(
+            self.in_process("ingest", &toml, port, order_ingest::run)
+                .await?,
+        );
         Ok(())
     }
 

@@ -26,6 +26,16 @@ pub struct Mapped {
     pub movements: Vec<InventoryMovement>,
 }
 
+impl Mapped {
+    /// The event ids of everything it says, orders then movements.
+    pub fn event_ids(&self) -> impl Iterator<Item = &str> {
+        self.orders
+            .iter()
+            .map(|e| e.envelope().event_id.as_str())
+            .chain(self.movements.iter().map(|m| m.envelope.event_id.as_str()))
+    }
+}
+
 /// Maps one order snapshot from `source` (e.g. `magento:default`).
 pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<Mapped, FieldError> {
     let order_ref = order.str("increment_id")?;
