@@ -300,7 +300,7 @@ impl TrytonConnector {
                     json!([
                         "reference",
                         "state",
-                        "currency",
+                        "currency.code",
                         "untaxed_amount",
                         "tax_amount",
                         "total_amount"
@@ -324,13 +324,9 @@ impl TrytonConnector {
                 ],
             )
             .await?;
-        let currency = self
-            .call(
-                "model.currency.currency.read",
-                vec![json!([sale["currency"]]), json!(["code"])],
-            )
-            .await?
-            .pointer("/0/code")
+        // A dotted field comes back as `"currency.": {"code": ...}`: no second read.
+        let currency = sale
+            .pointer("/currency./code")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
