@@ -48,7 +48,7 @@ test: lint build
 ## against it (a handful of orders, then all of them again with lost state), stop it
 test-tryton: build
 	bash $(LOCAL)/tryton.sh start
-	bash $(LOCAL)/test-stack.sh $(CARGO) test -p erp-writer --test tryton -- --ignored; \
+	bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --test tryton -- --ignored; \
 	  status=$$?; bash $(LOCAL)/tryton.sh stop; exit $$status
 
 test-only: build

@@ -4,7 +4,7 @@
 pub const ORDERS: &str = "bridge.orders.v1";
 /// InventoryMovement; key: `sku|source_code`.
 pub const INVENTORY_MOVEMENTS: &str = "bridge.inventory-movements.v1";
-/// StockDeltaAggregated; key: `sku|source_code`.
+/// StockDeltaAggregated; key: `source_code` (erp-writer batches one warehouse per partition).
 pub const STOCK_DELTAS: &str = "bridge.stock-deltas.v1";
 /// ErpOrderResult (key: order_ref) and StockAdjustmentPosted (key: source_code).
 pub const ERP_RESULTS: &str = "bridge.erp-results.v1";

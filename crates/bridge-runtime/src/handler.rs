@@ -55,7 +55,9 @@ pub struct Output {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerKind {
     /// Fires at the first punctuation (every commit interval) after the wall clock passes
-    /// it, whether records arrive or not (idle partitions).
+    /// it, whether records arrive or not (idle partitions). A punctuation runs on committed
+    /// state: a timer set for a later time than the one firing sees the writes of this one
+    /// committed (how a handler seals data first and acts on it outside Kafka after).
     WallClock,
     /// Fires as soon as a record moves the partition's event time (largest `occurred_at`
     /// seen) past it, or at the next punctuation.
@@ -97,6 +99,16 @@ pub trait Handler: Send {
     }
 }
 
+impl<H: Handler + ?Sized> Handler for Box<H> {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        (**self).handle(input, ctx)
+    }
+
+    fn on_timer(&mut self, timer: &Timer, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        (**self).on_timer(timer, ctx)
+    }
+}
+
 /// Key prefixes: handler state, dedupe, timers, TTL index, runtime metadata.
 pub(crate) mod keys {
     pub const STATE: &[u8] = b"s/";
@@ -135,6 +147,16 @@ impl<'a> Context<'a> {
     /// The wall clock (simulated in the test driver).
     pub fn now(&self) -> Millis {
         self.now
+    }
+
+    /// The partition's event time: the largest `occurred_at` seen so far (this record's
+    /// included), or `None` before the first record.
+    pub fn watermark(&self) -> Result<Option<Millis>, StateError> {
+        Ok(self
+            .state
+            .get(keys::WATERMARK)?
+            .and_then(|raw| <[u8; 8]>::try_from(raw.as_slice()).ok())
+            .map(i64::from_be_bytes))
     }
 
     /// The input partition this state belongs to.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::config::{HttpConfig, KafkaConfig};
+use crate::handler::Handler;
 use crate::health::{self, Health};
 use crate::shutdown::Shutdown;
 
@@ -117,6 +118,32 @@ pub fn bootstrap<C: serde::de::DeserializeOwned + crate::config::Validate>(
     Ok((config, crate::shutdown::on_signals(), guard))
 }
 
+/// One processing loop of a service: `handler` over `input_topic` in `group_id`.
+pub struct LoopSpec {
+    /// Consumer group (also names the changelog `<group>-changelog` and parked topic
+    /// `<group>-parked`).
+    pub group_id: String,
+    /// The input topic.
+    pub input_topic: String,
+    /// Builds the handler, given the service's metrics to register its own series.
+    pub make_handler: Box<dyn FnOnce(Arc<crate::metrics::Metrics>) -> Box<dyn Handler> + Send>,
+}
+
+impl LoopSpec {
+    /// A loop running the handler `make_handler` builds.
+    pub fn new<H, F>(group_id: &str, input_topic: &str, make_handler: F) -> Self
+    where
+        H: Handler + 'static,
+        F: FnOnce(Arc<crate::metrics::Metrics>) -> H + Send + 'static,
+    {
+        Self {
+            group_id: group_id.to_owned(),
+            input_topic: input_topic.to_owned(),
+            make_handler: Box::new(move |metrics| Box::new(make_handler(metrics))),
+        }
+    }
+}
+
 /// Serves a service whose work is one handler on the processing loop: the health
 /// endpoints and Kafka wait of [`run`], then `handler` over `input_topic` in `group_id`
 /// (changelog `<group>-changelog`, parked `<group>-parked`, loop settings from
@@ -131,17 +158,26 @@ pub async fn run_handler<H, F>(
     make_handler: F,
 ) -> Result<(), ServiceError>
 where
-    H: crate::handler::Handler + 'static,
-    F: FnOnce(Arc<crate::metrics::Metrics>) -> H,
+    H: Handler + 'static,
+    F: FnOnce(Arc<crate::metrics::Metrics>) -> H + Send + 'static,
 {
-    let loop_config = crate::processor::ProcessorConfig::from_settings(
-        name,
-        group_id,
-        input_topic,
-        &config.processor,
-    );
+    let spec = LoopSpec::new(group_id, input_topic, make_handler);
+    run_handlers(name, config, vec![spec], shutdown).await
+}
+
+/// [`run_handler`] for several loops in one process (one health endpoint and metrics
+/// registry, one blocking thread per loop); the service stops when any loop stops. With
+/// more than one loop each keeps its state in `<state_dir>/<group_id>`.
+pub async fn run_handlers(
+    name: &'static str,
+    config: &crate::config::ServiceConfig,
+    loops: Vec<LoopSpec>,
+    shutdown: Shutdown,
+) -> Result<(), ServiceError> {
+    let several = loops.len() > 1;
     let codec = Arc::new(bridge_events::EventCodec::new(&config.registry.url));
     let kafka = config.kafka.clone();
+    let settings = config.processor.clone();
     let work_shutdown = shutdown.clone();
     let failed = |reason: String| ServiceError::Start {
         what: "processing loop".into(),
@@ -153,22 +189,55 @@ where
         &config.http,
         shutdown,
         |health| async move {
-            let handler = make_handler(health.metrics());
             let runtime = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || {
-                crate::processor::run(
-                    &kafka,
-                    &loop_config,
-                    codec,
-                    handler,
-                    runtime,
-                    health,
-                    work_shutdown,
-                )
-            })
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(|e| failed(e.to_string()))
+            // The loops stop on the service's shutdown, or when one of them has ended.
+            let (stop_loops, loops_shutdown) = crate::shutdown::channel();
+            let stop_loops = Arc::new(stop_loops);
+            let forward = Arc::clone(&stop_loops);
+            tokio::spawn(async move {
+                work_shutdown.wait().await;
+                forward.fire();
+            });
+            let mut running = tokio::task::JoinSet::new();
+            for spec in loops {
+                let mut loop_config = crate::processor::ProcessorConfig::from_settings(
+                    name,
+                    &spec.group_id,
+                    &spec.input_topic,
+                    &settings,
+                );
+                if several {
+                    loop_config.state_dir = loop_config.state_dir.join(&spec.group_id);
+                }
+                let handler = (spec.make_handler)(health.metrics());
+                let (kafka, codec, runtime) = (kafka.clone(), Arc::clone(&codec), runtime.clone());
+                let (health, shutdown) = (Arc::clone(&health), loops_shutdown.clone());
+                running.spawn_blocking(move || {
+                    crate::processor::run(
+                        &kafka,
+                        &loop_config,
+                        codec,
+                        handler,
+                        runtime,
+                        health,
+                        shutdown,
+                    )
+                });
+            }
+            // The first loop to end ends the service (an error is its reason).
+            let first = running.join_next().await;
+            stop_loops.fire();
+            let mut result = match first {
+                Some(Ok(Ok(()))) | None => Ok(()),
+                Some(Ok(Err(e))) => Err(failed(e.to_string())),
+                Some(Err(e)) => Err(failed(e.to_string())),
+            };
+            while let Some(other) = running.join_next().await {
+                if let (Ok(()), Ok(Err(e))) = (&result, other) {
+                    result = Err(failed(e.to_string()));
+                }
+            }
+            result
         },
     )
     .await

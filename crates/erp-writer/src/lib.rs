@@ -78,10 +78,10 @@ async fn run_with<C: ErpConnector>(
     bridge_runtime::service::run_handler(
         NAME,
         &config.service(),
-        &writer.group_id,
-        &writer.orders_topic,
+        &config.writer.group_id,
+        &config.writer.orders_topic,
         shutdown,
-        |metrics| {
+        move |metrics| {
             ErpWriter::new(
                 connector,
                 mapping,

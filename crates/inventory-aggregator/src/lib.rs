@@ -1,22 +1,43 @@
-//! **inventory-aggregator**: Windowed aggregation of inventory movements per SKU and warehouse.
+//! **inventory-aggregator**: inventory movements summed per (SKU, MSI source) in tumbling
+//! event-time windows kept in the runtime's sled state, one `StockDeltaAggregated` per key
+//! when its window closes — by event time, or by the wall clock when the partition is quiet.
 //!
-//! Today the service starts, serves `/healthz`, `/readyz` and `/metrics`, waits until
-//! Kafka answers, reports ready and stops cleanly on SIGTERM. Its processing arrives with
-//! issue #8; see `../../shared/DESIGN.md` ("Services") for what it will consume and produce.
+//! [`window`] holds the pure window logic, [`handler`] the state layout and timers.
+
+pub mod config;
+pub mod handler;
+pub mod metrics;
+pub mod window;
 
 use bridge_runtime::service::ServiceError;
 use bridge_runtime::shutdown::Shutdown;
 
+pub use config::Config;
+
+use crate::handler::Aggregator;
+use crate::metrics::AggregatorMetrics;
+
 /// The service name in logs, metrics and the consumer group.
 pub const NAME: &str = "inventory-aggregator";
 
-/// The service configuration (`--config FILE`, then `BRIDGE__SECTION__KEY` variables).
-pub type Config = bridge_runtime::config::ServiceConfig;
-
 /// Runs the service until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError> {
-    bridge_runtime::service::run(NAME, &config.kafka, &config.http, shutdown, |_health| {
-        std::future::pending()
-    })
+    let settings = config.aggregator.clone();
+    let (group_id, input_topic) = (settings.group_id.clone(), settings.input_topic.clone());
+    bridge_runtime::service::run_handler(
+        NAME,
+        &config.service(),
+        &group_id,
+        &input_topic,
+        shutdown,
+        move |metrics| {
+            Aggregator::new(
+                settings.windows(),
+                settings.closed_retention(),
+                &settings.output_topic,
+                AggregatorMetrics::register(&metrics),
+            )
+        },
+    )
     .await
 }

@@ -2,8 +2,9 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (config, shutdown, _telemetry) =
-        bridge_runtime::service::bootstrap(inventory_aggregator::NAME)?;
+    let (config, shutdown, _telemetry) = bridge_runtime::service::bootstrap::<
+        inventory_aggregator::Config,
+    >(inventory_aggregator::NAME)?;
     inventory_aggregator::run(config, shutdown).await?;
     Ok(())
 }

@@ -308,6 +308,12 @@ impl<H: Handler> Loop<'_, H> {
             }
             if last_punctuation.elapsed() >= self.config.commit_interval {
                 last_punctuation = Instant::now();
+                // A punctuation starts a fresh batch, so the state it reads is committed
+                // (bar its own writes): a timer can then act outside Kafka on what an
+                // earlier punctuation sealed, and a replay sees the same sealed data.
+                if self.batch_open {
+                    self.commit()?;
+                }
                 self.punctuate()?;
                 self.resume_due()?;
             }

@@ -1,0 +1,267 @@
+//! The aggregation handler: movements into per-(SKU, source) window aggregates in the
+//! partition's state, one `StockDeltaAggregated` per key when its window closes.
+//!
+//! State of one input partition (keys under the runtime's handler prefix):
+//! - `agg/<start>/<sku|source>` → the [`Aggregate`] (JSON);
+//! - `open/<start>` → the wall-clock idle-close time of an open window (i64, big-endian);
+//! - `closed/<start>` → marker of a closed window, kept for `closed_retention`.
+//!
+//! `<start>` is zero-padded so a window's keys are one prefix scan. Each open window has
+//! two timers named `close/<start>`: event time at end + grace, and wall clock at
+//! [`Windows::idle_close_at`] so a quiet partition closes it too. The first to fire closes
+//! the window; closing cancels the other.
+//!
+//! A movement whose window has closed (by either clock) is never dropped: it goes into the
+//! window open at the partition's current event time — the next emission for its key —
+//! which is then flagged `late_correction`.
+
+use std::time::Duration;
+
+use bridge_events::inventory::{InventoryMovement, StockDeltaAggregated};
+use bridge_events::{AvroEvent, Envelope, Event, Millis, ids::FactIdentity};
+use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer, TimerKind};
+
+use crate::metrics::AggregatorMetrics;
+use crate::window::{Aggregate, Windows};
+
+const CLOSE: &str = "close/";
+
+/// The aggregator.
+pub struct Aggregator {
+    windows: Windows,
+    closed_retention: Duration,
+    output_topic: String,
+    metrics: AggregatorMetrics,
+}
+
+impl Aggregator {
+    /// An aggregator with these windows, emitting to `output_topic`.
+    pub fn new(
+        windows: Windows,
+        closed_retention: Duration,
+        output_topic: &str,
+        metrics: AggregatorMetrics,
+    ) -> Self {
+        Self {
+            windows,
+            closed_retention,
+            output_topic: output_topic.to_owned(),
+            metrics,
+        }
+    }
+
+    fn is_closed(ctx: &Context<'_>, start: Millis) -> Result<bool, HandlerError> {
+        Ok(ctx.get(closed_key(start).as_bytes())?.is_some())
+    }
+
+    /// The window a movement at `at` goes into, and whether it is a late correction.
+    fn target_window(&self, ctx: &Context<'_>, at: Millis) -> Result<(Millis, bool), HandlerError> {
+        let own = self.windows.start_of(at);
+        let watermark = ctx.watermark()?.unwrap_or(at);
+        let closed_by_event_time = self.windows.closes_at(own) <= watermark;
+        if !closed_by_event_time && !Self::is_closed(ctx, own)? {
+            return Ok((own, false));
+        }
+        // The window open at the partition's event time, or the first one after it that a
+        // quiet partition has not closed yet (bounded: closed markers are finite).
+        let mut start = self.windows.start_of(watermark).max(own);
+        for _ in 0..10_000 {
+            if !Self::is_closed(ctx, start)? {
+                return Ok((start, true));
+            }
+            start = self.windows.end_of(start);
+        }
+        Err(HandlerError::Fatal {
+            reason: format!("no open window within 10,000 windows after {start}"),
+        })
+    }
+
+    fn open(&self, ctx: &mut Context<'_>, start: Millis) -> Result<(), HandlerError> {
+        let open = open_key(start);
+        if ctx.get(open.as_bytes())?.is_some() {
+            return Ok(());
+        }
+        let idle_close = self.windows.idle_close_at(start, ctx.now());
+        ctx.put(open.as_bytes(), &idle_close.to_be_bytes(), None);
+        let name = format!("{CLOSE}{start}");
+        ctx.schedule(TimerKind::EventTime, self.windows.closes_at(start), &name);
+        ctx.schedule(TimerKind::WallClock, idle_close, &name);
+        self.metrics.open_windows.inc();
+        Ok(())
+    }
+
+    fn close(&self, ctx: &mut Context<'_>, start: Millis) -> Result<(), HandlerError> {
+        let open = open_key(start);
+        let Some(idle_close) = ctx.get(open.as_bytes())? else {
+            return Ok(()); // the other clock closed it already
+        };
+        let name = format!("{CLOSE}{start}");
+        if let Ok(at) = <[u8; 8]>::try_from(idle_close.as_slice()) {
+            ctx.cancel(TimerKind::WallClock, i64::from_be_bytes(at), &name);
+        }
+        ctx.cancel(TimerKind::EventTime, self.windows.closes_at(start), &name);
+        ctx.delete(open.as_bytes());
+        ctx.put(
+            closed_key(start).as_bytes(),
+            &[],
+            Some(self.closed_retention),
+        );
+        self.metrics.open_windows.dec();
+
+        let end = self.windows.end_of(start);
+        let prefix = agg_prefix(start);
+        for (key, raw) in ctx.scan(prefix.as_bytes())? {
+            ctx.delete(&key);
+            let entity = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let aggregate: Aggregate = match serde_json::from_slice(&raw) {
+                Ok(aggregate) => aggregate,
+                Err(e) => {
+                    return Err(HandlerError::Fatal {
+                        reason: format!("window state of `{entity}` at {start} is corrupt: {e}"),
+                    });
+                }
+            };
+            let Some((sku, source_code)) = entity.split_once('|') else {
+                continue;
+            };
+            let delta = emission(sku, source_code, start, end, &aggregate, ctx.now());
+            if aggregate.late_correction {
+                self.metrics.late_windows.inc();
+            }
+            self.metrics.emitted.inc();
+            ctx.emit(&self.output_topic, source_code, Event::from(delta));
+        }
+        let delay = (ctx.now() - end).max(0) as f64 / 1000.0;
+        self.metrics.emission_delay_seconds.observe(delay);
+        Ok(())
+    }
+}
+
+impl Handler for Aggregator {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let Event::InventoryMovement(movement) = input.event else {
+            return Err(HandlerError::Terminal {
+                class: "unexpected_event",
+                reason: format!(
+                    "{} on the inventory movements topic",
+                    input.event.envelope().event_type
+                ),
+            });
+        };
+        if movement.sku.contains('|') || movement.source_code.contains('|') {
+            return Err(HandlerError::Terminal {
+                class: "invalid_key",
+                reason: format!(
+                    "SKU `{}` or source `{}` contains `|`, the key separator",
+                    movement.sku, movement.source_code
+                ),
+            });
+        }
+        let at = movement.envelope.occurred_at;
+        let (start, late) = self.target_window(ctx, at)?;
+        if late {
+            self.metrics.late_movements.inc();
+            tracing::info!(
+                event_id = %movement.envelope.event_id,
+                sku = %movement.sku,
+                source = %movement.source_code,
+                occurred_at = at,
+                into_window = start,
+                "movement after its window closed: carried into the next emission as a correction"
+            );
+        }
+        self.open(ctx, start)?;
+        fold(ctx, start, movement, late)
+    }
+
+    fn on_timer(&mut self, timer: &Timer, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        match timer.name.strip_prefix(CLOSE).map(str::parse::<Millis>) {
+            Some(Ok(start)) => self.close(ctx, start),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn fold(
+    ctx: &mut Context<'_>,
+    start: Millis,
+    movement: &InventoryMovement,
+    late: bool,
+) -> Result<(), HandlerError> {
+    let key = format!(
+        "{}{}|{}",
+        agg_prefix(start),
+        movement.sku,
+        movement.source_code
+    );
+    let mut aggregate = match ctx.get(key.as_bytes())? {
+        Some(raw) => serde_json::from_slice(&raw).map_err(|e| HandlerError::Fatal {
+            reason: format!("window state `{key}` is corrupt: {e}"),
+        })?,
+        None => Aggregate::new(&movement.envelope.source, movement.envelope.occurred_at),
+    };
+    aggregate.add(movement, late);
+    let raw = serde_json::to_vec(&aggregate).map_err(|e| HandlerError::Fatal {
+        reason: format!("cannot encode window state `{key}`: {e}"),
+    })?;
+    ctx.put(key.as_bytes(), &raw, None);
+    Ok(())
+}
+
+/// The event for one key's closed window; its id is the same on every replay.
+fn emission(
+    sku: &str,
+    source_code: &str,
+    start: Millis,
+    end: Millis,
+    aggregate: &Aggregate,
+    now: Millis,
+) -> StockDeltaAggregated {
+    let entity = format!("{sku}|{source_code}");
+    let event_id = FactIdentity {
+        source: &aggregate.source,
+        entity: &entity,
+        fact: "StockDeltaAggregated",
+        version: Some(start),
+    }
+    .event_id();
+    StockDeltaAggregated {
+        envelope: Envelope {
+            event_id,
+            event_type: StockDeltaAggregated::RECORD.to_owned(),
+            schema_version: StockDeltaAggregated::VERSION,
+            occurred_at: end,
+            produced_at: now,
+            source: aggregate.source.clone(),
+            correlation_id: entity,
+            causation_id: None,
+        },
+        sku: sku.to_owned(),
+        source_code: source_code.to_owned(),
+        window_start: start,
+        window_end: end,
+        net_delta: aggregate.net_delta,
+        absolute_level: aggregate.absolute_level,
+        movement_count: aggregate.movement_count,
+        first_event_at: aggregate.first_event_at,
+        last_event_at: aggregate.last_event_at,
+        late_correction: aggregate.late_correction,
+    }
+}
+
+fn window_tag(start: Millis) -> String {
+    // Sortable as text for every start a movement can have (after 1970).
+    format!("{start:020}")
+}
+
+fn agg_prefix(start: Millis) -> String {
+    format!("agg/{}/", window_tag(start))
+}
+
+fn open_key(start: Millis) -> String {
+    format!("open/{}", window_tag(start))
+}
+
+fn closed_key(start: Millis) -> String {
+    format!("closed/{}", window_tag(start))
+}

@@ -1,0 +1,155 @@
+//! Tumbling windows and what one (SKU, source) accumulates in one of them — pure logic,
+//! no state store.
+//!
+//! Deltas (reservations, shipments, releases, returns) are summed. An MSI source-item
+//! *set* is an absolute level, not a delta: it is never added to the sum. It replaces what
+//! came before it — the window then carries `absolute_level` = the level set and
+//! `net_delta` = the deltas after it, in stream order (the order Magento produced them:
+//! one key is one partition) — so the level at the window's end is `absolute_level +
+//! net_delta`, as the `StockDeltaAggregated` schema documents. How erp-writer posts a level
+//! depends on who owns stock levels (its `mapping.toml`, `[owners]`).
+
+use bridge_events::Millis;
+use bridge_events::inventory::{InventoryMovement, MovementKind};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Window size and grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// Length of a window in ms (windows are `[start, start + size)`, aligned to the epoch).
+    pub size: Millis,
+    /// How long after its end a window still takes movements, in ms.
+    pub grace: Millis,
+}
+
+impl Windows {
+    /// The start of the window holding `at`.
+    pub fn start_of(&self, at: Millis) -> Millis {
+        at.div_euclid(self.size) * self.size
+    }
+
+    /// The end (exclusive) of the window starting at `start`.
+    pub fn end_of(&self, start: Millis) -> Millis {
+        start.saturating_add(self.size)
+    }
+
+    /// The event time at which the window starting at `start` closes.
+    pub fn closes_at(&self, start: Millis) -> Millis {
+        self.end_of(start).saturating_add(self.grace)
+    }
+
+    /// The wall-clock time at which a window first seen at wall-clock `now` closes if its
+    /// partition goes quiet: its end plus grace, or — for a window opened late, e.g. while
+    /// catching up on a backlog — `now` plus grace, so it still gets its grace period.
+    pub fn idle_close_at(&self, start: Millis, now: Millis) -> Millis {
+        self.end_of(start).max(now).saturating_add(self.grace)
+    }
+}
+
+/// What one key has accumulated in one window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aggregate {
+    /// Sum of the deltas.
+    pub net_delta: Decimal,
+    /// The last absolute level set.
+    pub absolute_level: Option<Decimal>,
+    /// Movements folded in.
+    pub movement_count: i64,
+    /// Earliest `occurred_at`.
+    pub first_event_at: Millis,
+    /// Latest `occurred_at`.
+    pub last_event_at: Millis,
+    /// Holds movements that arrived after their own window had closed.
+    pub late_correction: bool,
+    /// Source of the movements (`magento:<store>`), for the emitted envelope.
+    pub source: String,
+}
+
+impl Aggregate {
+    /// An empty aggregate for movements from `source`.
+    pub fn new(source: &str, at: Millis) -> Self {
+        Self {
+            net_delta: Decimal::ZERO,
+            absolute_level: None,
+            movement_count: 0,
+            first_event_at: at,
+            last_event_at: at,
+            late_correction: false,
+            source: source.to_owned(),
+        }
+    }
+
+    /// Folds one movement in; `late` marks it as a correction of an already closed window.
+    pub fn add(&mut self, movement: &InventoryMovement, late: bool) {
+        match movement.kind {
+            MovementKind::SourceItemSet => {
+                self.absolute_level = Some(movement.quantity);
+                self.net_delta = Decimal::ZERO;
+            }
+            MovementKind::Reservation
+            | MovementKind::Shipment
+            | MovementKind::CancellationRelease
+            | MovementKind::Return => self.net_delta += movement.quantity,
+        }
+        let at = movement.envelope.occurred_at;
+        self.movement_count += 1;
+        self.first_event_at = self.first_event_at.min(at);
+        self.last_event_at = self.last_event_at.max(at);
+        self.late_correction |= late;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridge_events::samples;
+
+    const MIN: Millis = 60_000;
+
+    fn windows() -> Windows {
+        Windows {
+            size: 5 * MIN,
+            grace: MIN,
+        }
+    }
+
+    #[test]
+    fn windows_are_aligned_half_open_intervals() {
+        let w = windows();
+        assert_eq!(w.start_of(0), 0);
+        assert_eq!(w.start_of(5 * MIN - 1), 0);
+        assert_eq!(w.start_of(5 * MIN), 5 * MIN);
+        assert_eq!(w.start_of(-1), -5 * MIN);
+        assert_eq!(w.closes_at(5 * MIN), 11 * MIN);
+    }
+
+    #[test]
+    fn an_idle_window_gets_its_grace_even_when_first_seen_late() {
+        let w = windows();
+        assert_eq!(w.idle_close_at(0, MIN), 6 * MIN);
+        assert_eq!(w.idle_close_at(0, 60 * MIN), 61 * MIN);
+    }
+
+    #[test]
+    fn sets_are_levels_not_deltas() {
+        let mut movement = samples::inventory_movement("SKU-1", "default", 2);
+        let mut aggregate = Aggregate::new("magento:default", movement.envelope.occurred_at);
+        movement.kind = MovementKind::Reservation;
+        aggregate.add(&movement, false);
+        movement.kind = MovementKind::SourceItemSet;
+        movement.quantity = Decimal::from(40);
+        aggregate.add(&movement, false);
+        movement.kind = MovementKind::Return;
+        movement.quantity = Decimal::from(1);
+        aggregate.add(&movement, true);
+        assert_eq!(
+            aggregate.net_delta,
+            Decimal::from(1),
+            "only the deltas after the set"
+        );
+        assert_eq!(aggregate.absolute_level, Some(Decimal::from(40)));
+        assert_eq!(aggregate.movement_count, 3);
+        assert!(aggregate.late_correction);
+    }
+}
