@@ -16,6 +16,7 @@ pub struct TestDriver<H: Handler> {
     next_offset: i64,
     config: StepConfig,
     topic: String,
+    caught_up: bool,
     /// Events skipped as duplicates.
     pub duplicates: u64,
     /// Records parked — by a terminal error or by [`crate::handler::Context::park`] — with
@@ -33,6 +34,7 @@ impl<H: Handler> TestDriver<H> {
             next_offset: 0,
             config: StepConfig::default(),
             topic: "input".into(),
+            caught_up: true,
             duplicates: 0,
             parked: Vec::new(),
         }
@@ -82,10 +84,26 @@ impl<H: Handler> TestDriver<H> {
         }
     }
 
+    /// Whether later punctuations see the partition as read to its end (the default) or
+    /// as catching up on a backlog; see [`crate::handler::Context::caught_up`].
+    pub fn set_caught_up(&mut self, caught_up: bool) {
+        self.caught_up = caught_up;
+    }
+
     /// Moves the wall clock to `now` and fires what is due, as the runtime's punctuation does.
     pub fn advance_to(&mut self, now: Millis) -> Result<Vec<Output>, HandlerError> {
         self.now = self.now.max(now);
-        let step = step::punctuate(&mut self.handler, &self.store, self.now, 0, &self.config)?;
+        let partition = step::Partition {
+            id: 0,
+            caught_up: self.caught_up,
+        };
+        let step = step::punctuate(
+            &mut self.handler,
+            &self.store,
+            self.now,
+            partition,
+            &self.config,
+        )?;
         self.store.apply(&step.writes, self.next_offset - 1)?;
         Ok(step.outputs)
     }

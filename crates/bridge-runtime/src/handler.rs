@@ -131,17 +131,27 @@ pub struct Context<'a> {
     pub(crate) parked: Option<(&'static str, String)>,
     now: Millis,
     partition: i32,
+    caught_up: bool,
 }
 
 impl<'a> Context<'a> {
-    pub(crate) fn new(state: Overlay<'a>, now: Millis, partition: i32) -> Self {
+    pub(crate) fn new(state: Overlay<'a>, now: Millis, partition: i32, caught_up: bool) -> Self {
         Self {
             state,
             outputs: Vec::new(),
             parked: None,
             now,
             partition,
+            caught_up,
         }
+    }
+
+    /// Whether the partition has no backlog: its consumer has read to the end of it (and,
+    /// while a record is handled, whether it had before that record). Wall-clock logic
+    /// that means "nothing more is coming" — closing an idle window — asks this first: a
+    /// partition catching up is not idle, however old its records are.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
     }
 
     /// The wall clock (simulated in the test driver).

@@ -17,6 +17,15 @@ use crate::handler::{
 };
 use crate::state::{Overlay, StateStore, Write};
 
+/// The partition a punctuation runs for, and whether its consumer has read to its end.
+#[derive(Debug, Clone, Copy)]
+pub struct Partition {
+    /// The input partition.
+    pub id: i32,
+    /// No backlog: see [`crate::handler::Context::caught_up`].
+    pub caught_up: bool,
+}
+
 /// Settings of a step.
 #[derive(Debug, Clone, Copy)]
 pub struct StepConfig {
@@ -93,7 +102,7 @@ pub fn process<H: Handler + ?Sized>(
             envelope.occurred_at.to_be_bytes().to_vec(),
         );
     }
-    let mut ctx = Context::new(state, now, input.partition);
+    let mut ctx = Context::new(state, now, input.partition, false);
     handler.handle(input, &mut ctx)?;
     let Context {
         mut state,
@@ -107,7 +116,11 @@ pub fn process<H: Handler + ?Sized>(
     }
     if advanced {
         let more;
-        (more, state) = fire(handler, state, None, input.partition, now)?;
+        let partition = Partition {
+            id: input.partition,
+            caught_up: false,
+        };
+        (more, state) = fire(handler, state, None, partition, now)?;
         outputs.extend(more);
     }
     Ok(Step {
@@ -125,7 +138,7 @@ pub fn punctuate<H: Handler + ?Sized>(
     handler: &mut H,
     store: &dyn StateStore,
     now: Millis,
-    partition: i32,
+    partition: Partition,
     config: &StepConfig,
 ) -> Result<Step, HandlerError> {
     let (outputs, mut state) = fire(handler, Overlay::new(store), Some(now), partition, now)?;
@@ -143,10 +156,10 @@ fn fire<'a, H: Handler + ?Sized>(
     handler: &mut H,
     state: Overlay<'a>,
     wall_clock: Option<Millis>,
-    partition: i32,
+    partition: Partition,
     now: Millis,
 ) -> Result<(Vec<Output>, Overlay<'a>), HandlerError> {
-    let mut ctx = Context::new(state, now, partition);
+    let mut ctx = Context::new(state, now, partition.id, partition.caught_up);
     // A timer may set another one that is already due; loop until none is, bounded.
     for _ in 0..1000 {
         let watermark = read_watermark(&ctx.state)?;

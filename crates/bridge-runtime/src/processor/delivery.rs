@@ -1,7 +1,7 @@
 //! Opening, committing and aborting a batch of records, exactly once (one Kafka
 //! transaction with the input offsets) or at least once (flush, then commit offsets).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::KafkaError;
@@ -71,6 +71,12 @@ impl<H: Handler> Loop<'_, H> {
             .consumer
             .group_metadata()
             .ok_or_else(|| ProcessorError::Handler("consumer has no group metadata".into()))?;
+        // Delivery first, served on this thread: librdkafka's own wait inside the commit
+        // relies on someone polling for delivery reports.
+        if let Err(error) = self.drain() {
+            tracing::warn!(%error, "outputs not delivered; the transaction aborts");
+            return Ok(false);
+        }
         let committed = retrying("sending offsets", || {
             self.producer
                 .send_offsets_to_transaction(offsets, &metadata, TIMEOUT)
@@ -89,7 +95,7 @@ impl<H: Handler> Loop<'_, H> {
     /// Waits until every output is acknowledged, then commits the offsets. `false`: some
     /// output was not delivered or the commit failed; the batch is read again.
     fn commit_flushed(&mut self, offsets: &TopicPartitionList) -> bool {
-        if let Err(error) = self.producer.flush(TIMEOUT) {
+        if let Err(error) = self.drain() {
             tracing::warn!(%error, "outputs not flushed; the batch is read again");
             return false;
         }
@@ -109,6 +115,22 @@ impl<H: Handler> Loop<'_, H> {
             return false;
         }
         true
+    }
+
+    /// Waits until every record produced is acknowledged (or failed), serving the delivery
+    /// reports on this thread. Not `Producer::flush`: rust-rdkafka's `BaseProducer::poll`
+    /// always waits out its timeout, so a flush costs at least 100 ms.
+    fn drain(&self) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.producer.in_flight_count() > 0 {
+            if Instant::now() >= deadline {
+                return Err(KafkaError::Flush(
+                    rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
+                ));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     /// Ends the open batch without committing and drops its pending state: exactly once the
@@ -143,7 +165,8 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     /// Moves `partition` back to its committed offset.
-    pub(super) fn rewind(&self, partition: i32) -> Result<(), ProcessorError> {
+    pub(super) fn rewind(&mut self, partition: i32) -> Result<(), ProcessorError> {
+        self.at_end.remove(&partition);
         let offset = self
             .committed
             .get(&partition)

@@ -17,7 +17,7 @@ mod delivery;
 mod records;
 mod restore;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, Producer};
 
 use self::callbacks::{ConsumerCallbacks, ProducerCallbacks, RebalanceEvent};
 use self::records::{codec_class, header};
@@ -166,7 +166,9 @@ struct Loop<'a, H: Handler> {
     kafka: &'a KafkaConfig,
     handler: H,
     consumer: BaseConsumer<ConsumerCallbacks>,
-    producer: ThreadedProducer<ProducerCallbacks>,
+    /// Polled by the loop itself (not a background thread), so a flush before a commit
+    /// serves its own delivery reports instead of waiting for another thread's poll.
+    producer: BaseProducer<ProducerCallbacks>,
     codec: Arc<EventCodec>,
     runtime: tokio::runtime::Handle,
     db: sled::Db,
@@ -177,6 +179,9 @@ struct Loop<'a, H: Handler> {
     committed: HashMap<i32, i64>,
     /// Next offset per partition after the records in the open batch.
     next: HashMap<i32, i64>,
+    /// Partitions whose consumer has read to their end (librdkafka's partition EOF) and
+    /// not received a record since.
+    at_end: HashSet<i32>,
     /// Partitions paused after retries gave up, and when they resume.
     paused: HashMap<i32, Instant>,
     batch_open: bool,
@@ -219,6 +224,7 @@ pub fn run<H: Handler>(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
         .set("statistics.interval.ms", "5000");
     for (key, default) in [
         ("partition.assignment.strategy", "cooperative-sticky"),
@@ -239,7 +245,7 @@ pub fn run<H: Handler>(
             .set("transaction.timeout.ms", "60000"),
         Guarantee::AtLeastOnce => producer_config.set("enable.idempotence", "true"),
     };
-    let producer: ThreadedProducer<ProducerCallbacks> = producer_config
+    let producer: BaseProducer<ProducerCallbacks> = producer_config
         .create_with_context(ProducerCallbacks::default())
         .map_err(kafka("create producer"))?;
     if config.guarantee == Guarantee::ExactlyOnce {
@@ -274,6 +280,7 @@ pub fn run<H: Handler>(
         records_in: HashMap::new(),
         committed: HashMap::new(),
         next: HashMap::new(),
+        at_end: HashSet::new(),
         paused: HashMap::new(),
         batch_open: false,
         batch_started: Instant::now(),
@@ -298,10 +305,18 @@ impl<H: Handler> Loop<'_, H> {
         let mut last_punctuation = Instant::now();
         while !shutdown.is_requested() {
             let message = match self.consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(message)) => Some(message.detach()),
+                Some(Ok(message)) => {
+                    self.at_end.remove(&message.partition());
+                    Some(message.detach())
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.at_end.insert(partition);
+                    None
+                }
                 Some(Err(e)) => return Err(kafka("consume")(e)),
                 None => None,
             };
+            self.producer.poll(Duration::ZERO);
             self.after_rebalance()?;
             if let Some(message) = message {
                 self.on_message(&message)?;
@@ -351,6 +366,7 @@ impl<H: Handler> Loop<'_, H> {
             self.next.contains_key(p) || self.partitions.get(p).is_some_and(Pending::has_pending)
         });
         for partition in revoked {
+            self.at_end.remove(partition);
             self.partitions.remove(partition);
             self.committed.remove(partition);
             self.records_in.remove(partition);
@@ -579,7 +595,11 @@ impl<H: Handler> Loop<'_, H> {
             let Some(store) = self.partitions.get(&partition) else {
                 continue;
             };
-            let step = step::punctuate(&mut self.handler, store, now, partition, &self.config.step)
+            let at = step::Partition {
+                id: partition,
+                caught_up: self.at_end.contains(&partition),
+            };
+            let step = step::punctuate(&mut self.handler, store, now, at, &self.config.step)
                 .map_err(|e| ProcessorError::Handler(e.to_string()))?;
             if step.outputs.is_empty() && step.writes.is_empty() {
                 continue;
