@@ -18,9 +18,15 @@ use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer};
 use bridge_runtime::health::Health;
 use bridge_runtime::processor::{ProcessorConfig, run};
 use bridge_testkit::{create_topic, stack, unique_name};
+use inventory_aggregator::handler::Aggregator;
+use inventory_aggregator::metrics::AggregatorMetrics;
+use inventory_aggregator::window::Windows;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// MSI sources the movements cycle through (the aggregator keys by SKU and source).
+const SOURCES: [&str; 3] = ["default", "wh_east", "wh_west"];
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -67,8 +73,11 @@ impl Bench {
             .create()?;
         for i in 0..self.records {
             let sku = format!("SKU-{:05}", i % skus);
-            let mut movement = samples::inventory_movement(&sku, "default", 1);
+            let source = SOURCES[(i / skus) % SOURCES.len()];
+            let mut movement = samples::inventory_movement(&sku, source, 1);
             movement.envelope.event_id = format!("bench-{i}");
+            // Event time moves 10 ms per record: a 60 s window holds 6,000 movements.
+            movement.envelope.occurred_at += (i as i64) * 10;
             let bytes = self
                 .runtime
                 .block_on(codec.encode_event(&self.input, &Event::InventoryMovement(movement)))?;
@@ -258,6 +267,20 @@ fn main() -> anyhow::Result<()> {
     let pass_eos = bench.processor("pass-eos", Guarantee::ExactlyOnce, out)?;
     let count_alo = bench.processor("count-alo", Guarantee::AtLeastOnce, count)?;
     let count_eos = bench.processor("count-eos", Guarantee::ExactlyOnce, count)?;
+    let aggregate = |output: String| {
+        let windows = Windows {
+            size: 60_000,
+            grace: 10_000,
+        };
+        let metrics = AggregatorMetrics::unregistered();
+        Aggregator::new(
+            windows,
+            Duration::from_secs(8 * 24 * 3600),
+            &output,
+            metrics,
+        )
+    };
+    let aggregator_eos = bench.processor("aggregator-eos", Guarantee::ExactlyOnce, aggregate)?;
     let row = |name: &str, rate: f64, note: String| {
         println!("  {name:<34} {rate:>10.0} records/s   {note}");
     };
@@ -277,6 +300,14 @@ fn main() -> anyhow::Result<()> {
             "{:.2}x at-least-once (target >= 0.90), {:.2}x raw consume (target >= 0.50)",
             count_eos / count_alo,
             count_eos / raw
+        ),
+    );
+    row(
+        "inventory-aggregator, exactly once",
+        aggregator_eos,
+        format!(
+            "{:.2}x raw consume (target >= 0.50); 60 s windows per SKU and source",
+            aggregator_eos / raw
         ),
     );
     Ok(())

@@ -119,6 +119,8 @@ async fn main() -> anyhow::Result<()> {
             let parked = [
                 "order-ingest-parked",
                 "erp-writer-parked",
+                "erp-writer-stock-parked",
+                "inventory-aggregator-parked",
                 "magento-writer-parked",
             ];
             for topic in bridge_events::topics::LAYOUT
@@ -129,7 +131,12 @@ async fn main() -> anyhow::Result<()> {
                 demo::ensure_topic(&args.bootstrap_servers, topic, partitions, &[]).await?;
             }
             // State changelogs: compacted, as many partitions as the input they follow.
-            for changelog in ["erp-writer-changelog", "magento-writer-changelog"] {
+            for changelog in [
+                "erp-writer-changelog",
+                "erp-writer-stock-changelog",
+                "inventory-aggregator-changelog",
+                "magento-writer-changelog",
+            ] {
                 let compact = [("cleanup.policy", "compact")];
                 demo::ensure_topic(&args.bootstrap_servers, changelog, partitions, &compact)
                     .await?;

@@ -56,6 +56,8 @@ pub struct WriterSettings {
     pub mapping_file: PathBuf,
     /// The ERP.
     pub erp: ErpSettings,
+    /// Stock adjustments.
+    pub stock: StockSettings,
 }
 
 impl Default for WriterSettings {
@@ -66,6 +68,36 @@ impl Default for WriterSettings {
             results_topic: bridge_events::topics::ERP_RESULTS.into(),
             mapping_file: PathBuf::from("deploy/config/mapping.toml"),
             erp: ErpSettings::default(),
+            stock: StockSettings::default(),
+        }
+    }
+}
+
+/// `[writer.stock]`: window aggregates into batched stock adjustments.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StockSettings {
+    /// Post stock adjustments at all (a second processing loop in the process).
+    pub enabled: bool,
+    /// Its consumer group (and changelog/parked topic prefix).
+    pub group_id: String,
+    /// Window aggregates come from here (keyed by source code).
+    pub topic: String,
+    /// How long a window's lines for one warehouse are collected before they are sealed
+    /// into one adjustment (the aggregator's partitions close a window within moments).
+    pub batch_wait_ms: u64,
+    /// Most lines per adjustment request (the ERP's batch limit); more are chunked.
+    pub batch_limit: usize,
+}
+
+impl Default for StockSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            group_id: "erp-writer-stock".into(),
+            topic: bridge_events::topics::STOCK_DELTAS.into(),
+            batch_wait_ms: 5_000,
+            batch_limit: 500,
         }
     }
 }
@@ -169,10 +201,28 @@ impl Validate for Config {
         if erp.breaker_failures == 0 {
             return invalid("writer.erp.breaker_failures must be at least 1".into());
         }
+        let stock = &self.writer.stock;
+        if stock.batch_limit == 0 {
+            return invalid("writer.stock.batch_limit must be at least 1".into());
+        }
+        if stock.batch_wait_ms > 600_000 {
+            return invalid(format!(
+                "writer.stock.batch_wait_ms = {} is over 600000 (10 min)",
+                stock.batch_wait_ms
+            ));
+        }
+        if stock.enabled && stock.group_id == self.writer.group_id {
+            return invalid(format!(
+                "writer.stock.group_id = `{}` must differ from writer.group_id",
+                stock.group_id
+            ));
+        }
         for (key, topic) in [
             ("writer.orders_topic", &self.writer.orders_topic),
             ("writer.results_topic", &self.writer.results_topic),
             ("writer.group_id", &self.writer.group_id),
+            ("writer.stock.topic", &stock.topic),
+            ("writer.stock.group_id", &stock.group_id),
         ] {
             if topic.trim().is_empty() {
                 return invalid(format!("{key} is empty"));

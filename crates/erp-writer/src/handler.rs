@@ -10,7 +10,6 @@
 //! Verdicts are `ErpOrderResult` events. A rejection (the ERP's, or a SKU the mapping does
 //! not know) is a verdict *and* a parked record, so the order is replayed after the fix.
 
-use std::future::Future;
 use std::sync::Arc;
 
 use bridge_events::erp::{ErpOrderResult, ErpOutcome};
@@ -22,7 +21,8 @@ use bridge_events::{AvroEvent, Envelope, Event};
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use serde::{Deserialize, Serialize};
 
-use crate::connector::{CreditNoteDoc, ErpConnector, ErpError, ErpLine, ErpOrder};
+use crate::calls::{ErpCaller, Refusal};
+use crate::connector::{CreditNoteDoc, ErpConnector, ErpLine, ErpOrder};
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 use bridge_runtime::guard::Guard;
@@ -47,29 +47,11 @@ pub struct OrderRecord {
     pub pending_credits: Vec<CreditMemoCreated>,
 }
 
-/// A business refusal: a verdict, not a retry.
-struct Refusal {
-    code: String,
-    reason: String,
-}
-
-impl Refusal {
-    /// The parked record's error class: our mapping's gap, or the ERP's refusal.
-    fn park_class(&self) -> &'static str {
-        if self.code == "unmappable" {
-            "unmappable"
-        } else {
-            "erp_rejected"
-        }
-    }
-}
-
 /// The handler.
 pub struct ErpWriter<C: ErpConnector> {
     connector: Arc<C>,
     mapping: Arc<Mapping>,
-    runtime: tokio::runtime::Handle,
-    guard: Guard,
+    caller: ErpCaller,
     results_topic: String,
     metrics: WriterMetrics,
 }
@@ -102,8 +84,7 @@ impl<C: ErpConnector> ErpWriter<C> {
         Self {
             connector,
             mapping,
-            runtime,
-            guard,
+            caller: ErpCaller::new(runtime, guard, metrics.clone()),
             results_topic: results_topic.to_owned(),
             metrics,
         }
@@ -124,46 +105,6 @@ impl<C: ErpConnector> ErpWriter<C> {
         let raw = serde_json::to_vec(record).map_err(|e| state_error("order state", e))?;
         ctx.put(&order_key(order_ref), &raw, None);
         Ok(())
-    }
-
-    /// One ERP call through the breaker and the rate limit. The outer error is "retry
-    /// later" (the runtime backs off, then pauses the partition); the inner one is the
-    /// ERP's refusal.
-    fn call<T>(
-        &mut self,
-        op: &'static str,
-        call: impl Future<Output = Result<T, ErpError>>,
-    ) -> Result<Result<T, Refusal>, HandlerError> {
-        if !self.guard.admit()?.is_zero() {
-            self.metrics.rate_limited.inc();
-        }
-        let started = std::time::Instant::now();
-        let result = self.runtime.block_on(call);
-        self.metrics.call(op, &result);
-        self.metrics
-            .call_seconds
-            .observe(started.elapsed().as_secs_f64());
-        let outcome = match result {
-            Ok(value) => {
-                self.guard.succeeded();
-                Ok(Ok(value))
-            }
-            Err(ErpError::Rejected { code, reason }) => {
-                self.guard.succeeded();
-                Ok(Err(Refusal { code, reason }))
-            }
-            Err(e) => {
-                let retry_after = match &e {
-                    ErpError::Unavailable { retry_after, .. } => *retry_after,
-                    _ => None,
-                };
-                Err(self.guard.failed(format!("{op}: {e}"), retry_after))
-            }
-        };
-        self.metrics
-            .breaker_open
-            .set(i64::from(self.guard.is_tripped()));
-        outcome
     }
 
     fn result(
@@ -272,7 +213,10 @@ impl<C: ErpConnector> ErpWriter<C> {
         let known = customer_key(&doc.customer.external_ref);
         if ctx.get(&known)?.is_none() {
             let customers = [doc.customer.clone()];
-            match self.call("ensure_customers", connector.ensure_customers(&customers))? {
+            match self
+                .caller
+                .call("ensure_customers", connector.ensure_customers(&customers))?
+            {
                 Ok(()) => ctx.put(&known, b"1", None),
                 Err(refusal) => {
                     self.refuse(ctx, cause, record, order_ref, refusal);
@@ -280,7 +224,10 @@ impl<C: ErpConnector> ErpWriter<C> {
                 }
             }
         }
-        let existing = match self.call("find_order", connector.find_order(order_ref))? {
+        let existing = match self
+            .caller
+            .call("find_order", connector.find_order(order_ref))?
+        {
             Ok(found) => found,
             Err(refusal) => {
                 self.refuse(ctx, cause, record, order_ref, refusal);
@@ -293,7 +240,9 @@ impl<C: ErpConnector> ErpWriter<C> {
                 order
             }
             None => {
-                let mut created = self.call("create_order", connector.create_order(&doc))?;
+                let mut created = self
+                    .caller
+                    .call("create_order", connector.create_order(&doc))?;
                 if matches!(&created, Err(r) if r.code == "unknown_customer") {
                     // Our memory of the customer is stale (merged or deleted in the ERP):
                     // find or create it again, then try once more.
@@ -302,14 +251,17 @@ impl<C: ErpConnector> ErpWriter<C> {
                         "the ERP does not know the customer any more; ensuring it again"
                     );
                     let customers = [doc.customer.clone()];
-                    if let Err(refusal) =
-                        self.call("ensure_customers", connector.ensure_customers(&customers))?
+                    if let Err(refusal) = self
+                        .caller
+                        .call("ensure_customers", connector.ensure_customers(&customers))?
                     {
                         ctx.delete(&known);
                         self.refuse(ctx, cause, record, order_ref, refusal);
                         return Ok(());
                     }
-                    created = self.call("create_order", connector.create_order(&doc))?;
+                    created = self
+                        .caller
+                        .call("create_order", connector.create_order(&doc))?;
                 }
                 match created {
                     Ok(posted) => posted.doc,
@@ -371,7 +323,7 @@ impl<C: ErpConnector> ErpWriter<C> {
             lines,
         };
         let connector = Arc::clone(&self.connector);
-        Ok(self.call("credit", connector.credit(&note))?.map(|posted| {
+        Ok(self.caller.call("credit", connector.credit(&note))?.map(|posted| {
             tracing::debug!(order_ref, credit_note = %posted.doc, new = posted.new, "credit note booked");
             record.credited.push(memo.credit_memo_ref.clone());
         }))
@@ -419,7 +371,10 @@ impl<C: ErpConnector> ErpWriter<C> {
         }
         if let (Some(erp_id), true) = (record.erp_id.clone(), self.mapping.lifecycle().cancel) {
             let connector = Arc::clone(&self.connector);
-            if let Err(refusal) = self.call("cancel_order", connector.cancel_order(&erp_id))? {
+            if let Err(refusal) = self
+                .caller
+                .call("cancel_order", connector.cancel_order(&erp_id))?
+            {
                 ctx.park(
                     "erp_rejected",
                     format!("cancel {order_ref} ({erp_id}): {}", refusal.reason),

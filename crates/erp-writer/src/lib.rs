@@ -7,20 +7,23 @@
 //! `ErpOrderResult` verdicts go to the results topic in the same transaction as the input
 //! offset; rejections are parked too, to be replayed after a fix.
 
+pub mod calls;
 pub mod config;
 pub mod connector;
 pub mod handler;
 pub mod mapping;
 pub mod metrics;
+pub mod stock;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use bridge_runtime::service::ServiceError;
+use bridge_runtime::service::{LoopSpec, ServiceError};
 use bridge_runtime::shutdown::Shutdown;
 
 pub use config::Config;
 
+use crate::calls::ErpCaller;
 use crate::config::ConnectorKind;
 use crate::connector::ErpConnector;
 use crate::connector::erp_sim::ErpSimConnector;
@@ -28,6 +31,7 @@ use crate::connector::tryton::{TrytonConnector, TrytonSettings};
 use crate::handler::ErpWriter;
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
+use crate::stock::{Batching, StockWriter};
 use bridge_runtime::guard::{CircuitBreaker, Guard, RateLimiter};
 
 /// The service name in logs, metrics and the consumer group.
@@ -75,29 +79,73 @@ async fn run_with<C: ErpConnector>(
     connector: Arc<C>,
 ) -> Result<(), ServiceError> {
     let writer = config.writer.clone();
-    bridge_runtime::service::run_handler(
-        NAME,
-        &config.service(),
-        &config.writer.group_id,
-        &config.writer.orders_topic,
-        shutdown,
-        move |metrics| {
-            ErpWriter::new(
-                connector,
-                mapping,
-                tokio::runtime::Handle::current(),
-                Guard::new(
-                    "the ERP",
-                    RateLimiter::new(writer.erp.rate_limit_per_second, writer.erp.burst),
-                    CircuitBreaker::new(
-                        writer.erp.breaker_failures,
-                        Duration::from_millis(writer.erp.breaker_open_ms),
-                    ),
+    // Both loops count into one set of series, registered once.
+    let series = Arc::new(OnceLock::new());
+    let metrics_of = move |registry: &Arc<bridge_runtime::metrics::Metrics>| {
+        series
+            .get_or_init(|| WriterMetrics::register(registry))
+            .clone()
+    };
+    let guard = {
+        let erp = writer.erp.clone();
+        move || {
+            Guard::new(
+                "the ERP",
+                RateLimiter::new(erp.rate_limit_per_second, erp.burst),
+                CircuitBreaker::new(
+                    erp.breaker_failures,
+                    Duration::from_millis(erp.breaker_open_ms),
                 ),
-                &writer.results_topic,
-                WriterMetrics::register(&metrics),
             )
-        },
-    )
-    .await
+        }
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let mut loops = Vec::new();
+    {
+        let (connector, mapping, guard, metrics_of) = (
+            Arc::clone(&connector),
+            Arc::clone(&mapping),
+            guard,
+            metrics_of.clone(),
+        );
+        let (runtime, results_topic) = (runtime.clone(), writer.results_topic.clone());
+        loops.push(LoopSpec::new(
+            &writer.group_id,
+            &writer.orders_topic,
+            move |registry| {
+                ErpWriter::new(
+                    connector,
+                    mapping,
+                    runtime,
+                    guard(),
+                    &results_topic,
+                    metrics_of(&registry),
+                )
+            },
+        ));
+    }
+    let stock = &writer.stock;
+    if stock.enabled {
+        let batching = Batching {
+            wait: Duration::from_millis(stock.batch_wait_ms),
+            limit: stock.batch_limit,
+        };
+        let results_topic = writer.results_topic.clone();
+        loops.push(LoopSpec::new(
+            &stock.group_id,
+            &stock.topic,
+            move |registry| {
+                let metrics = metrics_of(&registry);
+                StockWriter::new(
+                    connector,
+                    mapping,
+                    ErpCaller::new(runtime, guard(), metrics.clone()),
+                    batching,
+                    &results_topic,
+                    metrics,
+                )
+            },
+        ));
+    }
+    bridge_runtime::service::run_handlers(NAME, &config.service(), loops, shutdown).await
 }

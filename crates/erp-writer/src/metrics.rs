@@ -41,6 +41,10 @@ pub struct WriterMetrics {
     pub rate_limited: Counter,
     /// Order verdicts.
     pub verdicts: Family<VerdictLabels, Counter>,
+    /// Stock adjustment requests by outcome (`posted`, `existing`, `rejected`, `retry`).
+    pub stock_adjustments: Family<VerdictLabels, Counter>,
+    /// Window aggregates taken into a batch.
+    pub stock_lines: Counter,
 }
 
 impl WriterMetrics {
@@ -52,6 +56,8 @@ impl WriterMetrics {
             breaker_open: Gauge::default(),
             rate_limited: Counter::default(),
             verdicts: Family::default(),
+            stock_adjustments: Family::default(),
+            stock_lines: Counter::default(),
         };
         metrics.register(
             "erp_calls",
@@ -74,6 +80,16 @@ impl WriterMetrics {
             this.rate_limited.clone(),
         );
         metrics.register("erp_verdicts", "Order verdicts", this.verdicts.clone());
+        metrics.register(
+            "erp_stock_adjustments",
+            "Stock adjustment requests by outcome",
+            this.stock_adjustments.clone(),
+        );
+        metrics.register(
+            "erp_stock_lines",
+            "Window aggregates taken into stock adjustment batches",
+            this.stock_lines.clone(),
+        );
         this
     }
 
@@ -89,6 +105,15 @@ impl WriterMetrics {
             .get_or_create(&CallLabels {
                 op: op.to_owned(),
                 outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a stock adjustment request's outcome.
+    pub fn verdict_stock(&self, outcome: &str) {
+        self.stock_adjustments
+            .get_or_create(&VerdictLabels {
+                verdict: outcome.to_owned(),
             })
             .inc();
     }

@@ -11,6 +11,9 @@
 //! [`Windows::idle_close_at`] so a quiet partition closes it too. The first to fire closes
 //! the window; closing cancels the other.
 //!
+//! The wall clock closes a window only once its partition has been quiet for a grace
+//! period; while records flow, event time closes windows.
+//!
 //! A movement whose window has closed (by either clock) is never dropped: it goes into the
 //! window open at the partition's current event time — the next emission for its key —
 //! which is then flagged `late_correction`.
@@ -90,6 +93,24 @@ impl Aggregator {
         Ok(())
     }
 
+    /// The wall clock closes a window only in an idle partition, one its consumer has read
+    /// to the end: while a backlog is read, event time does it (a partition catching up —
+    /// after a restart, say — would otherwise close every window it opens one grace period
+    /// later, and split its movements into corrections). Postponed by a grace period.
+    fn postpone_while_catching_up(
+        &self,
+        ctx: &mut Context<'_>,
+        start: Millis,
+    ) -> Result<bool, HandlerError> {
+        if ctx.caught_up() || ctx.get(open_key(start).as_bytes())?.is_none() {
+            return Ok(false);
+        }
+        let at = ctx.now().saturating_add(self.windows.grace);
+        ctx.put(open_key(start).as_bytes(), &at.to_be_bytes(), None);
+        ctx.schedule(TimerKind::WallClock, at, &format!("{CLOSE}{start}"));
+        Ok(true)
+    }
+
     fn close(&self, ctx: &mut Context<'_>, start: Millis) -> Result<(), HandlerError> {
         let open = open_key(start);
         let Some(idle_close) = ctx.get(open.as_bytes())? else {
@@ -161,7 +182,7 @@ impl Handler for Aggregator {
         let (start, late) = self.target_window(ctx, at)?;
         if late {
             self.metrics.late_movements.inc();
-            tracing::info!(
+            tracing::debug!(
                 event_id = %movement.envelope.event_id,
                 sku = %movement.sku,
                 source = %movement.source_code,
@@ -175,10 +196,13 @@ impl Handler for Aggregator {
     }
 
     fn on_timer(&mut self, timer: &Timer, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        match timer.name.strip_prefix(CLOSE).map(str::parse::<Millis>) {
-            Some(Ok(start)) => self.close(ctx, start),
-            _ => Ok(()),
+        let Some(Ok(start)) = timer.name.strip_prefix(CLOSE).map(str::parse::<Millis>) else {
+            return Ok(());
+        };
+        if timer.kind == TimerKind::WallClock && self.postpone_while_catching_up(ctx, start)? {
+            return Ok(());
         }
+        self.close(ctx, start)
     }
 }
 

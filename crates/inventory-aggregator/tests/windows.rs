@@ -315,3 +315,25 @@ fn a_key_with_the_separator_is_parked_naming_it() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[test]
+fn the_wall_clock_waits_while_the_partition_catches_up() {
+    let mut f = Fixture::new();
+    f.reserve("RED", 1, T0 + MIN);
+    // A backlog is being read (after a restart, say): the window stays open ...
+    f.driver.set_caught_up(false);
+    assert!(f.advance_to(T0 + 6 * MIN).is_empty());
+    f.reserve("RED", 1, T0 + 4 * MIN);
+    assert!(f.advance_to(T0 + 60 * MIN).is_empty());
+    // ... and takes the backlog's movements as its own, not as corrections; once the
+    // consumer has read to the end, the wall clock closes it a grace period later.
+    f.driver.set_caught_up(true);
+    assert!(f.advance_to(T0 + 60 * MIN + 1).is_empty());
+    let closed = one(f.advance_to(T0 + 61 * MIN));
+    assert_eq!(
+        (closed.window_start, closed.net_delta),
+        (T0, Decimal::from(-2))
+    );
+    assert!(!closed.late_correction);
+    assert_eq!(f.metrics.late_movements.get(), 0);
+}

@@ -306,6 +306,8 @@ group_id = "{group}"
 orders_topic = "{orders}"
 results_topic = "{results}"
 mapping_file = "{mapping}"
+[writer.stock]
+enabled = false
 {erp}
 "#,
                 bootstrap = self.bootstrap,

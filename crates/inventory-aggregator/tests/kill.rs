@@ -1,0 +1,422 @@
+//! The inventory flow on a real broker and registry: movements → inventory-aggregator (its
+//! real binary, SIGKILLed five times) → stock deltas → erp-writer's stock loop (in process)
+//! → erp-sim. The ERP must end with exactly the sum of the movements per SKU and
+//! warehouse, and no window may be posted twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use bridge_events::inventory::MovementKind;
+use bridge_events::{Event, EventCodec, Millis, samples};
+use bridge_testkit::{
+    Isolation, consume_all, create_topic, free_port, stack, unique_name, wait_until,
+};
+use erp_sim::{ErpSim, ErpSimConfig};
+use rdkafka::ClientConfig;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rust_decimal::Decimal;
+
+type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+const MOVEMENTS: usize = 100_000;
+const WAVES: usize = 5;
+const SKUS: usize = 1_000;
+const SOURCES: [(&str, &str); 3] = [
+    ("default", "WH-MAIN"),
+    ("wh_east", "WH-EAST"),
+    ("wh_west", "WH-WEST"),
+];
+const PARTITIONS: i32 = 3;
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or_default()
+}
+
+struct Names {
+    movements: String,
+    deltas: String,
+    results: String,
+    orders: String,
+    aggregator: String,
+    stock: String,
+    writer: String,
+}
+
+struct Aggregator {
+    child: Child,
+}
+
+impl Aggregator {
+    fn start(config: &Path) -> Result<Self, AnyError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(config.with_extension("log"))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_inventory-aggregator"))
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        Ok(Self { child })
+    }
+
+    fn kill(&mut self) -> Result<(), AnyError> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Aggregator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Offsets the group has committed on `topic`, summed over partitions.
+fn committed(bootstrap: &str, group: &str, topic: &str) -> Result<i64, AnyError> {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition(topic, p);
+    }
+    let committed = probe.committed_offsets(list, Duration::from_secs(10))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| e.offset().to_raw())
+        .filter(|o| *o > 0)
+        .sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn movements_survive_five_aggregator_kills_and_the_erp_gets_exactly_their_sum()
+-> Result<(), AnyError> {
+    let stack = stack()?;
+    let (bootstrap, registry) = (stack.bootstrap.clone(), stack.registry_url.clone());
+    let name = unique_name("stockflow");
+    let names = Names {
+        movements: format!("{name}-movements"),
+        deltas: format!("{name}-deltas"),
+        results: format!("{name}-results"),
+        orders: format!("{name}-orders"),
+        aggregator: format!("{name}-aggregator"),
+        stock: format!("{name}-stock"),
+        writer: format!("{name}-writer"),
+    };
+    for topic in [
+        &names.movements,
+        &names.deltas,
+        &names.results,
+        &names.orders,
+    ] {
+        create_topic(&bootstrap, topic, PARTITIONS, &[]).await?;
+    }
+    for group in [&names.aggregator, &names.stock, &names.writer] {
+        create_topic(&bootstrap, &format!("{group}-parked"), 1, &[]).await?;
+        let compact = [("cleanup.policy", "compact")];
+        create_topic(
+            &bootstrap,
+            &format!("{group}-changelog"),
+            PARTITIONS,
+            &compact,
+        )
+        .await?;
+    }
+    let erp = ErpSim::start(ErpSimConfig::default()).await?;
+    let dir = tempfile::tempdir()?;
+
+    // erp-writer in this process: the orders loop idles on an empty topic, the stock loop
+    // posts what the aggregator emits.
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(
+        &mapping,
+        include_str!("../../../deploy/config/mapping.toml").replace(
+            "wh_east = \"WH-EAST\"",
+            "wh_east = \"WH-EAST\"\nwh_west = \"WH-WEST\"",
+        ),
+    )?;
+    let writer_config = dir.path().join("writer.toml");
+    std::fs::write(
+        &writer_config,
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[registry]
+url = "{registry}"
+[http]
+listen = "127.0.0.1:{port}"
+[processor]
+state_dir = "{state}"
+instance_id = "0"
+commit_interval_ms = 200
+[writer]
+group_id = "{writer}"
+orders_topic = "{orders}"
+results_topic = "{results}"
+mapping_file = "{mapping}"
+[writer.stock]
+group_id = "{stock}"
+topic = "{deltas}"
+batch_wait_ms = 500
+[writer.erp]
+base_url = "{erp}"
+rate_limit_per_second = 0
+"#,
+            port = free_port()?,
+            state = dir.path().join("writer-state").display(),
+            writer = names.writer,
+            orders = names.orders,
+            results = names.results,
+            mapping = mapping.display(),
+            stock = names.stock,
+            deltas = names.deltas,
+            erp = erp.url(),
+        ),
+    )?;
+    let config: erp_writer::Config =
+        bridge_runtime::config::load(Some(&writer_config), std::iter::empty())?;
+    let (stop_writer, writer_shutdown) = bridge_runtime::shutdown::channel();
+    let writer = tokio::spawn(erp_writer::run(config, writer_shutdown));
+
+    let aggregator_config = dir.path().join("aggregator.toml");
+    std::fs::write(
+        &aggregator_config,
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+librdkafka = {{ "session.timeout.ms" = "10000" }}
+[registry]
+url = "{registry}"
+[http]
+listen = "127.0.0.1:{port}"
+[processor]
+state_dir = "{state}"
+instance_id = "0"
+commit_interval_ms = 100
+[aggregator]
+group_id = "{group}"
+input_topic = "{movements}"
+output_topic = "{deltas}"
+window_ms = 2000
+grace_ms = 1000
+"#,
+            port = free_port()?,
+            state = dir.path().join("aggregator-state").display(),
+            group = names.aggregator,
+            movements = names.movements,
+            deltas = names.deltas,
+        ),
+    )?;
+    let mut aggregator = Aggregator::start(&aggregator_config)?;
+
+    // The movements, in waves; after each the aggregator dies part-way through it.
+    let codec = EventCodec::new(&registry);
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let mut expected: BTreeMap<(String, String), Decimal> = BTreeMap::new();
+    let mut seed: u64 = 42;
+    let per_wave = MOVEMENTS / WAVES;
+    let started = std::time::Instant::now();
+    for wave in 0..WAVES {
+        eprintln!("wave {wave} at {:?}", started.elapsed());
+        for i in wave * per_wave..(wave + 1) * per_wave {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let sku = format!("SKU-{:04}", (seed >> 33) as usize % SKUS);
+            let (source, warehouse) = SOURCES[(seed >> 20) as usize % SOURCES.len()];
+            let qty = ((seed >> 40) % 7) as i64 - 3;
+            let qty = if qty == 0 { 5 } else { qty };
+            let mut movement = samples::inventory_movement(&sku, source, 0);
+            movement.envelope.event_id = format!("{name}-movement-{i}");
+            movement.envelope.occurred_at = now_ms();
+            movement.kind = if qty < 0 {
+                MovementKind::Reservation
+            } else {
+                MovementKind::Return
+            };
+            movement.quantity = Decimal::from(qty);
+            *expected
+                .entry((sku.clone(), warehouse.to_owned()))
+                .or_default() += movement.quantity;
+            let key = format!("{sku}|{source}");
+            let bytes = codec
+                .encode_event(&names.movements, &Event::InventoryMovement(movement))
+                .await?;
+            let mut record = BaseRecord::to(&names.movements).key(&key).payload(&bytes);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        record = back;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(60))?;
+        // Kill it once it has committed part of this wave, then start it again.
+        let target = (wave * per_wave + per_wave / 3) as i64;
+        wait_until(
+            "the aggregator to commit part of the wave",
+            Duration::from_secs(120),
+            || {
+                let (b, g, t) = (
+                    bootstrap.clone(),
+                    names.aggregator.clone(),
+                    names.movements.clone(),
+                );
+                async move { committed(&b, &g, &t).map(|c| c >= target).unwrap_or(false) }
+            },
+        )
+        .await
+        .map_err(|e| {
+            let log = std::fs::read_to_string(aggregator_config.with_extension("log"));
+            let log = log.unwrap_or_default();
+            let kept = std::env::temp_dir().join(format!("{name}-aggregator.log"));
+            let _ = std::fs::write(&kept, &log);
+            let tail: String = log.lines().rev().take(10).collect::<Vec<_>>().join("\n");
+            format!(
+                "wave {wave}: {e}; aggregator log in {} (last lines, newest first):\n{tail}",
+                kept.display()
+            )
+        })?;
+        aggregator.kill()?;
+        aggregator = Aggregator::start(&aggregator_config)?;
+    }
+
+    // Every window closes (the wall clock does it once the data stops) and is posted.
+    let stock_of = |erp: &ErpSim| -> BTreeMap<(String, String), Decimal> {
+        let books = erp.shared.books();
+        books
+            .stock
+            .iter()
+            .filter(|(_, q)| !q.is_zero())
+            .map(|((wh, item), q)| ((item.clone(), wh.clone()), *q))
+            .collect()
+    };
+    expected.retain(|_, q| !q.is_zero());
+    eprintln!("waves done at {:?}", started.elapsed());
+    let settled = wait_until(
+        "the ERP's stock to equal the movements",
+        Duration::from_secs(240),
+        || {
+            let done = stock_of(&erp) == expected;
+            async move { done }
+        },
+    )
+    .await;
+    let actual = stock_of(&erp);
+    let differing: Vec<_> = expected
+        .iter()
+        .filter(|(k, q)| actual.get(*k) != Some(*q))
+        .take(5)
+        .collect();
+    assert!(
+        settled.is_ok(),
+        "{} of {} keys differ, e.g. {differing:?}",
+        expected.len()
+            - expected
+                .iter()
+                .filter(|(k, q)| actual.get(*k) == Some(*q))
+                .count(),
+        expected.len()
+    );
+    assert_eq!(actual, expected);
+
+    // No window posted twice: each (warehouse, window, item) in at most one adjustment.
+    let mut seen = BTreeSet::new();
+    for adjustment in erp.shared.books().adjustments.values() {
+        let mut parts = adjustment.adjustment.external_ref.rsplitn(2, ':');
+        let _chunk = parts.next();
+        let window = parts.next().unwrap_or_default().to_owned();
+        for line in &adjustment.adjustment.lines {
+            assert!(
+                seen.insert((window.clone(), line.item_code.clone())),
+                "{} posted twice for {window}",
+                line.item_code
+            );
+        }
+    }
+    // One StockAdjustmentPosted per ERP adjustment, once each (read_committed). The ERP
+    // sees a post before the writer's transaction that reports it commits, so wait.
+    let in_erp: BTreeSet<String> = erp.shared.books().adjustments.keys().cloned().collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let keys = loop {
+        let keys = posted_with_documents(&bootstrap, &names.results, &codec).await?;
+        if keys == in_erp || std::time::Instant::now() > deadline {
+            break keys;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let missing: Vec<_> = in_erp.difference(&keys).take(5).collect();
+    let extra: Vec<_> = keys.difference(&in_erp).take(5).collect();
+    assert!(
+        keys == in_erp,
+        "{} ERP adjustments, {} reported; missing e.g. {missing:?}, extra e.g. {extra:?}",
+        in_erp.len(),
+        keys.len()
+    );
+    eprintln!(
+        "{MOVEMENTS} movements, {} keys, {} adjustments, {} aggregator lines",
+        expected.len(),
+        keys.len(),
+        seen.len()
+    );
+    stop_writer.fire();
+    writer.await??;
+    Ok(())
+}
+
+/// The window keys of the committed StockAdjustmentPosted events that name an ERP document
+/// (an all-zero window is reported without one: nothing was sent). A key twice fails.
+async fn posted_with_documents(
+    bootstrap: &str,
+    topic: &str,
+    codec: &EventCodec,
+) -> Result<BTreeSet<String>, AnyError> {
+    let posted = consume_all(
+        bootstrap,
+        topic,
+        Isolation::ReadCommitted,
+        Duration::from_secs(5),
+    )?;
+    let mut keys = BTreeSet::new();
+    for record in &posted {
+        let Some(payload) = &record.payload else {
+            continue;
+        };
+        if let Event::StockAdjustmentPosted(p) = codec.decode(payload).await? {
+            assert!(
+                keys.insert(p.window_key.clone()),
+                "{} posted twice",
+                p.window_key
+            );
+            if p.erp_document_id.is_none() {
+                keys.remove(&p.window_key);
+            }
+        }
+    }
+    Ok(keys)
+}
