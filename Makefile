@@ -65,10 +65,16 @@ build: tools
 tools:
 	@bash $(LOCAL)/kafka.sh install
 
-## bench: criterion (codec) and the runtime throughput benchmark, against a broker +
-## registry started for the run
-bench: tools
-	bash $(LOCAL)/test-stack.sh $(CARGO) bench --workspace
+## bench: criterion (codec) and the throughput benchmark (runtime loops, inventory-aggregator,
+## raw consume and Quix Streams side by side), against a broker + registry started for the run
+QUIX_VENV := bench/.venv
+bench: tools $(QUIX_VENV)/bin/python
+	BENCH_QUIX_PYTHON=$(CURDIR)/$(QUIX_VENV)/bin/python bash $(LOCAL)/test-stack.sh $(CARGO) bench --workspace
+
+$(QUIX_VENV)/bin/python: bench/requirements.txt
+	python3 -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install -q -r bench/requirements.txt
+	touch $@
 
 clean-data: down
 	rm -rf .data

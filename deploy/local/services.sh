@@ -26,6 +26,10 @@ service_env() {
       "BRIDGE__INGEST__WEBHOOK__KEY_BASE_URL=$SIM_URL/sim" \
       "BRIDGE__INGEST__POLL__INTERVAL_MS=5000" \
       "BRIDGE__PROCESSOR__STATE_DIR=$DIR/order-ingest-state" ;;
+    # Demo windows of one minute (the default is five), so stock adjustments show up soon.
+    inventory-aggregator) echo "BRIDGE__AGGREGATOR__WINDOW_MS=60000" \
+      "BRIDGE__AGGREGATOR__GRACE_MS=10000" \
+      "BRIDGE__PROCESSOR__STATE_DIR=$DIR/inventory-aggregator-state" ;;
     erp-writer) echo "BRIDGE__WRITER__ERP__BASE_URL=$ERP_URL" \
       "BRIDGE__WRITER__MAPPING_FILE=$ROOT/deploy/config/mapping.toml" \
       "BRIDGE__PROCESSOR__STATE_DIR=$DIR/erp-writer-state" ;;

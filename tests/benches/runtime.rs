@@ -25,6 +25,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+#[global_allocator]
+static ALLOCATOR: bridge_runtime::Allocator = bridge_runtime::Allocator {};
+
 /// MSI sources the movements cycle through (the aggregator keys by SKU and source).
 const SOURCES: [&str; 3] = ["default", "wh_east", "wh_west"];
 
@@ -60,6 +63,21 @@ struct Bench {
     partitions: i32,
     commit: Duration,
     runtime: tokio::runtime::Runtime,
+    /// How far event time moves per record (0: every movement in one window).
+    event_step_ms: i64,
+    /// The largest resident set seen during the last `processor` run, in bytes.
+    peak_rss: std::cell::Cell<u64>,
+}
+
+/// This process's resident set, in bytes (Linux; 0 elsewhere).
+fn rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 impl Bench {
@@ -76,12 +94,13 @@ impl Bench {
             let source = SOURCES[(i / skus) % SOURCES.len()];
             let mut movement = samples::inventory_movement(&sku, source, 1);
             movement.envelope.event_id = format!("bench-{i}");
-            // Event time moves 10 ms per record: a 60 s window holds 6,000 movements.
-            movement.envelope.occurred_at += (i as i64) * 10;
+            movement.envelope.occurred_at += (i as i64) * self.event_step_ms;
             let bytes = self
                 .runtime
                 .block_on(codec.encode_event(&self.input, &Event::InventoryMovement(movement)))?;
-            let mut record = BaseRecord::to(&self.input).key(&sku).payload(&bytes);
+            // Keyed as the aggregator's state is (Quix Streams windows per message key).
+            let key = format!("{sku}|{source}");
+            let mut record = BaseRecord::to(&self.input).key(&key).payload(&bytes);
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -123,6 +142,43 @@ impl Bench {
         }
         let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
         Ok(self.records as f64 / elapsed.as_secs_f64())
+    }
+
+    /// Records per second of `bench/quix_aggregate.py` (Quix Streams, exactly once) on the
+    /// same input, run by the Python in `BENCH_QUIX_PYTHON`; `None` when that is not set.
+    fn quix(&self) -> anyhow::Result<Option<f64>> {
+        let Ok(python) = std::env::var("BENCH_QUIX_PYTHON") else {
+            return Ok(None);
+        };
+        if std::env::var("BENCH_ONLY").is_ok_and(|only| !"quix".contains(&only)) {
+            return Ok(None);
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/quix_aggregate.py");
+        let output = std::process::Command::new(&python)
+            .arg(script)
+            .args(["--broker", &self.bootstrap, "--registry", &self.registry])
+            .args([
+                "--topic",
+                &self.input,
+                "--records",
+                &self.records.to_string(),
+            ])
+            .output()
+            .with_context(|| format!("running {python} {script}"))?;
+        if !output.status.success() {
+            return Err(anyhow!(
+                "{script} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let rate = stdout
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .and_then(|summary| summary["records_per_s"].as_f64())
+            .with_context(|| format!("no records_per_s in: {stdout}"))?;
+        Ok(Some(rate))
     }
 
     /// Records per second of the runtime loop with `handler` under `guarantee`.
@@ -168,6 +224,7 @@ impl Bench {
             bootstrap_servers: self.bootstrap.clone(),
             librdkafka: Default::default(),
         };
+        self.peak_rss.set(0);
         let first = Arc::new(OnceLock::new());
         let handler = Timed {
             inner: make(output),
@@ -205,6 +262,7 @@ impl Bench {
                     _ => 0,
                 })
                 .sum();
+            self.peak_rss.set(self.peak_rss.get().max(rss()));
             if committed as usize >= self.records {
                 break Ok(Instant::now());
             }
@@ -242,6 +300,9 @@ fn main() -> anyhow::Result<()> {
             .worker_threads(2)
             .enable_all()
             .build()?,
+        // Event time moves 10 ms per record: a 60 s window holds 6,000 movements.
+        event_step_ms: 10,
+        peak_rss: Default::default(),
     };
     bench.runtime.block_on(create_topic(
         &bench.bootstrap,
@@ -267,20 +328,8 @@ fn main() -> anyhow::Result<()> {
     let pass_eos = bench.processor("pass-eos", Guarantee::ExactlyOnce, out)?;
     let count_alo = bench.processor("count-alo", Guarantee::AtLeastOnce, count)?;
     let count_eos = bench.processor("count-eos", Guarantee::ExactlyOnce, count)?;
-    let aggregate = |output: String| {
-        let windows = Windows {
-            size: 60_000,
-            grace: 10_000,
-        };
-        let metrics = AggregatorMetrics::unregistered();
-        Aggregator::new(
-            windows,
-            Duration::from_secs(8 * 24 * 3600),
-            &output,
-            metrics,
-        )
-    };
-    let aggregator_eos = bench.processor("aggregator-eos", Guarantee::ExactlyOnce, aggregate)?;
+    let aggregator_eos = bench.processor("aggregator-eos", Guarantee::ExactlyOnce, aggregator)?;
+    let quix = bench.quix()?;
     let row = |name: &str, rate: f64, note: String| {
         println!("  {name:<34} {rate:>10.0} records/s   {note}");
     };
@@ -310,5 +359,75 @@ fn main() -> anyhow::Result<()> {
             aggregator_eos / raw
         ),
     );
+    match quix {
+        Some(quix) => row(
+            "Quix Streams aggregation, EOS",
+            quix,
+            format!(
+                "the same windows in Python; inventory-aggregator is {:.1}x (target >= 10)",
+                aggregator_eos / quix
+            ),
+        ),
+        None => println!("  (Quix Streams not run: set BENCH_QUIX_PYTHON, as `make bench` does)"),
+    }
+    match setting("BENCH_STATE_KEYS", 1_000_000) {
+        0 => {}
+        keys => state_size(&bench, keys)?,
+    }
     Ok(())
+}
+
+/// The aggregator with `keys` distinct (SKU, source) keys open in one window: its rate, and
+/// the process's peak resident set against the one before the run.
+fn state_size(bench: &Bench, keys: usize) -> anyhow::Result<()> {
+    let big = Bench {
+        bootstrap: bench.bootstrap.clone(),
+        registry: bench.registry.clone(),
+        input: unique_name("bench-keys"),
+        records: keys,
+        partitions: bench.partitions,
+        commit: bench.commit,
+        runtime: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?,
+        event_step_ms: 0,
+        peak_rss: Default::default(),
+    };
+    big.runtime.block_on(create_topic(
+        &big.bootstrap,
+        &big.input,
+        big.partitions,
+        &[],
+    ))?;
+    big.produce_input(keys)?;
+    let before = rss();
+    let rate = big.processor("aggregator-keys", Guarantee::ExactlyOnce, aggregator)?;
+    if rate.is_nan() {
+        return Ok(());
+    }
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "  {:<34} {rate:>10.0} records/s   peak RSS {:.0} MiB ({:.0} MiB before the run), \
+         {keys} keys in one window",
+        "inventory-aggregator, state size",
+        mib(big.peak_rss.get()),
+        mib(before)
+    );
+    Ok(())
+}
+
+/// inventory-aggregator's handler as the service builds it: 60 s windows, 10 s grace.
+fn aggregator(output: String) -> Aggregator {
+    let windows = Windows {
+        size: 60_000,
+        grace: 10_000,
+    };
+    let metrics = AggregatorMetrics::unregistered();
+    Aggregator::new(
+        windows,
+        Duration::from_secs(8 * 24 * 3600),
+        &output,
+        metrics,
+    )
 }

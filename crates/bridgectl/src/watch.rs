@@ -1,5 +1,6 @@
 //! `bridgectl watch`: the running summary of the local flow — orders placed in
-//! magento-sim, in the ERP, rejected, parked — every few seconds until Ctrl-C.
+//! magento-sim, in the ERP, rejected, stock adjustments posted, parked — every few seconds
+//! until Ctrl-C.
 
 use std::time::Duration;
 
@@ -73,13 +74,14 @@ pub async fn run(sources: Sources, every: Duration) -> anyhow::Result<()> {
             .await
             .unwrap_or_default();
         println!(
-            "{}  placed {} | in ERP {} (cancelled {}, credit notes {}) | rejected {} | parked: ingest {}, erp-writer {} | ERP faults fired {}",
+            "{}  placed {} | in ERP {} (cancelled {}, credit notes {}) | rejected {} | stock adjustments {} | parked: ingest {}, erp-writer {} | ERP faults fired {}",
             chrono::Utc::now().format("%H:%M:%S"),
             number(&sim, &["orders"]),
             number(&erp, &["sales_orders"]),
             number(&erp, &["cancelled"]),
             number(&erp, &["credit_notes"]),
             sum(&writer, "bridge_erp_verdicts_total", "verdict=\"rejected\""),
+            number(&erp, &["adjustments"]),
             sum(&ingest, "bridge_parked_total", ""),
             sum(&writer, "bridge_parked_total", ""),
             number(&erp, &["faults_fired"]),

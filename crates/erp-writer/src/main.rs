@@ -1,5 +1,8 @@
 //! The `erp-writer` process: configuration and telemetry, then [`erp_writer::run`].
 
+#[global_allocator]
+static ALLOCATOR: bridge_runtime::Allocator = bridge_runtime::Allocator {};
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (config, shutdown, _telemetry) =
