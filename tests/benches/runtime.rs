@@ -214,6 +214,7 @@ impl Bench {
             changelog_topic: changelog,
             parked_topic: parked,
             state_dir: state.path().to_owned(),
+            state_cache_bytes: 64 << 20,
             instance_id: "0".into(),
             guarantee,
             commit_interval: self.commit,

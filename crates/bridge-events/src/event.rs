@@ -120,7 +120,7 @@ events![
     OrderCancelled = 1,
     CreditMemoCreated = 1,
     InventoryMovement = 1,
-    StockDeltaAggregated = 1,
+    StockDeltaAggregated = 2,
     ErpOrderResult = 1,
     StockAdjustmentPosted = 1,
     ReconciliationFinding = 1,

@@ -238,6 +238,8 @@ pub struct ProcessorSettings {
     pub instance_id: Option<String>,
     /// How long event ids are remembered for dedupe.
     pub dedupe_ttl_hours: u64,
+    /// sled's page cache, in MiB (sled's own default is 1 GiB): the state's share of memory.
+    pub state_cache_mb: u64,
     /// Retries of retryable handler errors.
     pub retry: RetrySettings,
 }
@@ -250,6 +252,7 @@ impl Default for ProcessorSettings {
             state_dir: None,
             instance_id: None,
             dedupe_ttl_hours: 7 * 24,
+            state_cache_mb: 128,
             retry: RetrySettings::default(),
         }
     }
@@ -286,6 +289,12 @@ impl ProcessorSettings {
                 "processor.commit_interval_ms = {} is outside 10 – 30000 \
                  (a transaction must close well within transaction.timeout.ms = 60000)",
                 self.commit_interval_ms
+            ));
+        }
+        if !(8..=65_536).contains(&self.state_cache_mb) {
+            return invalid(format!(
+                "processor.state_cache_mb = {} is outside 8 – 65536",
+                self.state_cache_mb
             ));
         }
         if self.dedupe_ttl_hours == 0 {
@@ -406,6 +415,20 @@ mod tests {
         };
         assert!(
             error.to_string().contains("processor.commit_interval_ms"),
+            "{error}"
+        );
+        let tiny: ServiceConfig = load(
+            None,
+            env(&[
+                ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "x:1"),
+                ("BRIDGE__PROCESSOR__STATE_CACHE_MB", "1"),
+            ]),
+        )?;
+        let Err(error) = tiny.processor.validate() else {
+            panic!("a 1 MiB state cache was accepted")
+        };
+        assert!(
+            error.to_string().contains("processor.state_cache_mb"),
             "{error}"
         );
         let unknown: Result<ServiceConfig, _> = load(

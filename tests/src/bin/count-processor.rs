@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         changelog_topic: format!("{group}-changelog"),
         parked_topic: format!("{group}-parked"),
         state_dir: env("COUNT_STATE_DIR")?.into(),
+        state_cache_bytes: 64 << 20,
         instance_id: instance,
         guarantee: match std::env::var("COUNT_GUARANTEE").as_deref() {
             Ok("at_least_once") => Guarantee::AtLeastOnce,

@@ -63,6 +63,8 @@ pub struct ProcessorConfig {
     pub parked_topic: String,
     /// Folder of the sled database.
     pub state_dir: PathBuf,
+    /// sled's page cache in bytes.
+    pub state_cache_bytes: u64,
     /// Unique and stable per running instance: `transactional.id` = `<group>-<instance>`,
     /// and the static `group.instance.id` unless the Kafka settings name one.
     pub instance_id: String,
@@ -96,6 +98,7 @@ impl ProcessorConfig {
                 .state_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!(".data/{service}/state"))),
+            state_cache_bytes: settings.state_cache_mb * 1024 * 1024,
             instance_id: settings.instance(),
             guarantee: settings.guarantee,
             commit_interval: Duration::from_millis(settings.commit_interval_ms),
@@ -210,12 +213,16 @@ pub fn run<H: Handler>(
     let clean_start = marker.exists();
     // From here until a clean stop the local state is not to be trusted.
     let _ = std::fs::remove_file(&marker);
-    let db = sled::open(config.state_dir.join("sled")).map_err(|source| {
-        ProcessorError::State(StateError::Sled {
-            tree: "db".into(),
-            source,
-        })
-    })?;
+    let db = sled::Config::new()
+        .path(config.state_dir.join("sled"))
+        .cache_capacity(config.state_cache_bytes)
+        .open()
+        .map_err(|source| {
+            ProcessorError::State(StateError::Sled {
+                tree: "db".into(),
+                source,
+            })
+        })?;
 
     let member = format!("{}-{}", config.group_id, config.instance_id);
     let mut consumer_config = kafka_config.client();
