@@ -1,7 +1,8 @@
 //! The order flow against a real Tryton 8.0 (JSON-RPC): a handful of fixture-shaped
 //! orders become confirmed sales, and a second erp-writer that has lost all its state and
 //! reads every order again (a duplicate delivery of each) creates no second sale — Tryton
-//! does not keep references unique; the writer's look-up does.
+//! does not keep references unique; the writer's look-up does. A stock adjustment moves
+//! Tryton's on-hand stock once, however often it is posted.
 //!
 //! Needs Tryton on `TRYTON_URL` (default `http://127.0.0.1:8000`, db `erp`, admin/admin):
 //! `make test-tryton` installs, starts and stops it around this test.
@@ -13,9 +14,10 @@ use std::time::Duration;
 use bridge_events::Event;
 use bridge_events::erp::ErpOutcome;
 use bridge_testkit::{create_topic, stack, wait_until};
-use erp_writer::connector::ErpConnector;
 use erp_writer::connector::tryton::{TrytonConnector, TrytonSettings};
+use erp_writer::connector::{ErpConnector, ErpError, ErpLine, StockAdjustmentDoc};
 use harness::{Flow, MAPPING, TestResult};
+use rust_decimal::Decimal;
 
 fn tryton_url() -> String {
     std::env::var("TRYTON_URL").unwrap_or_else(|_| "http://127.0.0.1:8000".into())
@@ -162,4 +164,69 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
     }
     again.stop()?;
     flow.stop().await
+}
+
+/// On-hand quantity per item code in `warehouse`.
+async fn levels(
+    tryton: &TrytonConnector,
+    warehouse: &str,
+) -> Result<std::collections::HashMap<String, Decimal>, ErpError> {
+    Ok(tryton
+        .stock_levels(warehouse)
+        .await?
+        .into_iter()
+        .map(|l| (l.item_code, l.quantity))
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a running Tryton: make test-tryton"]
+async fn a_stock_adjustment_moves_tryton_stock_once() -> TestResult {
+    let tryton = tryton()?;
+    tryton.probe().await?;
+    let (added, removed) = ("WS12-M-Orange", "MH01-S-Gray");
+    let before = levels(&tryton, "WH").await?;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let adjustment = StockAdjustmentDoc {
+        external_ref: format!("stock:WH:{}:1", stamp.as_millis()),
+        warehouse: "WH".into(),
+        lines: vec![
+            ErpLine {
+                item_code: added.into(),
+                quantity: Decimal::from(3),
+            },
+            ErpLine {
+                item_code: removed.into(),
+                quantity: Decimal::from(-2),
+            },
+        ],
+    };
+    let posted = tryton.post_stock_adjustment(&adjustment).await?;
+    assert!(posted.new, "{posted:?}");
+    let after = levels(&tryton, "WH").await?;
+    let moved = |code: &str| {
+        after.get(code).copied().unwrap_or_default() - before.get(code).copied().unwrap_or_default()
+    };
+    assert_eq!(moved(added), Decimal::from(3));
+    assert_eq!(moved(removed), Decimal::from(-2));
+
+    // The same window again (a replay after a crash): found, nothing moves.
+    let again = tryton.post_stock_adjustment(&adjustment).await?;
+    assert!(!again.new);
+    assert_eq!(again.doc, posted.doc);
+    assert_eq!(levels(&tryton, "WH").await?, after);
+
+    // A warehouse Tryton does not know is a refusal that names it.
+    let nowhere = StockAdjustmentDoc {
+        warehouse: "WH-NOWHERE".into(),
+        ..adjustment
+    };
+    match tryton.post_stock_adjustment(&nowhere).await {
+        Err(ErpError::Rejected { code, reason }) => {
+            assert_eq!(code, "unknown_warehouse");
+            assert!(reason.contains("WH-NOWHERE"), "{reason}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    Ok(())
 }

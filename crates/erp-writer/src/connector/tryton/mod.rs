@@ -12,6 +12,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod stock;
+
 use base64::Engine as _;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -549,13 +551,7 @@ impl ErpConnector for TrytonConnector {
         &self,
         adjustment: &StockAdjustmentDoc,
     ) -> Result<Posted<String>, ErpError> {
-        Err(ErpError::Rejected {
-            code: "unsupported".into(),
-            reason: format!(
-                "stock adjustment {}: the Tryton connector does not post adjustments yet",
-                adjustment.external_ref
-            ),
-        })
+        self.adjust_stock(adjustment).await
     }
 
     async fn stock_levels(&self, warehouse: &str) -> Result<Vec<StockLevel>, ErpError> {
