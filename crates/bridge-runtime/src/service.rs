@@ -190,9 +190,12 @@ pub async fn run_handlers(
         shutdown,
         |health| async move {
             let runtime = tokio::runtime::Handle::current();
-            // The loops stop on the service's shutdown, or when one of them has ended.
+            // The loops stop on the service's shutdown, or when one of them has ended, or
+            // when this work is dropped ([`run`] drops it on shutdown, and the runtime then
+            // cancels the forwarding task below yet waits for the loops' threads).
             let (stop_loops, loops_shutdown) = crate::shutdown::channel();
             let stop_loops = Arc::new(stop_loops);
+            let _stop_when_dropped = FireOnDrop(Arc::clone(&stop_loops));
             let forward = Arc::clone(&stop_loops);
             tokio::spawn(async move {
                 work_shutdown.wait().await;
@@ -241,4 +244,13 @@ pub async fn run_handlers(
         },
     )
     .await
+}
+
+/// Fires its trigger when dropped.
+struct FireOnDrop(Arc<crate::shutdown::Trigger>);
+
+impl Drop for FireOnDrop {
+    fn drop(&mut self) {
+        self.0.fire();
+    }
 }

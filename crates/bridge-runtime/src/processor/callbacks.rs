@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Statistics};
 
 use crate::metrics::{Metrics, PartitionLabels};
@@ -66,6 +68,17 @@ impl ClientContext for ConsumerCallbacks {
                         .set(p.consumer_lag);
                 }
             }
+        }
+    }
+
+    /// Errors librdkafka reports outside a poll. A partition EOF that arrives here (rather
+    /// than through the consumer's poll) is not an error: it is dropped at debug level.
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+                tracing::debug!(reason, "end of partition reached");
+            }
+            other => tracing::error!(error = %other, reason, "librdkafka error"),
         }
     }
 }

@@ -320,8 +320,16 @@ impl<H: Handler> Loop<'_, H> {
                     self.at_end.insert(partition);
                     None
                 }
+                // Nothing fetched for any partition for a whole poll: librdkafka prefetches,
+                // so none has a backlog waiting here (this also covers an EOF librdkafka
+                // reported outside the poll).
+                None => {
+                    let paused = &self.paused;
+                    let idle = self.partitions.keys().filter(|p| !paused.contains_key(p));
+                    self.at_end.extend(idle.copied());
+                    None
+                }
                 Some(Err(e)) => return Err(kafka("consume")(e)),
-                None => None,
             };
             self.producer.poll(Duration::ZERO);
             self.after_rebalance()?;
