@@ -139,6 +139,11 @@ impl<H: Handler> Loop<'_, H> {
     pub(super) fn abort(&mut self) -> Result<(), ProcessorError> {
         if self.batch_open {
             if self.config.guarantee == Guarantee::ExactlyOnce {
+                // librdkafka's abort waits for the delivery reports someone polls: this
+                // thread. Undelivered records are aborted anyway, so a failed drain is fine.
+                if let Err(error) = self.drain() {
+                    tracing::debug!(%error, "records still in flight at abort");
+                }
                 retrying("aborting", || self.producer.abort_transaction(TIMEOUT))
                     .map_err(kafka("abort transaction"))?;
             }
