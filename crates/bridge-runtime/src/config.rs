@@ -403,34 +403,30 @@ mod tests {
         assert_eq!(config.processor.guarantee, Guarantee::AtLeastOnce);
         assert_eq!(config.processor.commit_interval_ms, 200);
         config.processor.validate()?;
-        let bad: ServiceConfig = load(
-            None,
-            env(&[
-                ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "x:1"),
-                ("BRIDGE__PROCESSOR__COMMIT_INTERVAL_MS", "90000"),
-            ]),
-        )?;
-        let Err(error) = bad.processor.validate() else {
-            panic!("a 90 s commit interval was accepted")
-        };
-        assert!(
-            error.to_string().contains("processor.commit_interval_ms"),
-            "{error}"
-        );
-        let tiny: ServiceConfig = load(
-            None,
-            env(&[
-                ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "x:1"),
-                ("BRIDGE__PROCESSOR__STATE_CACHE_MB", "1"),
-            ]),
-        )?;
-        let Err(error) = tiny.processor.validate() else {
-            panic!("a 1 MiB state cache was accepted")
-        };
-        assert!(
-            error.to_string().contains("processor.state_cache_mb"),
-            "{error}"
-        );
+        for (variable, value, key) in [
+            (
+                "BRIDGE__PROCESSOR__COMMIT_INTERVAL_MS",
+                "90000",
+                "processor.commit_interval_ms",
+            ),
+            (
+                "BRIDGE__PROCESSOR__STATE_CACHE_MB",
+                "1",
+                "processor.state_cache_mb",
+            ),
+        ] {
+            let bad: ServiceConfig = load(
+                None,
+                env(&[
+                    ("BRIDGE__KAFKA__BOOTSTRAP_SERVERS", "x:1"),
+                    (variable, value),
+                ]),
+            )?;
+            let Err(error) = bad.processor.validate() else {
+                panic!("{key} = {value} was accepted")
+            };
+            assert!(error.to_string().contains(key), "{error}");
+        }
         let unknown: Result<ServiceConfig, _> = load(
             None,
             env(&[

@@ -327,11 +327,13 @@ impl<H: Handler> Loop<'_, H> {
                     let paused = &self.paused;
                     let idle = self.partitions.keys().filter(|p| !paused.contains_key(p));
                     self.at_end.extend(idle.copied());
+                    // Delivery reports wait for the drain before each commit; an idle
+                    // loop serves them (and producer errors) here, off the record path.
+                    self.producer.poll(Duration::ZERO);
                     None
                 }
                 Some(Err(e)) => return Err(kafka("consume")(e)),
             };
-            self.producer.poll(Duration::ZERO);
             self.after_rebalance()?;
             if let Some(message) = message {
                 self.on_message(&message)?;
