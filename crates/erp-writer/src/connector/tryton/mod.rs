@@ -215,6 +215,21 @@ impl TrytonConnector {
         ))
     }
 
+    /// `model.<model>.search_read(domain, 0, limit, None, fields)` with `extra` context.
+    async fn search_read(
+        &self,
+        model: &str,
+        domain: Value,
+        limit: Option<u32>,
+        fields: Value,
+        extra: &Value,
+    ) -> Result<Value, ErpError> {
+        let limit = limit.map_or(Value::Null, |l| json!(l));
+        let params = vec![domain, json!(0), limit, Value::Null, fields];
+        self.call_in(&format!("model.{model}.search_read"), params, extra)
+            .await
+    }
+
     async fn search(&self, model: &str, domain: Value) -> Result<Vec<i64>, ErpError> {
         let ids = self
             .call(
@@ -244,15 +259,12 @@ impl TrytonConnector {
             return Ok(found);
         }
         let rows = self
-            .call(
-                "model.product.product.search_read",
-                vec![
-                    json!([["code", "=", code]]),
-                    json!(0),
-                    json!(1),
-                    Value::Null,
-                    json!(["id", "default_uom", "template"]),
-                ],
+            .search_read(
+                "product.product",
+                json!([["code", "=", code]]),
+                Some(1),
+                json!(["id", "default_uom", "template"]),
+                &json!({}),
             )
             .await?;
         let Some(row) = rows.get(0) else {
@@ -315,15 +327,12 @@ impl TrytonConnector {
             .cloned()
             .ok_or_else(|| ErpError::Protocol(format!("sale {id} vanished")))?;
         let lines = self
-            .call(
-                "model.sale.line.search_read",
-                vec![
-                    json!([["sale", "=", id]]),
-                    json!(0),
-                    Value::Null,
-                    Value::Null,
-                    json!(["product.code", "quantity"]),
-                ],
+            .search_read(
+                "sale.line",
+                json!([["sale", "=", id]]),
+                None,
+                json!(["product.code", "quantity"]),
+                &json!({}),
             )
             .await?;
         // A dotted field comes back as `"currency.": {"code": ...}`: no second read.
@@ -563,15 +572,11 @@ impl ErpConnector for TrytonConnector {
             )
             .await?;
         let rows = self
-            .call_in(
-                "model.product.product.search_read",
-                vec![
-                    json!([["code", "!=", null]]),
-                    json!(0),
-                    Value::Null,
-                    Value::Null,
-                    json!(["code", "quantity"]),
-                ],
+            .search_read(
+                "product.product",
+                json!([["code", "!=", null]]),
+                None,
+                json!(["code", "quantity"]),
                 &json!({ "locations": [location] }),
             )
             .await?;

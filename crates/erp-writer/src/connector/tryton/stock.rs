@@ -65,15 +65,12 @@ impl TrytonConnector {
 
     async fn warehouse(&self, code: &str) -> Result<Warehouse, ErpError> {
         let rows = self
-            .call(
-                "model.stock.location.search_read",
-                vec![
-                    json!([["type", "=", "warehouse"], ["code", "=", code]]),
-                    json!(0),
-                    json!(1),
-                    Value::Null,
-                    json!(["storage_location", "lost_found_location"]),
-                ],
+            .search_read(
+                "stock.location",
+                json!([["type", "=", "warehouse"], ["code", "=", code]]),
+                Some(1),
+                json!(["storage_location", "lost_found_location"]),
+                &json!({}),
             )
             .await?;
         let Some(row) = rows.get(0) else {
@@ -103,15 +100,12 @@ impl TrytonConnector {
     /// The internal shipment with this reference and its state, if there is one.
     async fn shipment(&self, reference: &str) -> Result<Option<(i64, String)>, ErpError> {
         let rows = self
-            .call(
-                &format!("model.{SHIPMENT}.search_read"),
-                vec![
-                    json!([["reference", "=", reference], ["state", "!=", "cancelled"]]),
-                    json!(0),
-                    json!(1),
-                    Value::Null,
-                    json!(["state"]),
-                ],
+            .search_read(
+                SHIPMENT,
+                json!([["reference", "=", reference], ["state", "!=", "cancelled"]]),
+                Some(1),
+                json!(["state"]),
+                &json!({}),
             )
             .await?;
         Ok(rows.get(0).and_then(|row| {
