@@ -32,9 +32,21 @@ service_env() {
       "BRIDGE__PROCESSOR__STATE_DIR=$DIR/inventory-aggregator-state" ;;
     erp-writer) echo "BRIDGE__WRITER__ERP__BASE_URL=$ERP_URL" \
       "BRIDGE__WRITER__MAPPING_FILE=$ROOT/deploy/config/mapping.toml" \
+      "BRIDGE__WRITER__RESYNC__ENABLED=true" \
+      "BRIDGE__WRITER__RESYNC__MAGENTO__BASE_URL=$SIM_URL" \
       "BRIDGE__PROCESSOR__STATE_DIR=$DIR/erp-writer-state" ;;
+    # Stabilization profile: a run every minute, orders compared once settled for two.
+    # Stock is not compared in the demo: erp-sim starts with no stock, and the ERP owns
+    # stock, so the reconciler would rightly set every Magento quantity to zero.
+    reconciler) echo "BRIDGE__RECONCILER__PROFILE=stabilization" \
+      "BRIDGE__RECONCILER__MAPPING_FILE=$ROOT/deploy/config/mapping.toml" \
+      "BRIDGE__RECONCILER__ERP__BASE_URL=$ERP_URL" \
+      "BRIDGE__RECONCILER__MAGENTO__BASE_URL=$SIM_URL" \
+      "BRIDGE__RECONCILER__STOCK__ENABLED=false" \
+      "BRIDGE__PROCESSOR__STATE_DIR=$DIR/reconciler-state" ;;
     magento-writer) echo "BRIDGE__WRITER__MAGENTO__BASE_URL=$SIM_URL" \
       "BRIDGE__WRITER__REJECTED_STATUS=holded" \
+      "BRIDGE__WRITER__RESYNC__ENABLED=true" \
       "BRIDGE__PROCESSOR__STATE_DIR=$DIR/magento-writer-state" ;;
   esac
 }

@@ -54,10 +54,13 @@ async fn every_service_becomes_ready_and_stops_on_sigterm() -> TestResult {
             .env("BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}"))
             .env("BRIDGE__PROCESSOR__STATE_DIR", state.path())
             .stdout(Stdio::null());
+        let mapping =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/mapping.toml");
         if service == "erp-writer" {
-            let mapping =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/mapping.toml");
-            command.env("BRIDGE__WRITER__MAPPING_FILE", mapping);
+            command.env("BRIDGE__WRITER__MAPPING_FILE", &mapping);
+        }
+        if service == "reconciler" {
+            command.env("BRIDGE__RECONCILER__MAPPING_FILE", &mapping);
         }
         if service == "order-ingest" {
             let webhook = format!("127.0.0.1:{}", free_port()?);

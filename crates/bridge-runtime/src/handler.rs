@@ -97,6 +97,13 @@ pub trait Handler: Send {
     fn on_timer(&mut self, _timer: &Timer, _ctx: &mut Context<'_>) -> Result<(), HandlerError> {
         Ok(())
     }
+
+    /// Runs at every punctuation of a partition (each commit interval in the runtime, each
+    /// `advance_to` in the test driver), before its due timers, on committed state; work
+    /// that proceeds in bounded slices whatever arrives (a scheduled scan). Default: nothing.
+    fn on_punctuate(&mut self, _ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        Ok(())
+    }
 }
 
 impl<H: Handler + ?Sized> Handler for Box<H> {
@@ -106,6 +113,10 @@ impl<H: Handler + ?Sized> Handler for Box<H> {
 
     fn on_timer(&mut self, timer: &Timer, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
         (**self).on_timer(timer, ctx)
+    }
+
+    fn on_punctuate(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        (**self).on_punctuate(ctx)
     }
 }
 
@@ -208,6 +219,42 @@ impl<'a> Context<'a> {
             }
         }
         Ok(live)
+    }
+
+    /// Up to `limit` live handler entries with keys starting with `prefix` and sorting after
+    /// `after` (all of them from the start when `None`), keys without the runtime's prefix:
+    /// a page of a scan that must not hold a whole store in memory.
+    pub fn scan_page(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StateError> {
+        let full = keys::with(keys::STATE, prefix);
+        let start = match after {
+            // The smallest key after `after`: `after` followed by a zero byte.
+            Some(after) => [keys::STATE, after, &[0]].concat(),
+            None => full.clone(),
+        };
+        let end = crate::state::prefix_end(&full);
+        let mut live = Vec::new();
+        let mut from = start;
+        // Expired entries are skipped, so read on until the page is full or the prefix ends.
+        loop {
+            let batch = self.state.range(&from, end.as_deref(), limit.max(1))?;
+            let exhausted = batch.len() < limit.max(1);
+            for (key, raw) in batch {
+                from = [key.as_slice(), &[0]].concat();
+                if live.len() < limit
+                    && let Some(value) = unwrap_live(&key, &raw, self.now)?
+                {
+                    live.push((key[keys::STATE.len()..].to_vec(), value));
+                }
+            }
+            if exhausted || live.len() >= limit {
+                return Ok(live);
+            }
+        }
     }
 
     /// Stores a value; with a `ttl` it disappears after that long (wall clock).

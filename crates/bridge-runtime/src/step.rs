@@ -141,7 +141,16 @@ pub fn punctuate<H: Handler + ?Sized>(
     partition: Partition,
     config: &StepConfig,
 ) -> Result<Step, HandlerError> {
-    let (outputs, mut state) = fire(handler, Overlay::new(store), Some(now), partition, now)?;
+    let mut ctx = Context::new(Overlay::new(store), now, partition.id, partition.caught_up);
+    handler.on_punctuate(&mut ctx)?;
+    let Context {
+        state,
+        outputs: mut early,
+        ..
+    } = ctx;
+    let (outputs, mut state) = fire(handler, state, Some(now), partition, now)?;
+    early.extend(outputs);
+    let outputs = early;
     sweep_expired(&mut state, now, config.sweep_limit)?;
     Ok(Step {
         outputs,

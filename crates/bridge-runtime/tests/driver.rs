@@ -210,3 +210,61 @@ fn a_record_parked_by_the_handler_keeps_its_outputs_and_is_handled_again_on_repl
     assert_eq!(driver.duplicates, 1);
     Ok(())
 }
+
+/// Walks its keys a page per punctuation (the reconciler's way through a large store),
+/// remembering where it is in state; expired entries are skipped, not counted.
+#[derive(Default)]
+struct PagedScan {
+    pages: Vec<Vec<String>>,
+}
+
+impl Handler for PagedScan {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let Event::InventoryMovement(m) = input.event else {
+            return Ok(());
+        };
+        let ttl = (m.sku == "k03").then(|| Duration::from_secs(1));
+        ctx.put(format!("k/{}", m.sku).as_bytes(), b"v", ttl);
+        // Sorts after every `k/` key but starts like one: a scan must stop at the prefix.
+        ctx.put(b"l/other", b"v", None);
+        Ok(())
+    }
+
+    fn on_punctuate(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let cursor = ctx.get(b"cursor")?;
+        let page = ctx.scan_page(b"k/", cursor.as_deref(), 2)?;
+        if let Some((last, _)) = page.last() {
+            ctx.put(b"cursor", &last.clone(), None);
+        }
+        self.pages.push(
+            page.iter()
+                .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                .collect(),
+        );
+        Ok(())
+    }
+}
+
+#[test]
+fn a_punctuation_hook_pages_through_state_with_a_cursor() -> Result<(), HandlerError> {
+    let mut driver = TestDriver::new(PagedScan::default(), 1_000);
+    for sku in ["k01", "k02", "k03", "k04", "k05"] {
+        let mut m = samples::inventory_movement(sku, "default", 1);
+        m.envelope.event_id = format!("id-{sku}");
+        driver.send(m)?;
+    }
+    // k03 has expired by the first punctuation.
+    for t in 1..=4 {
+        driver.advance_to(10_000 + t)?;
+    }
+    assert_eq!(
+        driver.handler().pages,
+        vec![
+            vec!["k/k01".to_owned(), "k/k02".to_owned()],
+            vec!["k/k04".to_owned(), "k/k05".to_owned()],
+            vec![],
+            vec![],
+        ]
+    );
+    Ok(())
+}

@@ -1,7 +1,9 @@
 //! `bridgectl`: the operator command line: proves the local stack works (`demo`), lists
-//! and creates topics, checks schemas, lists parked records and replays them after a fix.
+//! and creates topics, checks schemas, lists parked records and replays them after a fix,
+//! and shows the reconciler's findings.
 
 mod demo;
+mod findings;
 mod parked;
 mod schemas;
 mod watch;
@@ -68,9 +70,21 @@ enum Command {
         /// order-ingest's health port.
         #[arg(long, default_value = "http://127.0.0.1:8091")]
         ingest: String,
+        /// The reconciler's health port.
+        #[arg(long, default_value = "http://127.0.0.1:8094")]
+        reconciler: String,
         /// Seconds between lines.
         #[arg(long, default_value_t = 5)]
         every: u64,
+    },
+    /// The reconciler's findings: the open ones (or all), with their explanations.
+    Findings {
+        /// The findings topic.
+        #[arg(long, default_value = bridge_events::topics::FINDINGS)]
+        topic: String,
+        /// Resolved ones too.
+        #[arg(long)]
+        all: bool,
     },
     /// Parked records: list them, or replay them onto their original topic after a fix.
     Parked {
@@ -107,6 +121,17 @@ enum SchemasAction {
     Release,
 }
 
+/// The consumer groups of the services' processing loops (their default names).
+const LOOP_GROUPS: &[&str] = &[
+    "erp-writer",
+    "erp-writer-stock",
+    "erp-writer-resync",
+    "inventory-aggregator",
+    "magento-writer",
+    "magento-writer-resync",
+    "reconciler",
+];
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -116,29 +141,21 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Topics => demo::list_topics(&args.bootstrap_servers),
         Command::CreateTopics { partitions } => {
-            let parked = [
-                "order-ingest-parked",
-                "erp-writer-parked",
-                "erp-writer-stock-parked",
-                "inventory-aggregator-parked",
-                "magento-writer-parked",
-            ];
             for topic in bridge_events::topics::LAYOUT
                 .iter()
                 .map(|(topic, _)| *topic)
-                .chain(parked)
+                .chain(["order-ingest-parked"])
             {
                 demo::ensure_topic(&args.bootstrap_servers, topic, partitions, &[]).await?;
             }
-            // State changelogs: compacted, as many partitions as the input they follow.
-            for changelog in [
-                "erp-writer-changelog",
-                "erp-writer-stock-changelog",
-                "inventory-aggregator-changelog",
-                "magento-writer-changelog",
-            ] {
+            // Each processing loop's group: a parked topic, and its state changelog —
+            // compacted, as many partitions as the input it follows.
+            for group in LOOP_GROUPS {
+                let parked = format!("{group}-parked");
+                demo::ensure_topic(&args.bootstrap_servers, &parked, partitions, &[]).await?;
+                let changelog = format!("{group}-changelog");
                 let compact = [("cleanup.policy", "compact")];
-                demo::ensure_topic(&args.bootstrap_servers, changelog, partitions, &compact)
+                demo::ensure_topic(&args.bootstrap_servers, &changelog, partitions, &compact)
                     .await?;
             }
             Ok(())
@@ -148,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
             erp,
             writer,
             ingest,
+            reconciler,
             every,
         } => {
             let sources = watch::Sources {
@@ -155,8 +173,12 @@ async fn main() -> anyhow::Result<()> {
                 erp,
                 writer,
                 ingest,
+                reconciler,
             };
             watch::run(sources, std::time::Duration::from_secs(every.max(1))).await
+        }
+        Command::Findings { topic, all } => {
+            findings::list(&args.bootstrap_servers, &args.registry_url, &topic, all).await
         }
         Command::Parked {
             action: ParkedAction::List { topic },

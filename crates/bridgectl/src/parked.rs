@@ -10,17 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bridge_runtime::parking::ParkedRecord;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-/// Every parked record on `topic`, oldest first per partition.
-pub fn read(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ParkedRecord>> {
+/// Every record on `topic` (read_committed), oldest first per partition.
+pub fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<OwnedMessage>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set(
             "group.id",
-            format!("bridgectl-parked-{}", uuid::Uuid::new_v4().simple()),
+            format!("bridgectl-read-{}", uuid::Uuid::new_v4().simple()),
         )
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
@@ -36,9 +36,9 @@ pub fn read(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ParkedRecord>> {
             assignment.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
         }
     }
-    let mut parked = Vec::new();
+    let mut records = Vec::new();
     if ends.is_empty() {
-        return Ok(parked);
+        return Ok(records);
     }
     consumer.assign(&assignment)?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -54,7 +54,15 @@ pub fn read(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ParkedRecord>> {
         let Some(message) = consumer.poll(Duration::from_millis(200)) else {
             continue;
         };
-        let message = message?;
+        records.push(message?.detach());
+    }
+    Ok(records)
+}
+
+/// Every parked record on `topic`, oldest first per partition.
+pub fn read(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ParkedRecord>> {
+    let mut parked = Vec::new();
+    for message in read_all(bootstrap, topic)? {
         let headers = message
             .headers()
             .map(|h| {

@@ -1,6 +1,6 @@
 //! `bridgectl watch`: the running summary of the local flow — orders placed in
-//! magento-sim, in the ERP, rejected, stock adjustments posted, parked — every few seconds
-//! until Ctrl-C.
+//! magento-sim, in the ERP, rejected, stock adjustments posted, parked, the reconciler's
+//! open and resolved findings and repairs — every few seconds until Ctrl-C.
 
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ pub struct Sources {
     pub writer: String,
     /// order-ingest's health port.
     pub ingest: String,
+    /// The reconciler's health port.
+    pub reconciler: String,
 }
 
 async fn json(client: &reqwest::Client, url: &str) -> Option<Value> {
@@ -73,8 +75,11 @@ pub async fn run(sources: Sources, every: Duration) -> anyhow::Result<()> {
         let ingest = text(&client, &format!("{}/metrics", sources.ingest))
             .await
             .unwrap_or_default();
+        let reconciler = text(&client, &format!("{}/metrics", sources.reconciler))
+            .await
+            .unwrap_or_default();
         println!(
-            "{}  placed {} | in ERP {} (cancelled {}, credit notes {}) | rejected {} | stock adjustments {} | parked: ingest {}, erp-writer {} | ERP faults fired {}",
+            "{}  placed {} | in ERP {} (cancelled {}, credit notes {}) | rejected {} | stock adjustments {} | parked: ingest {}, erp-writer {} | ERP faults fired {} | reconciler: open findings {}, resolved {}, resyncs {}",
             chrono::Utc::now().format("%H:%M:%S"),
             number(&sim, &["orders"]),
             number(&erp, &["sales_orders"]),
@@ -85,6 +90,9 @@ pub async fn run(sources: Sources, every: Duration) -> anyhow::Result<()> {
             sum(&ingest, "bridge_parked_total", ""),
             sum(&writer, "bridge_parked_total", ""),
             number(&erp, &["faults_fired"]),
+            sum(&reconciler, "bridge_reconciler_mismatches", ""),
+            sum(&reconciler, "bridge_reconciler_findings_resolved_total", ""),
+            sum(&reconciler, "bridge_reconciler_resyncs_total", ""),
         );
     }
 }

@@ -157,6 +157,9 @@ pub struct SalesOrder {
     pub payment_method: Option<String>,
     /// `confirmed`, `cancelled`.
     pub status: String,
+    /// When it was booked, milliseconds since the epoch.
+    #[serde(default)]
+    pub created_at: i64,
     /// Lines as booked.
     pub lines: Vec<Line>,
     /// The ERP's totals (authoritative).
@@ -279,6 +282,8 @@ pub struct Books {
     /// Creates that named a known external reference (answered 409, or booked twice when
     /// duplicates are allowed).
     pub duplicate_creates: u64,
+    /// Orders amended (repairs).
+    pub amendments: u64,
 }
 
 impl Books {
@@ -398,19 +403,7 @@ impl Books {
         if faults.drop_line {
             lines.pop();
         }
-        let priced: Vec<PricedLine> = lines
-            .iter()
-            .map(|l| {
-                price_line(
-                    l.quantity,
-                    l.unit_price,
-                    l.discount_amount,
-                    l.tax_rate,
-                    l.tax_amount,
-                    rounding,
-                )
-            })
-            .collect();
+        let priced = price_lines(&lines, rounding);
         let totals = totals(&priced, new.shipping_amount, new.shipping_tax_amount);
         if let Some(limit) = customer.credit_limit
             && customer.open_balance + totals.grand_total > limit
@@ -454,22 +447,10 @@ impl Books {
             shipping_method: new.shipping_method,
             payment_method: new.payment_method,
             status: "confirmed".into(),
-            lines: lines
-                .into_iter()
-                .zip(priced)
-                .enumerate()
-                .map(|(n, (l, p))| Line {
-                    number: n as u32 + 1,
-                    item_code: l.item_code,
-                    description: l.description,
-                    quantity: l.quantity,
-                    unit_price: l.unit_price,
-                    discount_amount: l.discount_amount,
-                    tax_amount: p.tax,
-                    tax_code: l.tax_code,
-                    source_line: l.source_line,
-                })
-                .collect(),
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            lines: booked_lines(lines, priced),
             totals,
             credit_notes: Vec::new(),
             credited: Decimal::ZERO,
@@ -482,6 +463,49 @@ impl Books {
             .or_insert_with(|| id.clone());
         self.orders.insert(id, order.clone());
         Ok(order)
+    }
+
+    /// Replaces the lines of a booked order with `new`'s, priced again (a repair: the
+    /// reconciler found the booking wrong and erp-writer sends the order again). Business
+    /// faults do not apply; the customer's open balance follows the new total.
+    pub fn amend(&mut self, id: &str, new: NewSalesOrder) -> Result<SalesOrder, Rejection> {
+        let order = self
+            .orders
+            .get_mut(id)
+            .ok_or_else(|| reject("not_found", format!("sales order {id} does not exist")))?;
+        if order.external_ref != new.external_ref {
+            return Err(reject(
+                "validation",
+                format!(
+                    "sales order {id} is {}, not {}",
+                    order.external_ref, new.external_ref
+                ),
+            ));
+        }
+        if order.status == "cancelled" {
+            return Err(reject(
+                "validation",
+                format!("sales order {id} is cancelled and cannot be amended"),
+            ));
+        }
+        if new.lines.is_empty() {
+            return Err(reject(
+                "validation",
+                "a sales order needs at least one line".into(),
+            ));
+        }
+        let priced = price_lines(&new.lines, TaxRounding::HalfUp);
+        let totals = totals(&priced, new.shipping_amount, new.shipping_tax_amount);
+        let before = order.totals.grand_total;
+        order.lines = booked_lines(new.lines, priced);
+        order.totals = totals;
+        let amended = order.clone();
+        if let Some(c) = self.customers.get_mut(&amended.customer_ref) {
+            c.open_balance += amended.totals.grand_total - before;
+        }
+        self.faulted.remove(&amended.external_ref);
+        self.amendments += 1;
+        Ok(amended)
     }
 
     /// Cancels an order (idempotent).
@@ -580,6 +604,43 @@ impl Books {
     }
 }
 
+/// Prices each line as the ERP does.
+fn price_lines(lines: &[NewLine], rounding: TaxRounding) -> Vec<PricedLine> {
+    lines
+        .iter()
+        .map(|l| {
+            price_line(
+                l.quantity,
+                l.unit_price,
+                l.discount_amount,
+                l.tax_rate,
+                l.tax_amount,
+                rounding,
+            )
+        })
+        .collect()
+}
+
+/// The booked lines of priced ones, numbered from 1.
+fn booked_lines(lines: Vec<NewLine>, priced: Vec<PricedLine>) -> Vec<Line> {
+    lines
+        .into_iter()
+        .zip(priced)
+        .enumerate()
+        .map(|(n, (l, p))| Line {
+            number: n as u32 + 1,
+            item_code: l.item_code,
+            description: l.description,
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            discount_amount: l.discount_amount,
+            tax_amount: p.tax,
+            tax_code: l.tax_code,
+            source_line: l.source_line,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,6 +689,37 @@ mod tests {
         assert!(matches!(first, Created::New(_)));
         assert!(matches!(again, Created::Existing(o) if o.id == "SO-000001"));
         assert_eq!(books.orders.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn an_amendment_books_the_lines_again_without_faults_and_moves_the_balance()
+    -> Result<(), Rejection> {
+        let mut books = books();
+        let faults = OrderFaults {
+            drop_line: true,
+            ..OrderFaults::default()
+        };
+        let Created::New(short) = books.create_order(order("9", 3), faults)? else {
+            return Err(reject("validation", "not new".into()));
+        };
+        assert_eq!(short.lines.len(), 2);
+        let amended = books.amend(&short.id, order("9", 3))?;
+        assert_eq!(
+            (amended.id.as_str(), amended.lines.len()),
+            (short.id.as_str(), 3)
+        );
+        assert_eq!(amended.totals.grand_total, Decimal::from(310));
+        assert!(!books.faulted.contains_key("9"));
+        assert_eq!(
+            books.customers["customer:1"].open_balance,
+            Decimal::from(310)
+        );
+        assert_eq!(books.amendments, 1);
+        // Not another order's lines, and not a cancelled order.
+        assert!(books.amend(&short.id, order("10", 1)).is_err());
+        books.cancel(&short.id)?;
+        assert!(books.amend(&short.id, order("9", 1)).is_err());
         Ok(())
     }
 

@@ -85,7 +85,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/customers", get(find_customer))
         .route("/customers/batch", post(customers_batch))
         .route("/sales-orders", get(list_orders).post(create_order))
-        .route("/sales-orders/{id}", get(get_order))
+        .route("/sales-orders/{id}", get(get_order).put(amend_order))
         .route("/sales-orders/{id}/cancel", post(cancel_order))
         .route("/credit-notes", post(credit))
         .route("/stock", get(stock))
@@ -232,6 +232,17 @@ async fn get_order(State(shared): App, Path(id): Path<String>) -> Response {
             "not_found",
             format!("no sales order {id}"),
         ),
+    }
+}
+
+async fn amend_order(
+    State(shared): App,
+    Path(id): Path<String>,
+    Json(order): Json<NewSalesOrder>,
+) -> Response {
+    match shared.books().amend(&id, order) {
+        Ok(order) => Json(json!(order)).into_response(),
+        Err(r) => rejected(r),
     }
 }
 
@@ -391,6 +402,7 @@ async fn stats(State(shared): App) -> Json<Value> {
         "customers": books.customers.len(),
         "adjustments": books.adjustments.len(),
         "duplicate_creates": books.duplicate_creates,
+        "amendments": books.amendments,
         "rejected": books.rejected,
         "faults_fired": fired,
     }))

@@ -58,6 +58,8 @@ pub struct WriterSettings {
     pub erp: ErpSettings,
     /// Stock adjustments.
     pub stock: StockSettings,
+    /// Repairs the reconciler asks for.
+    pub resync: ResyncSettings,
 }
 
 impl Default for WriterSettings {
@@ -69,6 +71,33 @@ impl Default for WriterSettings {
             mapping_file: PathBuf::from("deploy/config/mapping.toml"),
             erp: ErpSettings::default(),
             stock: StockSettings::default(),
+            resync: ResyncSettings::default(),
+        }
+    }
+}
+
+/// `[writer.resync]`: the reconciler's order repairs (`ResyncRequested`, target `ERP`).
+/// The order is read again from Magento, so this needs `[writer.resync.magento]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResyncSettings {
+    /// Act on resync requests at all (a third processing loop in the process).
+    pub enabled: bool,
+    /// Its consumer group (and changelog/parked topic prefix).
+    pub group_id: String,
+    /// Resync requests come from here.
+    pub topic: String,
+    /// The store the orders are read from.
+    pub magento: magento_rest::MagentoSettings,
+}
+
+impl Default for ResyncSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            group_id: "erp-writer-resync".into(),
+            topic: bridge_events::topics::RESYNC_REQUESTS.into(),
+            magento: magento_rest::MagentoSettings::default(),
         }
     }
 }
@@ -217,12 +246,32 @@ impl Validate for Config {
                 stock.group_id
             ));
         }
+        let resync = &self.writer.resync;
+        if resync.enabled
+            && (resync.group_id == self.writer.group_id || resync.group_id == stock.group_id)
+        {
+            return invalid(format!(
+                "writer.resync.group_id = `{}` must differ from writer.group_id and writer.stock.group_id",
+                resync.group_id
+            ));
+        }
+        if resync.enabled
+            && !(resync.magento.base_url.starts_with("http://")
+                || resync.magento.base_url.starts_with("https://"))
+        {
+            return invalid(format!(
+                "writer.resync.magento.base_url = `{}` is not an http(s) URL",
+                resync.magento.base_url
+            ));
+        }
         for (key, topic) in [
             ("writer.orders_topic", &self.writer.orders_topic),
             ("writer.results_topic", &self.writer.results_topic),
             ("writer.group_id", &self.writer.group_id),
             ("writer.stock.topic", &stock.topic),
             ("writer.stock.group_id", &stock.group_id),
+            ("writer.resync.topic", &resync.topic),
+            ("writer.resync.group_id", &resync.group_id),
         ] {
             if topic.trim().is_empty() {
                 return invalid(format!("{key} is empty"));

@@ -47,6 +47,32 @@ pub struct OrderRecord {
     pub pending_credits: Vec<CreditMemoCreated>,
 }
 
+/// The ERP credit note of a Magento credit memo, or why the mapping cannot make one.
+pub fn credit_note(mapping: &Mapping, memo: &CreditMemoCreated) -> Result<CreditNoteDoc, Refusal> {
+    let mut lines = Vec::with_capacity(memo.lines.len());
+    for line in &memo.lines {
+        match mapping.item_code(&line.sku) {
+            Ok(item_code) => lines.push(ErpLine {
+                item_code,
+                quantity: line.qty,
+            }),
+            Err(unmapped) => {
+                return Err(Refusal {
+                    code: "unmappable".into(),
+                    reason: format!("credit memo {}: {unmapped}", memo.credit_memo_ref),
+                });
+            }
+        }
+    }
+    Ok(CreditNoteDoc {
+        external_ref: format!("{}/{}", memo.order_ref, memo.credit_memo_ref),
+        order_ref: memo.order_ref.clone(),
+        amount: memo.grand_total,
+        tax_amount: memo.tax_amount,
+        lines,
+    })
+}
+
 /// The handler.
 pub struct ErpWriter<C: ErpConnector> {
     connector: Arc<C>,
@@ -300,27 +326,9 @@ impl<C: ErpConnector> ErpWriter<C> {
         memo: &CreditMemoCreated,
     ) -> Result<Result<(), Refusal>, HandlerError> {
         let order_ref = &memo.order_ref;
-        let mut lines = Vec::with_capacity(memo.lines.len());
-        for line in &memo.lines {
-            match self.mapping.item_code(&line.sku) {
-                Ok(item_code) => lines.push(ErpLine {
-                    item_code,
-                    quantity: line.qty,
-                }),
-                Err(unmapped) => {
-                    return Ok(Err(Refusal {
-                        code: "unmappable".into(),
-                        reason: format!("credit memo {}: {unmapped}", memo.credit_memo_ref),
-                    }));
-                }
-            }
-        }
-        let note = CreditNoteDoc {
-            external_ref: format!("{order_ref}/{}", memo.credit_memo_ref),
-            order_ref: order_ref.clone(),
-            amount: memo.grand_total,
-            tax_amount: memo.tax_amount,
-            lines,
+        let note = match credit_note(&self.mapping, memo) {
+            Ok(note) => note,
+            Err(refusal) => return Ok(Err(refusal)),
         };
         let connector = Arc::clone(&self.connector);
         Ok(self.caller.call("credit", connector.credit(&note))?.map(|posted| {

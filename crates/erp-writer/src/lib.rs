@@ -13,6 +13,7 @@ pub mod connector;
 pub mod handler;
 pub mod mapping;
 pub mod metrics;
+pub mod resync;
 pub mod stock;
 
 use std::sync::{Arc, OnceLock};
@@ -31,6 +32,7 @@ use crate::connector::tryton::{TrytonConnector, TrytonSettings};
 use crate::handler::ErpWriter;
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
+use crate::resync::Resyncer;
 use crate::stock::{Batching, StockWriter};
 use bridge_runtime::guard::{CircuitBreaker, Guard, RateLimiter};
 
@@ -120,6 +122,32 @@ async fn run_with<C: ErpConnector>(
                     guard(),
                     &results_topic,
                     metrics_of(&registry),
+                )
+            },
+        ));
+    }
+    let resync = &writer.resync;
+    if resync.enabled {
+        let magento = magento_rest::Magento::new(&resync.magento);
+        let (connector, mapping, guard, metrics_of, runtime) = (
+            Arc::clone(&connector),
+            Arc::clone(&mapping),
+            guard,
+            metrics_of.clone(),
+            runtime.clone(),
+        );
+        loops.push(LoopSpec::new(
+            &resync.group_id,
+            &resync.topic,
+            move |registry| {
+                let metrics = metrics_of(&registry);
+                Resyncer::new(
+                    connector,
+                    mapping,
+                    magento,
+                    runtime.clone(),
+                    ErpCaller::new(runtime, guard(), metrics.clone()),
+                    metrics,
                 )
             },
         ));

@@ -45,6 +45,8 @@ pub struct WriterMetrics {
     pub stock_adjustments: Family<VerdictLabels, Counter>,
     /// Window aggregates taken into a batch.
     pub stock_lines: Counter,
+    /// Resync requests handled, by what they did.
+    pub resyncs: Family<VerdictLabels, Counter>,
 }
 
 impl WriterMetrics {
@@ -58,6 +60,7 @@ impl WriterMetrics {
             verdicts: Family::default(),
             stock_adjustments: Family::default(),
             stock_lines: Counter::default(),
+            resyncs: Family::default(),
         };
         metrics.register(
             "erp_calls",
@@ -90,7 +93,21 @@ impl WriterMetrics {
             "Window aggregates taken into stock adjustment batches",
             this.stock_lines.clone(),
         );
+        metrics.register(
+            "erp_resyncs",
+            "Resync requests handled, by what they did to the ERP",
+            this.resyncs.clone(),
+        );
         this
+    }
+
+    /// Counts a resync by what it did.
+    pub fn resync(&self, repair: &str) {
+        self.resyncs
+            .get_or_create(&VerdictLabels {
+                verdict: repair.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a call.

@@ -178,6 +178,30 @@ impl Magento {
         Ok(page.items.into_iter().next())
     }
 
+    /// The orders with these increment ids (those Magento has), in one search.
+    pub async fn orders_by_increment_ids(&self, ids: &[&str]) -> Result<Vec<Value>, RestError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = ids.join(",");
+        let query = criteria(
+            &[("increment_id", list.as_str(), "in")],
+            &[("entity_id", "ASC")],
+            Some((1, ids.len())),
+        );
+        Ok(self.page("/orders", &query).await?.items)
+    }
+
+    /// The credit memos of the order with entity id `order_id` (at most 100).
+    pub async fn creditmemos_of_order(&self, order_id: &str) -> Result<Vec<Value>, RestError> {
+        let query = criteria(
+            &[("order_id", order_id, "eq")],
+            &[("entity_id", "ASC")],
+            Some((1, 100)),
+        );
+        Ok(self.page("/creditmemos", &query).await?.items)
+    }
+
     /// The first `page_size` rows of `kind` (`orders`, `creditmemos`, `shipments`) after `position`,
     /// oldest first, ties by entity id: a keyset page, immune to rows moving while
     /// paging (offsets shift when a row changes; keys do not).

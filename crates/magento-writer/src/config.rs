@@ -66,6 +66,34 @@ pub struct WriterSettings {
     pub breaker_open_ms: u64,
     /// The store.
     pub magento: MagentoSettings,
+    /// Stock repairs from the reconciler.
+    pub resync: ResyncSettings,
+}
+
+/// `[writer.resync]`: the reconciler's stock repairs (`ResyncRequested`, target
+/// `MAGENTO`): MSI source-item quantities set to the ERP's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResyncSettings {
+    /// Act on them at all (a second processing loop in the process).
+    pub enabled: bool,
+    /// Its consumer group.
+    pub group_id: String,
+    /// Resync requests come from here.
+    pub topic: String,
+    /// Requests older than this are skipped (stock has moved since).
+    pub max_age_ms: u64,
+}
+
+impl Default for ResyncSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            group_id: "magento-writer-resync".into(),
+            topic: bridge_events::topics::RESYNC_REQUESTS.into(),
+            max_age_ms: 3_600_000,
+        }
+    }
 }
 
 impl Default for WriterSettings {
@@ -81,6 +109,7 @@ impl Default for WriterSettings {
             breaker_failures: 5,
             breaker_open_ms: 10_000,
             magento: MagentoSettings::default(),
+            resync: ResyncSettings::default(),
         }
     }
 }
@@ -107,6 +136,12 @@ impl Validate for Config {
         }
         if w.results_topic.trim().is_empty() || w.group_id.trim().is_empty() {
             return invalid("writer.results_topic and writer.group_id must be set".into());
+        }
+        if w.resync.enabled && w.resync.group_id == w.group_id {
+            return invalid(format!(
+                "writer.resync.group_id = `{}` must differ from writer.group_id",
+                w.resync.group_id
+            ));
         }
         Ok(())
     }

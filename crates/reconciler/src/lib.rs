@@ -1,22 +1,106 @@
-//! **reconciler**: Continuous Magento to ERP comparison: findings and resync requests.
-//!
-//! Today the service starts, serves `/healthz`, `/readyz` and `/metrics`, waits until
-//! Kafka answers, reports ready and stops cleanly on SIGTERM. Its processing arrives with
-//! issue #9; see `../../shared/DESIGN.md` ("Services") for what it will consume and produce.
+//! **reconciler**: continuous Magento ↔ ERP comparison. It keeps the expected state of each
+//! order from the orders topic, and on a schedule (or on demand) reads both sides through
+//! their APIs — Magento REST, the ERP through erp-writer's `ErpConnector` — and compares
+//! orders (existence, cancellation, lines, totals, tax, discount, refunds, customer) and
+//! stock. Every difference is a `ReconciliationFinding` (and its resolution, later);
+//! repairable ones ask for a `ResyncRequested`, bounded per entity and per run.
+//! See `README.md` for what is compared and how.
 
-use bridge_runtime::service::ServiceError;
+pub mod compare;
+pub mod config;
+pub mod expected;
+pub mod findings;
+pub mod handler;
+pub mod metrics;
+pub mod run;
+
+use std::sync::{Arc, OnceLock};
+
+use bridge_runtime::service::{LoopSpec, ServiceError};
 use bridge_runtime::shutdown::Shutdown;
+use erp_writer::config::ConnectorKind;
+use erp_writer::connector::ErpConnector;
+use erp_writer::connector::erp_sim::ErpSimConnector;
+use erp_writer::connector::tryton::{TrytonConnector, TrytonSettings};
+use erp_writer::mapping::Mapping;
+
+pub use config::Config;
+
+use crate::handler::{Reconciler, RunNow, RunSettings};
+use crate::metrics::ReconcilerMetrics;
 
 /// The service name in logs, metrics and the consumer group.
 pub const NAME: &str = "reconciler";
 
-/// The service configuration (`--config FILE`, then `BRIDGE__SECTION__KEY` variables).
-pub type Config = bridge_runtime::config::ServiceConfig;
+fn start_error(what: &str, reason: impl ToString) -> ServiceError {
+    ServiceError::Start {
+        what: what.to_owned(),
+        reason: reason.to_string(),
+    }
+}
 
 /// Runs the service until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError> {
-    bridge_runtime::service::run(NAME, &config.kafka, &config.http, shutdown, |_health| {
-        std::future::pending()
-    })
-    .await
+    run_with_trigger(config, shutdown, RunNow::default()).await
+}
+
+/// [`run`], with `run_now` asking for a run at once.
+pub async fn run_with_trigger(
+    config: Config,
+    shutdown: Shutdown,
+    run_now: RunNow,
+) -> Result<(), ServiceError> {
+    let r = &config.reconciler;
+    let mapping = Arc::new(Mapping::load(&r.mapping_file).map_err(|e| start_error("mapping", e))?);
+    let timeout = std::time::Duration::from_millis(r.erp.timeout_ms);
+    match r.erp.connector {
+        ConnectorKind::ErpSim => {
+            let connector = ErpSimConnector::new(&r.erp.base_url, timeout)
+                .map_err(|e| start_error("ERP connector", e))?;
+            run_on(config, shutdown, mapping, Arc::new(connector), run_now).await
+        }
+        ConnectorKind::Tryton => {
+            let settings = TrytonSettings {
+                base_url: r.erp.base_url.clone(),
+                database: r.erp.database.clone(),
+                user: r.erp.user.clone(),
+                password: r.erp.password.clone(),
+            };
+            let connector = TrytonConnector::new(settings, timeout)
+                .map_err(|e| start_error("ERP connector", e))?;
+            run_on(config, shutdown, mapping, Arc::new(connector), run_now).await
+        }
+    }
+}
+
+async fn run_on<C: ErpConnector>(
+    config: Config,
+    shutdown: Shutdown,
+    mapping: Arc<Mapping>,
+    connector: Arc<C>,
+    run_now: RunNow,
+) -> Result<(), ServiceError> {
+    let r = config.reconciler.clone();
+    let effective = r.effective().map_err(|e| start_error("configuration", e))?;
+    let settings = RunSettings {
+        effective,
+        page_size: r.page_size,
+        max_attempts: r.max_resync_attempts,
+        max_per_run: r.max_resyncs_per_run,
+        stock: r.stock.clone(),
+        findings_topic: r.findings_topic.clone(),
+        resync_topic: r.resync_topic.clone(),
+    };
+    let magento = magento_rest::Magento::new(&r.magento);
+    let runtime = tokio::runtime::Handle::current();
+    let series = Arc::new(OnceLock::new());
+    let spec = LoopSpec::new(&r.group_id, &r.orders_topic, move |registry| {
+        let metrics = series
+            .get_or_init(|| ReconcilerMetrics::register(&registry))
+            .clone();
+        Reconciler::new(
+            connector, mapping, magento, runtime, settings, metrics, run_now,
+        )
+    });
+    bridge_runtime::service::run_handlers(NAME, &config.service(), vec![spec], shutdown).await
 }

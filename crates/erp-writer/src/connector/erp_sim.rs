@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use reqwest::{RequestBuilder, StatusCode};
+use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -118,6 +119,12 @@ struct SimOrder {
     currency: String,
     totals: ErpTotals,
     lines: Vec<SimLine>,
+    #[serde(default)]
+    credited: Decimal,
+    #[serde(default)]
+    customer_ref: Option<String>,
+    #[serde(default)]
+    created_at: Option<i64>,
 }
 
 impl From<SimOrder> for ErpOrder {
@@ -128,6 +135,9 @@ impl From<SimOrder> for ErpOrder {
             status: o.status,
             currency: o.currency,
             totals: o.totals,
+            credited: o.credited,
+            customer_ref: o.customer_ref,
+            booked_at: o.created_at.filter(|t| *t > 0),
             lines: o
                 .lines
                 .into_iter()
@@ -158,6 +168,39 @@ fn posted_id(status: StatusCode, body: Value, what: &str) -> Result<Posted<Strin
         .map(str::to_owned)
         .ok_or_else(|| ErpError::Protocol(format!("{what} without an id")))?;
     Ok(Posted { doc: id, new })
+}
+
+/// The JSON of a sales order as erp-sim takes it (create and amend).
+fn order_body(order: &SalesOrderDoc) -> Value {
+    let lines: Vec<Value> = order
+        .lines
+        .iter()
+        .map(|l| {
+            json!({
+                "item_code": l.item_code,
+                "description": l.description,
+                "quantity": l.quantity,
+                "unit_price": l.unit_price,
+                "discount_amount": l.discount_amount,
+                "tax_code": l.tax_code,
+                "tax_rate": l.tax_rate,
+                "tax_amount": l.tax_amount,
+                "source_line": l.source_line,
+            })
+        })
+        .collect();
+    json!({
+        "external_ref": order.external_ref,
+        "customer_ref": order.customer.external_ref,
+        "currency": order.currency,
+        "order_date": order.order_date,
+        "warehouse": order.warehouse,
+        "shipping_method": order.shipping_method,
+        "payment_method": order.payment_method,
+        "shipping_amount": order.shipping_amount,
+        "shipping_tax_amount": order.shipping_tax_amount,
+        "lines": lines,
+    })
 }
 
 impl ErpConnector for ErpSimConnector {
@@ -193,35 +236,7 @@ impl ErpConnector for ErpSimConnector {
     }
 
     async fn create_order(&self, order: &SalesOrderDoc) -> Result<Posted<ErpOrder>, ErpError> {
-        let lines: Vec<Value> = order
-            .lines
-            .iter()
-            .map(|l| {
-                json!({
-                    "item_code": l.item_code,
-                    "description": l.description,
-                    "quantity": l.quantity,
-                    "unit_price": l.unit_price,
-                    "discount_amount": l.discount_amount,
-                    "tax_code": l.tax_code,
-                    "tax_rate": l.tax_rate,
-                    "tax_amount": l.tax_amount,
-                    "source_line": l.source_line,
-                })
-            })
-            .collect();
-        let body = json!({
-            "external_ref": order.external_ref,
-            "customer_ref": order.customer.external_ref,
-            "currency": order.currency,
-            "order_date": order.order_date,
-            "warehouse": order.warehouse,
-            "shipping_method": order.shipping_method,
-            "payment_method": order.payment_method,
-            "shipping_amount": order.shipping_amount,
-            "shipping_tax_amount": order.shipping_tax_amount,
-            "lines": lines,
-        });
+        let body = order_body(order);
         let (status, body) =
             exchange(self.client.post(self.url("/sales-orders")).json(&body)).await?;
         let (doc, new) = posted(status, body);
@@ -230,6 +245,16 @@ impl ErpConnector for ErpSimConnector {
             doc: doc.into(),
             new,
         })
+    }
+
+    async fn amend_order(&self, erp_id: &str, order: &SalesOrderDoc) -> Result<ErpOrder, ErpError> {
+        let (_, body) = exchange(
+            self.client
+                .put(self.url(&format!("/sales-orders/{erp_id}")))
+                .json(&order_body(order)),
+        )
+        .await?;
+        Ok(parse::<SimOrder>(body, "sales order")?.into())
     }
 
     async fn cancel_order(&self, erp_id: &str) -> Result<(), ErpError> {

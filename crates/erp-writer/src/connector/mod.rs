@@ -144,6 +144,15 @@ pub struct ErpOrder {
     pub totals: ErpTotals,
     /// The booked lines.
     pub lines: Vec<ErpLine>,
+    /// Σ credit notes booked against it.
+    #[serde(default)]
+    pub credited: Decimal,
+    /// The shop's customer reference it is booked to, when the ERP tells.
+    #[serde(default)]
+    pub customer_ref: Option<String>,
+    /// When the ERP booked it (ms since the epoch), when the ERP tells.
+    #[serde(default)]
+    pub booked_at: Option<i64>,
 }
 
 /// A credit note.
@@ -218,6 +227,14 @@ pub trait ErpConnector: Send + Sync + 'static {
         &self,
         order: &SalesOrderDoc,
     ) -> impl Future<Output = Result<Posted<ErpOrder>, ErpError>> + Send;
+
+    /// Replaces the lines and amounts of the booked order `erp_id` with `order`'s (a
+    /// repair the reconciler asked for); the ERP prices it again.
+    fn amend_order(
+        &self,
+        erp_id: &str,
+        order: &SalesOrderDoc,
+    ) -> impl Future<Output = Result<ErpOrder, ErpError>> + Send;
 
     /// Cancels a sales order (idempotent).
     fn cancel_order(&self, erp_id: &str) -> impl Future<Output = Result<(), ErpError>> + Send;

@@ -32,6 +32,10 @@ pub struct Flow {
     pub registry: String,
     pub orders: String,
     pub results: String,
+    /// Reconciliation findings.
+    pub findings: String,
+    /// Resync requests (erp-writer and magento-writer act on them).
+    pub resync: String,
     pub group: String,
     pub sim: Sim,
     pub erp: ErpSim,
@@ -42,6 +46,8 @@ pub struct Flow {
     pub writer_erp: Option<String>,
     ingest: Option<InProcess>,
     magento_writer: Option<InProcess>,
+    reconciler: Option<InProcess>,
+    reconciler_port: Option<u16>,
 }
 
 /// A service running in this process, and how to stop it.
@@ -103,22 +109,36 @@ impl Flow {
         let orders = format!("{name}-orders");
         let movements = format!("{name}-movements");
         let results = format!("{name}-results");
+        let findings = format!("{name}-findings");
+        let resync = format!("{name}-resync");
         let group = format!("{name}-writer");
         let back_group = format!("{name}-magento-writer");
-        for topic in [&orders, &movements, &results] {
+        for topic in [&orders, &movements, &results, &findings, &resync] {
             create_topic(bootstrap, topic, 3, &[]).await?;
         }
+        // erp-writer's resync loop, magento-writer's stock loop and the reconciler.
+        let others = [
+            format!("{group}-resync"),
+            format!("{back_group}-resync"),
+            format!("{group}-reconciler"),
+        ];
         for parked in [
             format!("{name}-ingest-parked"),
             format!("{group}-parked"),
             format!("{back_group}-parked"),
-        ] {
+        ]
+        .into_iter()
+        .chain(others.iter().map(|g| format!("{g}-parked")))
+        {
             create_topic(bootstrap, &parked, 1, &[]).await?;
         }
         for changelog in [
             format!("{group}-changelog"),
             format!("{back_group}-changelog"),
-        ] {
+        ]
+        .into_iter()
+        .chain(others.iter().map(|g| format!("{g}-changelog")))
+        {
             create_topic(bootstrap, &changelog, 3, &[("cleanup.policy", "compact")]).await?;
         }
         let sim = Sim::start(SimConfig::default()).await?;
@@ -136,6 +156,8 @@ impl Flow {
             registry: registry.to_owned(),
             orders,
             results,
+            findings,
+            resync,
             group,
             sim,
             erp,
@@ -144,6 +166,8 @@ impl Flow {
             writer_erp: None,
             ingest: None,
             magento_writer: None,
+            reconciler: None,
+            reconciler_port: None,
         };
         flow.start_ingest(&name, &movements).await?;
         flow.start_magento_writer(&back_group).await?;
@@ -171,11 +195,16 @@ results_topic = "{results}"
 rate_limit_per_second = 0
 [writer.magento]
 base_url = "{sim}"
+[writer.resync]
+enabled = true
+group_id = "{group}-resync"
+topic = "{resync}"
 "#,
             bootstrap = self.bootstrap,
             registry = self.registry,
             state = self.dir.path().join("magento-writer").display(),
             results = self.results,
+            resync = self.resync,
             sim = self.sim.url(),
         );
         self.magento_writer = Some(
@@ -266,6 +295,74 @@ source_items_interval_ms = 0
         Ok(())
     }
 
+    /// Starts the reconciler in this process (stabilization profile, no rounding tolerated,
+    /// orders compared as soon as they are in) with `interval_ms` between runs and these
+    /// extra `[reconciler]` lines; waits until it is ready.
+    pub async fn start_reconciler(
+        &mut self,
+        mapping: &Path,
+        interval_ms: u64,
+        extra: &str,
+    ) -> TestResult {
+        let port = free_port()?;
+        let toml = format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[registry]
+url = "{registry}"
+[http]
+listen = "127.0.0.1:{port}"
+[processor]
+state_dir = "{state}"
+instance_id = "rec"
+commit_interval_ms = 200
+[reconciler]
+group_id = "{group}-reconciler"
+orders_topic = "{orders}"
+findings_topic = "{findings}"
+resync_topic = "{resync}"
+profile = "stabilization"
+interval_ms = {interval_ms}
+settle_ms = 0
+mapping_file = "{mapping}"
+{extra}
+[reconciler.erp]
+base_url = "{erp}"
+timeout_ms = 2000
+[reconciler.magento]
+base_url = "{sim}"
+"#,
+            bootstrap = self.bootstrap,
+            registry = self.registry,
+            state = self.dir.path().join("reconciler").display(),
+            group = self.group,
+            orders = self.orders,
+            findings = self.findings,
+            resync = self.resync,
+            mapping = mapping.display(),
+            erp = self.erp.url(),
+            sim = self.sim.url(),
+        );
+        self.reconciler = Some(
+            self.in_process("reconciler", &toml, port, reconciler::run)
+                .await?,
+        );
+        self.reconciler_port = Some(port);
+        Ok(())
+    }
+
+    /// The reconciler's Prometheus text.
+    pub async fn reconciler_metrics(&self) -> Result<String, AnyError> {
+        let port = self
+            .reconciler_port
+            .ok_or("the reconciler is not running")?;
+        Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await?
+            .text()
+            .await?)
+    }
+
     /// Writes `mapping` to a file of the flow and returns its path.
     pub fn mapping_file(&self, name: &str, mapping: &str) -> Result<PathBuf, AnyError> {
         let path = self.dir.path().join(name);
@@ -308,6 +405,12 @@ results_topic = "{results}"
 mapping_file = "{mapping}"
 [writer.stock]
 enabled = false
+[writer.resync]
+enabled = true
+group_id = "{group}-resync"
+topic = "{resync}"
+[writer.resync.magento]
+base_url = "{sim}"
 {erp}
 "#,
                 bootstrap = self.bootstrap,
@@ -317,6 +420,8 @@ enabled = false
                 orders = self.orders,
                 results = self.results,
                 mapping = mapping.display(),
+                resync = self.resync,
+                sim = self.sim.url(),
                 erp = self.writer_erp.clone().unwrap_or_else(|| format!(
                     "[writer.erp]\nbase_url = \"{}\"\ntimeout_ms = 2000\nrate_limit_per_second = {}\nbreaker_failures = 5\nbreaker_open_ms = 1000",
                     self.erp.url(),
@@ -452,9 +557,13 @@ enabled = false
 
     /// Stops the ingest.
     pub async fn stop(mut self) -> TestResult {
-        for (trigger, task) in [self.ingest.take(), self.magento_writer.take()]
-            .into_iter()
-            .flatten()
+        for (trigger, task) in [
+            self.ingest.take(),
+            self.magento_writer.take(),
+            self.reconciler.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             trigger.fire();
             task.await??;
@@ -467,9 +576,13 @@ impl Drop for Flow {
     /// A failed test still stops the in-process services, so their loops do not keep the
     /// test process alive.
     fn drop(&mut self) {
-        for (trigger, _) in [self.ingest.take(), self.magento_writer.take()]
-            .into_iter()
-            .flatten()
+        for (trigger, _) in [
+            self.ingest.take(),
+            self.magento_writer.take(),
+            self.reconciler.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             trigger.fire();
         }

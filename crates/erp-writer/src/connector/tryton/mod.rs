@@ -355,6 +355,9 @@ impl TrytonConnector {
                 tax_amount: tax,
                 grand_total: read_decimal(&sale["total_amount"]),
             },
+            credited: Decimal::ZERO,
+            customer_ref: None,
+            booked_at: None,
             lines: lines
                 .as_array()
                 .into_iter()
@@ -534,6 +537,20 @@ impl ErpConnector for TrytonConnector {
         Ok(Posted {
             doc: self.read_order(id).await?,
             new: true,
+        })
+    }
+
+    async fn amend_order(
+        &self,
+        erp_id: &str,
+        _order: &SalesOrderDoc,
+    ) -> Result<ErpOrder, ErpError> {
+        // A confirmed Tryton sale is not edited in place; its repair is a person's call.
+        Err(ErpError::Rejected {
+            code: "unsupported".into(),
+            reason: format!(
+                "Tryton sale {erp_id} is confirmed: amending it is left to the accountant (cancel and re-enter)"
+            ),
         })
     }
 

@@ -1,0 +1,621 @@
+//! The reconciler as a runtime [`Handler`] over the orders topic.
+//!
+//! Records fold into the expected state per order (`o/<order_ref>`). Each punctuation of a
+//! partition advances that partition's run by slices of at most `page_size` orders, for up
+//! to a quarter second: one Magento search for the slice, one ERP read per order, the
+//! comparison, findings settled (opened, changed, resolved) and repairs asked — all in the
+//! transaction that stores the run's progress, so a crash repeats a slice, never skips or
+//! doubles a finding. Partition 0 compares stock after its orders. A run starts `interval`
+//! after the previous one finished, or at once when asked ([`RunNow`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bridge_events::reconciliation::ResyncTarget;
+use bridge_events::{Event, Millis};
+use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
+use erp_writer::connector::{ErpConnector, ErpError, ErpOrder};
+use erp_writer::mapping::Mapping;
+use magento_rest::Magento;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+
+use crate::compare::{MagentoOrder, OrderSides, compare_order, compare_stock};
+use crate::config::{Effective, StockCheckSettings};
+use crate::expected::ExpectedOrder;
+use crate::findings::{Sink, finding_id};
+use crate::metrics::{KindLabels, ReconcilerMetrics, SideLabels};
+use crate::run::{Active, DailySummary, Phase, RunState, day_of};
+
+const ORDERS: &[u8] = b"o/";
+const RUN: &[u8] = b"run";
+/// How long one punctuation may spend on a run.
+const SLICE_BUDGET: Duration = Duration::from_millis(250);
+/// After a failed API read, the partition's run waits this long.
+const API_BACKOFF: Millis = 5_000;
+
+/// Asks every partition for a run now (bumped by the control endpoint).
+#[derive(Debug, Clone, Default)]
+pub struct RunNow(Arc<AtomicU64>);
+
+impl RunNow {
+    /// Asks for a run.
+    pub fn request(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn generation(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The settings of runs.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Interval, settle time, tolerance.
+    pub effective: Effective,
+    /// Orders per slice.
+    pub page_size: usize,
+    /// Repairs per entity.
+    pub max_attempts: u32,
+    /// Repairs per partition per run.
+    pub max_per_run: u32,
+    /// Stock comparison.
+    pub stock: StockCheckSettings,
+    /// Findings topic.
+    pub findings_topic: String,
+    /// Resync topic.
+    pub resync_topic: String,
+}
+
+/// A stock observation that is not yet drift: the same two quantities must stay for the
+/// stock settle time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Observation {
+    magento: Decimal,
+    erp: Decimal,
+    since: Millis,
+}
+
+/// Why a slice stopped early.
+enum SliceError {
+    /// An API read failed: try again later.
+    Unavailable { side: &'static str, reason: String },
+    /// State or handler trouble.
+    Handler(HandlerError),
+}
+
+impl From<HandlerError> for SliceError {
+    fn from(e: HandlerError) -> Self {
+        Self::Handler(e)
+    }
+}
+
+impl From<bridge_runtime::state::StateError> for SliceError {
+    fn from(e: bridge_runtime::state::StateError) -> Self {
+        Self::Handler(e.into())
+    }
+}
+
+fn erp_unavailable(e: ErpError) -> SliceError {
+    SliceError::Unavailable {
+        side: "erp",
+        reason: e.to_string(),
+    }
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Fatal {
+        reason: format!("reconciler state, {what}: {e}"),
+    }
+}
+
+/// On-hand quantity per item, per warehouse.
+type StockByWarehouse = BTreeMap<String, BTreeMap<String, Decimal>>;
+
+/// The handler.
+pub struct Reconciler<C: ErpConnector> {
+    connector: Arc<C>,
+    mapping: Arc<Mapping>,
+    magento: Magento,
+    runtime: tokio::runtime::Handle,
+    settings: RunSettings,
+    metrics: ReconcilerMetrics,
+    run_now: RunNow,
+    seen_generation: HashMap<i32, u64>,
+    backoff_until: HashMap<i32, Millis>,
+    /// ERP stock per warehouse, read once per run (keyed by the run's start).
+    erp_stock: Option<(Millis, StockByWarehouse)>,
+    summary: DailySummary,
+}
+
+impl<C: ErpConnector> Reconciler<C> {
+    /// A reconciler reading `magento` and the ERP through `connector`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        connector: Arc<C>,
+        mapping: Arc<Mapping>,
+        magento: Magento,
+        runtime: tokio::runtime::Handle,
+        settings: RunSettings,
+        metrics: ReconcilerMetrics,
+        run_now: RunNow,
+    ) -> Self {
+        Self {
+            connector,
+            mapping,
+            magento,
+            runtime,
+            settings,
+            metrics,
+            run_now,
+            seen_generation: HashMap::new(),
+            backoff_until: HashMap::new(),
+            erp_stock: None,
+            summary: DailySummary::default(),
+        }
+    }
+
+    fn sink(&self) -> Sink<'_> {
+        Sink {
+            findings_topic: &self.settings.findings_topic,
+            resync_topic: &self.settings.resync_topic,
+        }
+    }
+
+    fn load_run(ctx: &Context<'_>) -> Result<RunState, HandlerError> {
+        match ctx.get(RUN)? {
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| corrupt("run", e)),
+            None => Ok(RunState::default()),
+        }
+    }
+
+    fn save_run(ctx: &mut Context<'_>, run: &RunState) -> Result<(), HandlerError> {
+        let raw = serde_json::to_vec(run).map_err(|e| corrupt("run", e))?;
+        ctx.put(RUN, &raw, None);
+        Ok(())
+    }
+
+    /// One slice of orders; `true` when the partition's orders are done.
+    fn orders_slice(
+        &mut self,
+        ctx: &mut Context<'_>,
+        run: &mut Active,
+    ) -> Result<bool, SliceError> {
+        let now = ctx.now();
+        let page = ctx.scan_page(
+            ORDERS,
+            run.cursor.as_deref().map(str::as_bytes),
+            self.settings.page_size,
+        )?;
+        let Some((last, _)) = page.last() else {
+            return Ok(true);
+        };
+        let last = String::from_utf8_lossy(last).into_owned();
+        let settle = self.settings.effective.settle.as_millis() as Millis;
+        let mut due = Vec::new();
+        for (key, raw) in page {
+            let order: ExpectedOrder =
+                serde_json::from_slice(&raw).map_err(|e| corrupt("expected order", e))?;
+            let order_ref = String::from_utf8_lossy(&key[ORDERS.len()..]).into_owned();
+            if order.placed.is_none() {
+                continue;
+            }
+            if now - order.updated_at < settle {
+                self.metrics.orders_unsettled.inc();
+                continue;
+            }
+            due.push((order_ref, order));
+        }
+        let refs: Vec<&str> = due.iter().map(|(r, _)| r.as_str()).collect();
+        let rows = self
+            .runtime
+            .block_on(self.magento.orders_by_increment_ids(&refs))
+            .map_err(|e| SliceError::Unavailable {
+                side: "magento",
+                reason: e.to_string(),
+            })?;
+        let magento: HashMap<String, MagentoOrder> = rows
+            .iter()
+            .filter_map(MagentoOrder::from_json)
+            .map(|m| (m.increment_id.clone(), m))
+            .collect();
+        for (order_ref, mut expected) in due {
+            let connector = Arc::clone(&self.connector);
+            let erp = self
+                .runtime
+                .block_on(connector.find_order(&order_ref))
+                .map_err(erp_unavailable)?;
+            self.compare_one(
+                ctx,
+                run,
+                &order_ref,
+                &mut expected,
+                magento.get(&order_ref),
+                erp.as_ref(),
+            )?;
+        }
+        run.cursor = Some(last);
+        Ok(false)
+    }
+
+    fn compare_one(
+        &mut self,
+        ctx: &mut Context<'_>,
+        run: &mut Active,
+        order_ref: &str,
+        expected: &mut ExpectedOrder,
+        magento: Option<&MagentoOrder>,
+        erp: Option<&ErpOrder>,
+    ) -> Result<(), SliceError> {
+        let Some(placed) = &expected.placed else {
+            return Ok(());
+        };
+        let doc = match self.mapping.sales_order(placed) {
+            Ok(doc) => doc,
+            Err(e) => {
+                // erp-writer parks such an order naming the gap; nothing to compare it to.
+                tracing::debug!(order_ref, reason = %e, "order not comparable: unmappable");
+                return Ok(());
+            }
+        };
+        if let (Some(erp), false) = (erp, expected.synced) {
+            if let Some(booked) = erp.booked_at {
+                let seconds = (booked - placed.updated_at).max(0) as f64 / 1000.0;
+                self.metrics.sync_delay.observe(seconds);
+                self.summary.delay(seconds);
+            }
+            expected.synced = true;
+            let raw = serde_json::to_vec(&*expected).map_err(|e| corrupt("expected order", e))?;
+            ctx.put(&order_key(order_ref), &raw, None);
+        }
+        let comparison = compare_order(
+            &OrderSides {
+                order_ref,
+                expected,
+                doc: &doc,
+                magento,
+                erp,
+            },
+            self.settings.effective.tolerance,
+        );
+        run.checked += 1;
+        self.metrics.orders_checked.inc();
+        if !comparison.rounding.is_zero() {
+            run.rounding += comparison.rounding;
+            self.metrics
+                .rounding
+                .inc_by(comparison.rounding.to_f64().unwrap_or_default());
+        }
+        self.settle(ctx, run, "order", order_ref, &comparison.differences, None)
+    }
+
+    /// Settles one entity's findings and asks for its repair when one can help.
+    fn settle(
+        &mut self,
+        ctx: &mut Context<'_>,
+        run: &mut Active,
+        entity_type: &str,
+        entity_ref: &str,
+        differences: &[crate::compare::Difference],
+        quantity: Option<Decimal>,
+    ) -> Result<(), SliceError> {
+        let settled = self
+            .sink()
+            .settle(ctx, entity_type, entity_ref, differences)?;
+        for kind in &settled.opened {
+            let label = KindLabels {
+                kind: kind_label(*kind),
+            };
+            self.metrics.opened.get_or_create(&label).inc();
+            *self.summary.opened.entry(label.kind).or_default() += 1;
+        }
+        for kind in &settled.resolved {
+            self.metrics
+                .resolved
+                .get_or_create(&KindLabels {
+                    kind: kind_label(*kind),
+                })
+                .inc();
+        }
+        for kind in &settled.open {
+            *run.open.entry(kind_label(*kind)).or_default() += 1;
+        }
+        let Some(first) = differences.iter().find(|d| d.repair.is_some()) else {
+            return Ok(());
+        };
+        let Some(target) = first.repair else {
+            return Ok(());
+        };
+        if run.resyncs >= self.settings.max_per_run {
+            return Ok(());
+        }
+        let id = finding_id(first.kind, entity_ref, &first.detail);
+        let min_gap = self.settings.effective.settle.as_millis() as Millis;
+        let asked = self.sink().request_repair(
+            ctx,
+            target,
+            entity_type,
+            entity_ref,
+            &first.explanation,
+            Some(&id),
+            quantity,
+            (self.settings.max_attempts, min_gap),
+        )?;
+        if asked {
+            run.resyncs += 1;
+            let side = match target {
+                ResyncTarget::Erp => "erp",
+                ResyncTarget::Magento => "magento",
+            };
+            self.metrics
+                .resyncs
+                .get_or_create(&SideLabels { side: side.into() })
+                .inc();
+        }
+        Ok(())
+    }
+
+    /// ERP stock of `warehouse`, read once per run.
+    fn erp_stock(
+        &mut self,
+        run: &Active,
+        warehouse: &str,
+    ) -> Result<&BTreeMap<String, Decimal>, SliceError> {
+        if self
+            .erp_stock
+            .as_ref()
+            .is_none_or(|(at, _)| *at != run.started_at)
+        {
+            self.erp_stock = Some((run.started_at, BTreeMap::new()));
+        }
+        let Some((_, cache)) = self.erp_stock.as_mut() else {
+            return Err(SliceError::Unavailable {
+                side: "erp",
+                reason: "stock cache".into(),
+            });
+        };
+        if !cache.contains_key(warehouse) {
+            let connector = Arc::clone(&self.connector);
+            let levels = self
+                .runtime
+                .block_on(connector.stock_levels(warehouse))
+                .map_err(erp_unavailable)?;
+            let by_item = levels
+                .into_iter()
+                .map(|l| (l.item_code, l.quantity))
+                .collect();
+            cache.insert(warehouse.to_owned(), by_item);
+        }
+        cache.get(warehouse).ok_or_else(|| SliceError::Unavailable {
+            side: "erp",
+            reason: "stock cache".into(),
+        })
+    }
+
+    /// One page of MSI source items against the ERP's stock; `true` when done.
+    fn stock_slice(&mut self, ctx: &mut Context<'_>, run: &mut Active) -> Result<bool, SliceError> {
+        let now = ctx.now();
+        let size = self.settings.stock.page_size;
+        let page_no = run.stock_page + 1;
+        let page = self
+            .runtime
+            .block_on(self.magento.source_items(page_no, size))
+            .map_err(|e| SliceError::Unavailable {
+                side: "magento",
+                reason: e.to_string(),
+            })?;
+        // Magento answers a page past the end with the last page again: count, do not trust.
+        if page.items.is_empty() || (page_no - 1) * size >= page.total_count {
+            return Ok(true);
+        }
+        let settle = self.settings.stock.settle_ms as Millis;
+        for row in &page.items {
+            let (Some(sku), Some(source)) = (
+                row.get("sku").and_then(|v| v.as_str()),
+                row.get("source_code").and_then(|v| v.as_str()),
+            ) else {
+                continue;
+            };
+            let (Ok(item), Ok(warehouse)) =
+                (self.mapping.item_code(sku), self.mapping.warehouse(source))
+            else {
+                continue;
+            };
+            let magento_qty = quantity(&row["quantity"]);
+            let erp_qty = self
+                .erp_stock(run, &warehouse)?
+                .get(&item)
+                .copied()
+                .unwrap_or_default();
+            run.stock_checked += 1;
+            self.metrics.stock_checked.inc();
+            let entity = format!("{sku}|{source}");
+            let observed_key = format!("sd/{entity}").into_bytes();
+            match compare_stock(sku, source, &item, &warehouse, magento_qty, erp_qty) {
+                None => {
+                    ctx.delete(&observed_key);
+                    self.settle(ctx, run, "stock", &entity, &[], None)?;
+                }
+                Some(difference) => {
+                    let seen = match ctx.get(&observed_key)? {
+                        Some(raw) => serde_json::from_slice::<Observation>(&raw).ok(),
+                        None => None,
+                    };
+                    match seen {
+                        Some(o) if o.magento == magento_qty && o.erp == erp_qty => {
+                            if now - o.since >= settle {
+                                self.settle(
+                                    ctx,
+                                    run,
+                                    "stock",
+                                    &entity,
+                                    &[difference],
+                                    Some(erp_qty),
+                                )?;
+                            }
+                        }
+                        _ => {
+                            let o = Observation {
+                                magento: magento_qty,
+                                erp: erp_qty,
+                                since: now,
+                            };
+                            let raw = serde_json::to_vec(&o)
+                                .map_err(|e| corrupt("stock observation", e))?;
+                            ctx.put(&observed_key, &raw, None);
+                        }
+                    }
+                }
+            }
+        }
+        run.stock_page = page_no;
+        Ok(false)
+    }
+
+    fn finish(&mut self, ctx: &Context<'_>, state: &mut RunState, run: Active) {
+        let now = ctx.now();
+        let seconds = (now - run.started_at).max(0) as f64 / 1000.0;
+        self.metrics.runs.inc();
+        self.metrics.run_seconds.set(seconds);
+        self.metrics.last_run.set(now as f64 / 1000.0);
+        self.metrics.run_finished(ctx.partition(), &run.open);
+        tracing::info!(
+            partition = ctx.partition(),
+            orders_checked = run.checked,
+            stock_checked = run.stock_checked,
+            open_findings = ?run.open,
+            resyncs_requested = run.resyncs,
+            rounding_tolerated = %run.rounding,
+            seconds,
+            "reconciliation run finished"
+        );
+        let day = day_of(now);
+        if self.summary.day != day {
+            if !self.summary.day.is_empty() {
+                self.summary.log();
+            }
+            self.summary = DailySummary {
+                day,
+                ..DailySummary::default()
+            };
+        }
+        self.summary.runs += 1;
+        self.summary.orders_checked += run.checked;
+        self.summary.rounding += run.rounding;
+        state.next_at = now + self.settings.effective.interval.as_millis() as Millis;
+        state.last_finished_at = now;
+        state.last = Some(run);
+        state.active = None;
+    }
+}
+
+fn order_key(order_ref: &str) -> Vec<u8> {
+    [ORDERS, order_ref.as_bytes()].concat()
+}
+
+fn kind_label(kind: bridge_events::reconciliation::FindingKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+fn quantity(value: &serde_json::Value) -> Decimal {
+    match value {
+        serde_json::Value::String(s) => s.trim().parse().unwrap_or_default(),
+        serde_json::Value::Number(n) => n.to_string().parse().unwrap_or_default(),
+        _ => Decimal::ZERO,
+    }
+}
+
+fn order_ref_of(event: &Event) -> Option<&str> {
+    match event {
+        Event::OrderPlaced(e) => Some(&e.order_ref),
+        Event::OrderUpdated(e) => Some(&e.order_ref),
+        Event::OrderCancelled(e) => Some(&e.order_ref),
+        Event::CreditMemoCreated(e) => Some(&e.order_ref),
+        _ => None,
+    }
+}
+
+impl<C: ErpConnector> Handler for Reconciler<C> {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let Some(order_ref) = order_ref_of(input.event) else {
+            return Ok(());
+        };
+        let key = order_key(order_ref);
+        let mut expected: ExpectedOrder = match ctx.get(&key)? {
+            Some(raw) => serde_json::from_slice(&raw).map_err(|e| corrupt("expected order", e))?,
+            None => ExpectedOrder::default(),
+        };
+        let mapping = Arc::clone(&self.mapping);
+        expected.apply(input.event, |status| mapping.creates_on(status));
+        let raw = serde_json::to_vec(&expected).map_err(|e| corrupt("expected order", e))?;
+        ctx.put(&key, &raw, None);
+        Ok(())
+    }
+
+    fn on_punctuate(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let partition = ctx.partition();
+        let now = ctx.now();
+        if self.backoff_until.get(&partition).is_some_and(|t| now < *t) {
+            return Ok(());
+        }
+        let mut state = Self::load_run(ctx)?;
+        let mut run = match state.active.take() {
+            Some(run) => run,
+            // A run compares what the orders topic says: it starts once the partition
+            // has been read to its end, not while a restart is catching up.
+            None if !ctx.caught_up() => return Ok(()),
+            None => {
+                let generation = self.run_now.generation();
+                let asked = self.seen_generation.get(&partition).copied().unwrap_or(0) < generation;
+                if now < state.next_at && !asked {
+                    return Ok(());
+                }
+                self.seen_generation.insert(partition, generation);
+                tracing::info!(partition, on_demand = asked, "reconciliation run started");
+                Active::new(now)
+            }
+        };
+        let started = Instant::now();
+        let mut finished = false;
+        while started.elapsed() < SLICE_BUDGET {
+            let step = match run.phase {
+                Phase::Orders => self.orders_slice(ctx, &mut run),
+                Phase::Stock => self.stock_slice(ctx, &mut run),
+            };
+            match step {
+                Ok(false) => {}
+                Ok(true)
+                    if run.phase == Phase::Orders
+                        && partition == 0
+                        && self.settings.stock.enabled =>
+                {
+                    run.phase = Phase::Stock;
+                }
+                Ok(true) => {
+                    finished = true;
+                    break;
+                }
+                Err(SliceError::Unavailable { side, reason }) => {
+                    self.metrics.api_error(side);
+                    tracing::warn!(partition, side, %reason, "reconciliation paused: an API read failed; the slice is tried again");
+                    self.backoff_until.insert(partition, now + API_BACKOFF);
+                    break;
+                }
+                Err(SliceError::Handler(e)) => return Err(e),
+            }
+        }
+        if finished {
+            self.finish(ctx, &mut state, run);
+        } else {
+            state.active = Some(run);
+        }
+        Self::save_run(ctx, &state)
+    }
+}
