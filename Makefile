@@ -9,6 +9,7 @@ LOCAL := deploy/local
 ## print a running summary of the live order flow until Ctrl-C, which stops everything
 ## (BRIDGE_UP_DETACH=1 leaves it running instead; `make down` stops it then)
 up: build
+	@if [ -z "$$BRIDGE_KEEP_DATA" ]; then bash $(LOCAL)/services.sh fresh; fi
 	@bash $(LOCAL)/kafka.sh start
 	@bash $(LOCAL)/registry.sh start
 	@bash $(LOCAL)/services.sh start
@@ -22,7 +23,7 @@ up: build
 	@echo "ERP:     curl -s localhost:8070/admin/stats; curl -s 'localhost:8070/api/sales-orders?size=3'"
 	@echo "verdicts: kcat -b 127.0.0.1:9092 -C -t bridge.erp-results.v1 -e -q | wc -l"
 	@echo "parked:  ./target/debug/bridgectl parked list erp-writer-parked"
-	@echo "findings: ./target/debug/bridgectl findings   (the reconciler runs every minute here; crates/reconciler/README.md)"
+	@echo "findings: ./target/debug/bridgectl findings   (a run every minute; now: ./target/debug/bridgectl reconcile)"
 	@echo "metrics: curl -s localhost:8091/metrics | grep -E 'bridge_(records_out|ingest_|parked)'; curl -s localhost:8093/metrics | grep bridge_erp_; curl -s localhost:8094/metrics | grep bridge_reconciler_"
 	@echo "stop:    make down"
 	@echo

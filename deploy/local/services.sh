@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The bridge services against the local stack, each with its health port:
 # order-ingest 8091, inventory-aggregator 8092, erp-writer 8093, reconciler 8094,
-# magento-writer 8095 (ERP verdicts back to the sim as order comments);
+# magento-writer 8095 (ERP verdicts back to the sim as order comments; the reconciler's
+# `POST /reconcile` on 8096, `bridgectl reconcile`);
 # magento-sim on 8090 places orders and delivers signed I/O events to order-ingest's
 # webhook receiver on 8089 (order-ingest also polls the sim's REST API); erp-sim on 8070
 # is the ERP erp-writer books the orders in (faults: deploy/config/erp-sim-demo.toml).
-#   services.sh start | stop | status
+#   services.sh start | stop | status | fresh
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -43,6 +44,7 @@ service_env() {
       "BRIDGE__RECONCILER__ERP__BASE_URL=$ERP_URL" \
       "BRIDGE__RECONCILER__MAGENTO__BASE_URL=$SIM_URL" \
       "BRIDGE__RECONCILER__STOCK__ENABLED=false" \
+      "BRIDGE__RECONCILER__CONTROL_LISTEN=127.0.0.1:8096" \
       "BRIDGE__PROCESSOR__STATE_DIR=$DIR/reconciler-state" ;;
     magento-writer) echo "BRIDGE__WRITER__MAGENTO__BASE_URL=$SIM_URL" \
       "BRIDGE__WRITER__REJECTED_STATUS=holded" \
@@ -121,9 +123,26 @@ status() {
   else echo "erp-sim: stopped"; fi
 }
 
+# The sims keep their stores in memory: a stack started again after `make down` meets an
+# empty Magento and an empty ERP, so the bridge's topics and state of the last run would
+# describe orders neither has (the reconciler rightly reports them missing). `fresh`
+# clears the broker's data and the services' state — only when nothing is running.
+fresh() {
+  local running=""
+  for pid_file in "$DIR"/*.pid "$KAFKA_DATA/kafka.pid" "$DATA_DIR/registry/registry.pid"; do
+    if pid_alive "$pid_file"; then running="$pid_file"; fi
+  done
+  if [[ -n "$running" ]]; then return; fi
+  if [[ -d "$KAFKA_DATA/log" || -n "$(ls -d "$DIR"/*-state 2>/dev/null)" ]]; then
+    log "starting fresh: clearing the last run's broker data and service state (the sims forget theirs; BRIDGE_KEEP_DATA=1 keeps it)"
+  fi
+  rm -rf "$KAFKA_DATA/log" "$DIR"/*-state
+}
+
 case "${1:-}" in
   start) start ;;
+  fresh) fresh ;;
   stop) stop ;;
   status) status ;;
-  *) die "usage: services.sh start|stop|status" ;;
+  *) die "usage: services.sh start|stop|status|fresh" ;;
 esac

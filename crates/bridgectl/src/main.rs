@@ -86,6 +86,12 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Ask the reconciler for a run now (its `[reconciler] control_listen` endpoint).
+    Reconcile {
+        /// The reconciler's control address.
+        #[arg(long, default_value = "http://127.0.0.1:8096")]
+        url: String,
+    },
     /// Parked records: list them, or replay them onto their original topic after a fix.
     Parked {
         #[command(subcommand)]
@@ -176,6 +182,17 @@ async fn main() -> anyhow::Result<()> {
                 reconciler,
             };
             watch::run(sources, std::time::Duration::from_secs(every.max(1))).await
+        }
+        Command::Reconcile { url } => {
+            let url = format!("{}/reconcile", url.trim_end_matches('/'));
+            let response = reqwest::Client::new().post(&url).send().await?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "{url} answered {}",
+                response.status()
+            );
+            print!("{}", response.text().await?);
+            Ok(())
         }
         Command::Findings { topic, all } => {
             findings::list(&args.bootstrap_servers, &args.registry_url, &topic, all).await

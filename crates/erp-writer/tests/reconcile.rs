@@ -427,12 +427,11 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     let faulted = booked_but_faulted(&flow, Duration::from_secs(900)).await?;
     assert!(faulted.is_empty());
     let started = std::time::Instant::now();
-    flow.start_reconciler(
-        &mapping,
-        60_000,
-        "page_size = 200\n[reconciler.stock]\nenabled = false",
-    )
-    .await?;
+    let control = bridge_testkit::free_port()?;
+    let extra = format!(
+        "page_size = 200\ncontrol_listen = \"127.0.0.1:{control}\"\n[reconciler.stock]\nenabled = false"
+    );
+    flow.start_reconciler(&mapping, 3_600_000, &extra).await?;
     // One full run on every partition: every order the ERP has compared.
     let in_erp = flow.erp.shared.books().orders.len() as f64;
     wait_until(
@@ -462,6 +461,18 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
         "clean run: {checked} orders compared in {:.1} s, no finding",
         started.elapsed().as_secs_f64()
     );
+    // The next scheduled run is an hour away; one asked for now runs at once.
+    let before = runs(&flow).await;
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{control}/reconcile"))
+        .send()
+        .await?;
+    assert_eq!(answer.status(), reqwest::StatusCode::ACCEPTED);
+    wait_until("the run asked for", Duration::from_secs(300), || async {
+        runs(&flow).await >= before + 3.0
+    })
+    .await?;
+    assert!(findings(&flow).await?.is_empty());
     writer.stop()?;
     flow.stop().await
 }

@@ -96,6 +96,9 @@ pub struct ReconcilerSettings {
     pub magento: MagentoSettings,
     /// Stock comparison.
     pub stock: StockCheckSettings,
+    /// Where `POST /reconcile` (a run now, on every partition of this instance) is served;
+    /// empty: nowhere.
+    pub control_listen: String,
 }
 
 impl Default for ReconcilerSettings {
@@ -116,6 +119,7 @@ impl Default for ReconcilerSettings {
             erp: ErpSettings::default(),
             magento: MagentoSettings::default(),
             stock: StockCheckSettings::default(),
+            control_listen: String::new(),
         }
     }
 }
@@ -205,6 +209,13 @@ impl Validate for Config {
             return invalid(format!(
                 "reconciler.stock.page_size = {} is outside 1 – 5000",
                 r.stock.page_size
+            ));
+        }
+        if !r.control_listen.is_empty() && r.control_listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return invalid(format!(
+                "reconciler.control_listen = `{}` is not an address like 127.0.0.1:8096",
+                r.control_listen
             ));
         }
         for (key, url) in [

@@ -8,6 +8,7 @@
 
 pub mod compare;
 pub mod config;
+pub mod control;
 pub mod expected;
 pub mod findings;
 pub mod handler;
@@ -51,6 +52,16 @@ pub async fn run_with_trigger(
     run_now: RunNow,
 ) -> Result<(), ServiceError> {
     let r = &config.reconciler;
+    if !r.control_listen.is_empty() {
+        let listen = r
+            .control_listen
+            .parse()
+            .map_err(|e| start_error("reconciler.control_listen", e))?;
+        let addr = control::serve(listen, run_now.clone(), shutdown.clone())
+            .await
+            .map_err(|e| start_error("reconciler.control_listen", e))?;
+        tracing::info!(%addr, "POST /reconcile served");
+    }
     let mapping = Arc::new(Mapping::load(&r.mapping_file).map_err(|e| start_error("mapping", e))?);
     let timeout = std::time::Duration::from_millis(r.erp.timeout_ms);
     match r.erp.connector {
