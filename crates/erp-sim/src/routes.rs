@@ -86,6 +86,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/customers/batch", post(customers_batch))
         .route("/sales-orders", get(list_orders).post(create_order))
         .route("/sales-orders/{id}", get(get_order).put(amend_order))
+        .route("/sales-order-refs", get(order_refs))
         .route("/sales-orders/{id}/cancel", post(cancel_order))
         .route("/credit-notes", post(credit))
         .route("/stock", get(stock))
@@ -207,6 +208,31 @@ async fn list_orders(State(shared): App, Query(q): Query<OrderQuery>) -> Json<Va
         .take(size)
         .collect();
     Json(json!({ "items": items, "total": books.orders.len(), "page": q.page, "size": size }))
+}
+
+#[derive(Deserialize)]
+struct RefsQuery {
+    after: Option<String>,
+    size: Option<usize>,
+}
+
+/// External references of the sales orders, sorted, after `after`: a keyset page.
+async fn order_refs(State(shared): App, Query(q): Query<RefsQuery>) -> Json<Value> {
+    let books = shared.books();
+    let size = q.size.unwrap_or(100).clamp(1, 1000);
+    let items: Vec<&String> = match &q.after {
+        Some(after) => books
+            .order_refs
+            .range::<str, _>((
+                std::ops::Bound::Excluded(after.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .map(|(r, _)| r)
+            .take(size)
+            .collect(),
+        None => books.order_refs.keys().take(size).collect(),
+    };
+    Json(json!({ "items": items }))
 }
 
 async fn create_order(State(shared): App, Json(order): Json<NewSalesOrder>) -> Response {

@@ -143,22 +143,8 @@ pub fn compare_order(sides: &OrderSides<'_>, tolerance: Decimal) -> OrderCompari
     let mut out = OrderComparison::default();
     let r = sides.order_ref;
     let Some(magento) = sides.magento else {
-        out.differences.push(Difference {
-            kind: FindingKind::OrderMissingInMagento,
-            severity: Severity::Critical,
-            detail: String::new(),
-            magento_value: None,
-            erp_value: sides.erp.map(|o| o.id.clone()),
-            difference: None,
-            explanation: match sides.erp {
-                Some(o) => format!(
-                    "Magento no longer has order #{r}, which the bridge received and the ERP booked as {}",
-                    o.id
-                ),
-                None => format!("Magento no longer has order #{r}, which the bridge received"),
-            },
-            repair: None,
-        });
+        // An order Magento does not have is the ERP-side scan's finding (one owner for
+        // every ERP order); if the ERP lacks it too, the two systems agree.
         return out;
     };
     let cancelled = magento.cancelled() || sides.expected.cancelled;
@@ -415,6 +401,23 @@ fn compare_amounts(
             ),
             repair: Some(ResyncTarget::Erp),
         });
+    }
+}
+
+/// An ERP order whose reference Magento does not know.
+pub fn erp_order_without_magento(order_ref: &str, erp_id: Option<&str>) -> Difference {
+    Difference {
+        kind: FindingKind::OrderMissingInMagento,
+        severity: Severity::Critical,
+        detail: String::new(),
+        magento_value: None,
+        erp_value: erp_id.map(str::to_owned),
+        difference: None,
+        explanation: format!(
+            "ERP order {} has the shop reference #{order_ref}, but Magento has no such order",
+            erp_id.unwrap_or("(id unknown)")
+        ),
+        repair: None,
     }
 }
 

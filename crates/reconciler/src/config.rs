@@ -96,6 +96,9 @@ pub struct ReconcilerSettings {
     pub magento: MagentoSettings,
     /// Stock comparison.
     pub stock: StockCheckSettings,
+    /// Walk every ERP sales order for references Magento does not have (run by the
+    /// instance with partition 0; one Magento search per `page_size` ERP orders).
+    pub erp_scan: bool,
     /// Where `POST /reconcile` (a run now, on every partition of this instance) is served;
     /// empty: nowhere.
     pub control_listen: String,
@@ -119,6 +122,7 @@ impl Default for ReconcilerSettings {
             erp: ErpSettings::default(),
             magento: MagentoSettings::default(),
             stock: StockCheckSettings::default(),
+            erp_scan: true,
             control_listen: String::new(),
         }
     }

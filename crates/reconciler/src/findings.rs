@@ -55,8 +55,30 @@ pub fn finding_id(kind: FindingKind, entity_ref: &str, detail: &str) -> String {
     .event_id()
 }
 
-fn open_prefix(entity_ref: &str) -> Vec<u8> {
-    format!("f/{entity_ref}\u{1f}").into_bytes()
+/// Which comparison a finding belongs to: each settles only its own findings of an entity
+/// (the ERP-side scan must not resolve what the order comparison found).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Orders the bridge knows, against both systems.
+    Orders,
+    /// ERP orders against Magento.
+    ErpOrders,
+    /// Stock.
+    Stock,
+}
+
+impl Scope {
+    fn tag(self) -> char {
+        match self {
+            Self::Orders => 'o',
+            Self::ErpOrders => 'e',
+            Self::Stock => 's',
+        }
+    }
+}
+
+fn open_prefix(scope: Scope, entity_ref: &str) -> Vec<u8> {
+    format!("f/{}/{entity_ref}\u{1f}", scope.tag()).into_bytes()
 }
 
 fn attempts_key(entity_ref: &str) -> Vec<u8> {
@@ -94,12 +116,13 @@ impl Sink<'_> {
     pub fn settle(
         &self,
         ctx: &mut Context<'_>,
+        scope: Scope,
         entity_type: &str,
         entity_ref: &str,
         differences: &[Difference],
     ) -> Result<Settled, HandlerError> {
         let now = ctx.now();
-        let prefix = open_prefix(entity_ref);
+        let prefix = open_prefix(scope, entity_ref);
         let mut stored = Vec::new();
         for (key, raw) in ctx.scan(&prefix)? {
             let finding: OpenFinding =

@@ -23,10 +23,12 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{MagentoOrder, OrderSides, compare_order, compare_stock};
+use crate::compare::{
+    MagentoOrder, OrderSides, compare_order, compare_stock, erp_order_without_magento,
+};
 use crate::config::{Effective, StockCheckSettings};
 use crate::expected::ExpectedOrder;
-use crate::findings::{Sink, finding_id};
+use crate::findings::{Scope, Sink, finding_id};
 use crate::metrics::{KindLabels, ReconcilerMetrics, SideLabels};
 use crate::run::{Active, DailySummary, Phase, RunState, day_of};
 
@@ -65,6 +67,8 @@ pub struct RunSettings {
     pub max_per_run: u32,
     /// Stock comparison.
     pub stock: StockCheckSettings,
+    /// Walk every ERP order for references Magento lacks (partition 0).
+    pub erp_scan: bool,
     /// Findings topic.
     pub findings_topic: String,
     /// Resync topic.
@@ -290,7 +294,13 @@ impl<C: ErpConnector> Reconciler<C> {
                 .rounding
                 .inc_by(comparison.rounding.to_f64().unwrap_or_default());
         }
-        self.settle(ctx, run, "order", order_ref, &comparison.differences, None)
+        self.settle(
+            ctx,
+            run,
+            (Scope::Orders, "order", order_ref),
+            &comparison.differences,
+            None,
+        )
     }
 
     /// Settles one entity's findings and asks for its repair when one can help.
@@ -298,14 +308,13 @@ impl<C: ErpConnector> Reconciler<C> {
         &mut self,
         ctx: &mut Context<'_>,
         run: &mut Active,
-        entity_type: &str,
-        entity_ref: &str,
+        (scope, entity_type, entity_ref): (Scope, &str, &str),
         differences: &[crate::compare::Difference],
         quantity: Option<Decimal>,
     ) -> Result<(), SliceError> {
         let settled = self
             .sink()
-            .settle(ctx, entity_type, entity_ref, differences)?;
+            .settle(ctx, scope, entity_type, entity_ref, differences)?;
         for kind in &settled.opened {
             let label = KindLabels {
                 kind: kind_label(*kind),
@@ -357,6 +366,57 @@ impl<C: ErpConnector> Reconciler<C> {
                 .inc();
         }
         Ok(())
+    }
+
+    /// One page of ERP order references against Magento; `true` when done.
+    fn erp_orders_slice(
+        &mut self,
+        ctx: &mut Context<'_>,
+        run: &mut Active,
+    ) -> Result<bool, SliceError> {
+        let connector = Arc::clone(&self.connector);
+        let refs = self
+            .runtime
+            .block_on(connector.order_refs(run.erp_cursor.as_deref(), self.settings.page_size))
+            .map_err(erp_unavailable)?;
+        let Some(last) = refs.last().cloned() else {
+            return Ok(true);
+        };
+        let asked: Vec<&str> = refs.iter().map(String::as_str).collect();
+        let rows = self
+            .runtime
+            .block_on(self.magento.orders_by_increment_ids(&asked))
+            .map_err(|e| SliceError::Unavailable {
+                side: "magento",
+                reason: e.to_string(),
+            })?;
+        let known: std::collections::HashSet<String> = rows
+            .iter()
+            .filter_map(|r| r.get("increment_id")?.as_str().map(str::to_owned))
+            .collect();
+        for order_ref in &refs {
+            let differences = if known.contains(order_ref) {
+                Vec::new()
+            } else {
+                let erp = self
+                    .runtime
+                    .block_on(connector.find_order(order_ref))
+                    .map_err(erp_unavailable)?;
+                match erp {
+                    Some(o) => vec![erp_order_without_magento(order_ref, Some(&o.id))],
+                    None => Vec::new(),
+                }
+            };
+            self.settle(
+                ctx,
+                run,
+                (Scope::ErpOrders, "order", order_ref),
+                &differences,
+                None,
+            )?;
+        }
+        run.erp_cursor = Some(last);
+        Ok(false)
     }
 
     /// ERP stock of `warehouse`, read once per run.
@@ -438,7 +498,7 @@ impl<C: ErpConnector> Reconciler<C> {
             match compare_stock(sku, source, &item, &warehouse, magento_qty, erp_qty) {
                 None => {
                     ctx.delete(&observed_key);
-                    self.settle(ctx, run, "stock", &entity, &[], None)?;
+                    self.settle(ctx, run, (Scope::Stock, "stock", &entity), &[], None)?;
                 }
                 Some(difference) => {
                     let seen = match ctx.get(&observed_key)? {
@@ -451,8 +511,7 @@ impl<C: ErpConnector> Reconciler<C> {
                                 self.settle(
                                     ctx,
                                     run,
-                                    "stock",
-                                    &entity,
+                                    (Scope::Stock, "stock", &entity),
                                     &[difference],
                                     Some(erp_qty),
                                 )?;
@@ -474,6 +533,18 @@ impl<C: ErpConnector> Reconciler<C> {
         }
         run.stock_page = page_no;
         Ok(false)
+    }
+
+    /// The phase after `phase`: partition 0 also walks the ERP's orders and the stock.
+    fn next_phase(&self, phase: Phase, partition: i32) -> Option<Phase> {
+        let owner = partition == 0;
+        let order = [
+            (Phase::Orders, true),
+            (Phase::ErpOrders, owner && self.settings.erp_scan),
+            (Phase::Stock, owner && self.settings.stock.enabled),
+        ];
+        let at = order.iter().position(|(p, _)| *p == phase)?;
+        order[at + 1..].iter().find(|(_, on)| *on).map(|(p, _)| *p)
     }
 
     fn finish(&mut self, ctx: &Context<'_>, state: &mut RunState, run: Active) {
@@ -587,21 +658,18 @@ impl<C: ErpConnector> Handler for Reconciler<C> {
         while started.elapsed() < SLICE_BUDGET {
             let step = match run.phase {
                 Phase::Orders => self.orders_slice(ctx, &mut run),
+                Phase::ErpOrders => self.erp_orders_slice(ctx, &mut run),
                 Phase::Stock => self.stock_slice(ctx, &mut run),
             };
             match step {
                 Ok(false) => {}
-                Ok(true)
-                    if run.phase == Phase::Orders
-                        && partition == 0
-                        && self.settings.stock.enabled =>
-                {
-                    run.phase = Phase::Stock;
-                }
-                Ok(true) => {
-                    finished = true;
-                    break;
-                }
+                Ok(true) => match self.next_phase(run.phase, partition) {
+                    Some(next) => run.phase = next,
+                    None => {
+                        finished = true;
+                        break;
+                    }
+                },
                 Err(SliceError::Unavailable { side, reason }) => {
                     self.metrics.api_error(side);
                     tracing::warn!(partition, side, %reason, "reconciliation paused: an API read failed; the slice is tried again");

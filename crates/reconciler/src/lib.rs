@@ -99,6 +99,7 @@ async fn run_on<C: ErpConnector>(
         max_attempts: r.max_resync_attempts,
         max_per_run: r.max_resyncs_per_run,
         stock: r.stock.clone(),
+        erp_scan: r.erp_scan,
         findings_topic: r.findings_topic.clone(),
         resync_topic: r.resync_topic.clone(),
     };

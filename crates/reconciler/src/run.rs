@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub enum Phase {
     /// Orders of this partition.
     Orders,
+    /// Every ERP order against Magento (partition 0 only).
+    ErpOrders,
     /// Stock (partition 0 only).
     Stock,
 }
@@ -26,6 +28,9 @@ pub struct Active {
     pub phase: Phase,
     /// The last order key compared.
     pub cursor: Option<String>,
+    /// The last ERP order reference compared.
+    #[serde(default)]
+    pub erp_cursor: Option<String>,
     /// The last stock page compared.
     pub stock_page: usize,
     /// Repairs asked in this run.
@@ -47,6 +52,7 @@ impl Active {
             started_at: now,
             phase: Phase::Orders,
             cursor: None,
+            erp_cursor: None,
             stock_page: 0,
             resyncs: 0,
             checked: 0,

@@ -235,6 +235,19 @@ impl ErpConnector for ErpSimConnector {
         Ok(items.pop().map(ErpOrder::from))
     }
 
+    async fn order_refs(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, ErpError> {
+        let mut query = vec![("size", limit.to_string())];
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        let (_, body) =
+            exchange(self.client.get(self.url("/sales-order-refs")).query(&query)).await?;
+        parse(
+            body.get("items").cloned().unwrap_or(Value::Null),
+            "sales order references",
+        )
+    }
+
     async fn create_order(&self, order: &SalesOrderDoc) -> Result<Posted<ErpOrder>, ErpError> {
         let body = order_body(order);
         let (status, body) =

@@ -222,6 +222,14 @@ pub trait ErpConnector: Send + Sync + 'static {
         external_ref: &str,
     ) -> impl Future<Output = Result<Option<ErpOrder>, ErpError>> + Send;
 
+    /// Up to `limit` external references of sales orders, sorted, after `after` (a keyset
+    /// page: the reconciler walks every ERP order with it to find those Magento lacks).
+    fn order_refs(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>, ErpError>> + Send;
+
     /// Creates a sales order; if its external reference exists, the existing one.
     fn create_order(
         &self,

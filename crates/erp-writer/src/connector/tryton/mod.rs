@@ -441,6 +441,29 @@ impl ErpConnector for TrytonConnector {
         Ok(Some(order))
     }
 
+    async fn order_refs(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, ErpError> {
+        let domain = match after {
+            Some(after) => json!([["reference", ">", after], ["reference", "!=", null]]),
+            None => json!([["reference", "!=", null]]),
+        };
+        let params = vec![
+            domain,
+            json!(0),
+            json!(limit),
+            json!([["reference", "ASC"]]),
+            json!(["reference"]),
+        ];
+        let rows = self
+            .call_in("model.sale.sale.search_read", params, &json!({}))
+            .await?;
+        Ok(rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["reference"].as_str().map(str::to_owned))
+            .collect())
+    }
+
     async fn create_order(&self, order: &SalesOrderDoc) -> Result<Posted<ErpOrder>, ErpError> {
         let party = self
             .search(
