@@ -115,18 +115,42 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
             "taxed: {order:?}"
         );
     }
+    // The reconciler's walk over every sale, two references a page, finds ours, sorted.
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = tryton.order_refs(after.as_deref(), 2).await?;
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        assert!(page.len() <= 2);
+        walked.extend(page);
+        after = Some(last);
+    }
+    let mut sorted = walked.clone();
+    sorted.sort();
+    assert_eq!(walked, sorted);
+    for reference in &refs {
+        assert!(
+            walked.contains(reference),
+            "{reference} not walked: {walked:?}"
+        );
+    }
     writer.stop()?;
 
     // Lost state, everything delivered again: a new group reads the topic from the start.
     flow.group = format!("{}-again", flow.group);
-    create_topic(&flow.bootstrap, &format!("{}-parked", flow.group), 1, &[]).await?;
-    create_topic(
-        &flow.bootstrap,
-        &format!("{}-changelog", flow.group),
-        3,
-        &[("cleanup.policy", "compact")],
-    )
-    .await?;
+    // The writer's order loop and its resync loop (`<group>-resync`).
+    for group in [flow.group.clone(), format!("{}-resync", flow.group)] {
+        create_topic(&flow.bootstrap, &format!("{group}-parked"), 1, &[]).await?;
+        create_topic(
+            &flow.bootstrap,
+            &format!("{group}-changelog"),
+            3,
+            &[("cleanup.policy", "compact")],
+        )
+        .await?;
+    }
     let mut again = flow.start_writer(&mapping).await?;
     wait_until(
         "the second writer caught up",
