@@ -165,15 +165,40 @@ mod tests {
         breaker.success();
         assert_eq!(breaker.state_at(later), BreakerState::Closed(0));
     }
+
+    #[test]
+    fn clones_of_a_guard_share_one_breaker() {
+        let a = Guard::new(
+            "the ERP",
+            RateLimiter::new(0.0, 1),
+            CircuitBreaker::new(2, Duration::from_secs(60)),
+        );
+        let b = a.clone();
+        let _ = a.failed("timeout".into(), None);
+        assert!(!b.is_tripped(), "one failure of two");
+        let _ = b.failed("timeout".into(), None);
+        assert!(
+            a.is_tripped(),
+            "the second failure came through the other clone"
+        );
+        assert!(a.admit().is_err() && b.admit().is_err());
+    }
 }
 
 /// A rate limit and a circuit breaker around calls to one outside system, for handlers:
 /// [`Guard::admit`] before a call (waits for a token; "retry later" while the circuit is
 /// open; when it is half open the call is the probe), then [`Guard::succeeded`] or
-/// [`Guard::failed`].
-#[derive(Debug)]
+/// [`Guard::failed`]. Clones share one limit and one breaker: every loop of a service that
+/// calls the same system holds a clone, so the system sees the configured rate in total
+/// and one outage opens the circuit for all of them.
+#[derive(Debug, Clone)]
 pub struct Guard {
     system: &'static str,
+    shared: std::sync::Arc<std::sync::Mutex<Limits>>,
+}
+
+#[derive(Debug)]
+struct Limits {
     limiter: RateLimiter,
     breaker: CircuitBreaker,
 }
@@ -183,24 +208,31 @@ impl Guard {
     pub fn new(system: &'static str, limiter: RateLimiter, breaker: CircuitBreaker) -> Self {
         Self {
             system,
-            limiter,
-            breaker,
+            shared: std::sync::Arc::new(std::sync::Mutex::new(Limits { limiter, breaker })),
         }
+    }
+
+    fn limits(&self) -> std::sync::MutexGuard<'_, Limits> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Lets a call go (after waiting for the rate limit), or says to retry later while the
     /// circuit is open. Returns how long it waited.
-    pub fn admit(&mut self) -> Result<Duration, crate::handler::HandlerError> {
-        if let Some(wait) = self.breaker.open_remaining() {
-            return Err(crate::handler::HandlerError::Retryable {
-                reason: format!(
-                    "{} is down (circuit open); waiting to probe it",
-                    self.system
-                ),
-                retry_after: Some(wait),
-            });
-        }
-        let wait = self.limiter.take();
+    pub fn admit(&self) -> Result<Duration, crate::handler::HandlerError> {
+        let wait = {
+            let mut limits = self.limits();
+            if let Some(wait) = limits.breaker.open_remaining() {
+                return Err(crate::handler::HandlerError::Retryable {
+                    reason: format!(
+                        "{} is down (circuit open); waiting to probe it",
+                        self.system
+                    ),
+                    retry_after: Some(wait),
+                });
+            }
+            // The token is taken (or owed) now; the wait happens outside the lock.
+            limits.limiter.take()
+        };
         if !wait.is_zero() {
             std::thread::sleep(wait);
         }
@@ -208,21 +240,22 @@ impl Guard {
     }
 
     /// The call went through (a business refusal counts: the system is up).
-    pub fn succeeded(&mut self) {
-        if self.breaker.is_tripped() {
+    pub fn succeeded(&self) {
+        let mut limits = self.limits();
+        if limits.breaker.is_tripped() {
             tracing::info!(system = self.system, "call succeeded; circuit closed");
         }
-        self.breaker.success();
+        limits.breaker.success();
     }
 
     /// The call failed transiently: counts towards opening the circuit and returns the
     /// "retry later" for the runtime.
     pub fn failed(
-        &mut self,
+        &self,
         reason: String,
         retry_after: Option<Duration>,
     ) -> crate::handler::HandlerError {
-        if self.breaker.failure() {
+        if self.limits().breaker.failure() {
             tracing::warn!(system = self.system, error = %reason, "failing; circuit opened");
         }
         crate::handler::HandlerError::Retryable {
@@ -233,6 +266,6 @@ impl Guard {
 
     /// Whether the circuit is open or half open.
     pub fn is_tripped(&self) -> bool {
-        self.breaker.is_tripped()
+        self.limits().breaker.is_tripped()
     }
 }

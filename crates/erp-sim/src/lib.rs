@@ -20,7 +20,11 @@
 //! `POST /faults/burst {"count":N,"status":503}`, `GET|PUT /rules`, `POST /items
 //! {"codes":[..]}`, `PATCH /customers/{ref} {"blocked":true,"credit_limit":"100"}`,
 //! `POST /stock`, `GET /sales-orders` (all, with which faults changed which order),
-//! `GET /stats`.
+//! `PATCH /sales-orders/{external_ref}` (a raw edit, nothing priced again: `status`,
+//! `currency`, `customer_ref`, `quantities` per item, any total, `credited` — faults of your
+//! own for the reconciler), `DELETE /sales-orders/{external_ref}` (the ERP loses it),
+//! `GET /stats`. `PUT /api/sales-orders/{id}` amends an order (priced again; repairs), and
+//! `GET /api/sales-order-refs?after=&size=` pages the external references.
 
 pub mod faults;
 pub mod model;

@@ -170,6 +170,34 @@ pub struct SalesOrder {
     pub credited: Decimal,
 }
 
+/// A raw edit of a booked order: every field optional; `quantities` sets an item's
+/// quantity (0 removes its lines, an unknown item is added at price 0). Totals are not
+/// computed again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrderPatch {
+    /// New status, e.g. `cancelled`.
+    pub status: Option<String>,
+    /// New currency.
+    pub currency: Option<String>,
+    /// Another customer.
+    pub customer_ref: Option<String>,
+    /// Item code → quantity.
+    pub quantities: BTreeMap<String, Decimal>,
+    /// Totals to overwrite.
+    pub subtotal: Option<Decimal>,
+    /// Discount to overwrite.
+    pub discount_amount: Option<Decimal>,
+    /// Shipping to overwrite.
+    pub shipping_amount: Option<Decimal>,
+    /// Tax to overwrite.
+    pub tax_amount: Option<Decimal>,
+    /// Grand total to overwrite.
+    pub grand_total: Option<Decimal>,
+    /// Credited to overwrite.
+    pub credited: Option<Decimal>,
+}
+
 /// A credit note as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewCreditNote {
@@ -284,6 +312,8 @@ pub struct Books {
     pub duplicate_creates: u64,
     /// Orders amended (repairs).
     pub amendments: u64,
+    /// The last sales-order number given (ids are never reused, even after a delete).
+    pub last_order_number: u64,
 }
 
 impl Books {
@@ -420,7 +450,8 @@ impl Books {
         if !self.rules.closed_catalogue {
             self.items.extend(lines.iter().map(|l| l.item_code.clone()));
         }
-        let id = format!("SO-{:06}", self.orders.len() + 1);
+        self.last_order_number += 1;
+        let id = format!("SO-{:06}", self.last_order_number);
         let mut changed = Vec::new();
         if faults.drop_line {
             changed.push("drop_line");
@@ -506,6 +537,74 @@ impl Books {
         self.faulted.remove(&amended.external_ref);
         self.amendments += 1;
         Ok(amended)
+    }
+
+    /// Changes a booked order's data behind everyone's back (`PATCH /admin/sales-orders/{ref}`):
+    /// what an accountant's manual edit or a buggy ERP job does — nothing is priced again,
+    /// so the reconciler has something to find.
+    pub fn tamper(
+        &mut self,
+        external_ref: &str,
+        patch: OrderPatch,
+    ) -> Result<SalesOrder, Rejection> {
+        let id = self
+            .order_refs
+            .get(external_ref)
+            .cloned()
+            .ok_or_else(|| reject("not_found", format!("no sales order for {external_ref}")))?;
+        let order = self
+            .orders
+            .get_mut(&id)
+            .ok_or_else(|| reject("not_found", format!("sales order {id} is gone")))?;
+        if let Some(status) = patch.status {
+            order.status = status;
+        }
+        if let Some(currency) = patch.currency {
+            order.currency = currency;
+        }
+        if let Some(customer_ref) = patch.customer_ref {
+            order.customer_ref = customer_ref;
+        }
+        for (item, quantity) in patch.quantities {
+            if quantity.is_zero() {
+                order.lines.retain(|l| l.item_code != item);
+            } else if let Some(line) = order.lines.iter_mut().find(|l| l.item_code == item) {
+                line.quantity = quantity;
+            } else {
+                let number = order.lines.len() as u32 + 1;
+                order.lines.push(Line {
+                    number,
+                    item_code: item,
+                    description: "added by hand".into(),
+                    quantity,
+                    unit_price: Decimal::ZERO,
+                    discount_amount: Decimal::ZERO,
+                    tax_amount: Decimal::ZERO,
+                    tax_code: None,
+                    source_line: None,
+                });
+            }
+        }
+        let t = &mut order.totals;
+        for (field, value) in [
+            (&mut t.subtotal, patch.subtotal),
+            (&mut t.discount_amount, patch.discount_amount),
+            (&mut t.shipping_amount, patch.shipping_amount),
+            (&mut t.tax_amount, patch.tax_amount),
+            (&mut t.grand_total, patch.grand_total),
+            (&mut order.credited, patch.credited),
+        ] {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
+        Ok(order.clone())
+    }
+
+    /// Deletes a booked order (`DELETE /admin/sales-orders/{ref}`): an ERP that lost it.
+    pub fn forget(&mut self, external_ref: &str) -> Option<SalesOrder> {
+        let id = self.order_refs.remove(external_ref)?;
+        self.orders.remove(&id)
     }
 
     /// Cancels an order (idempotent).
@@ -720,6 +819,24 @@ mod tests {
         assert!(books.amend(&short.id, order("10", 1)).is_err());
         books.cancel(&short.id)?;
         assert!(books.amend(&short.id, order("9", 1)).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn an_order_booked_after_a_delete_gets_a_new_number() -> Result<(), Rejection> {
+        let mut books = books();
+        for r in ["1", "2", "3"] {
+            books.create_order(order(r, 1), OrderFaults::default())?;
+        }
+        assert!(books.forget("2").is_some());
+        let Created::New(again) = books.create_order(order("2", 1), OrderFaults::default())? else {
+            return Err(reject("validation", "not new".into()));
+        };
+        assert_eq!(again.id, "SO-000004");
+        assert_eq!(
+            books.order_by_ref("3").map(|o| o.id.as_str()),
+            Some("SO-000003")
+        );
         Ok(())
     }
 

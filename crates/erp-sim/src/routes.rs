@@ -104,6 +104,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/admin/customers/{external_ref}", patch(patch_customer))
         .route("/admin/stock", post(set_stock))
         .route("/admin/sales-orders", get(all_orders))
+        .route(
+            "/admin/sales-orders/{external_ref}",
+            patch(tamper_order).delete(forget_order),
+        )
         .route("/admin/stats", get(stats))
         .with_state(shared)
 }
@@ -406,6 +410,28 @@ async fn set_stock(State(shared): App, Json(level): Json<StockLevel>) -> Json<Va
         .stock
         .insert((level.warehouse, level.item_code), level.quantity);
     Json(json!({ "ok": true }))
+}
+
+async fn tamper_order(
+    State(shared): App,
+    Path(external_ref): Path<String>,
+    Json(patch): Json<crate::model::OrderPatch>,
+) -> Response {
+    match shared.books().tamper(&external_ref, patch) {
+        Ok(order) => Json(json!(order)).into_response(),
+        Err(r) => rejected(r),
+    }
+}
+
+async fn forget_order(State(shared): App, Path(external_ref): Path<String>) -> Response {
+    match shared.books().forget(&external_ref) {
+        Some(order) => Json(json!(order)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no sales order for {external_ref}"),
+        ),
+    }
 }
 
 async fn all_orders(State(shared): App) -> Json<Value> {

@@ -88,18 +88,17 @@ async fn run_with<C: ErpConnector>(
             .get_or_init(|| WriterMetrics::register(registry))
             .clone()
     };
+    // One limit and one breaker for every loop that calls the ERP (clones share them).
     let guard = {
-        let erp = writer.erp.clone();
-        move || {
-            Guard::new(
-                "the ERP",
-                RateLimiter::new(erp.rate_limit_per_second, erp.burst),
-                CircuitBreaker::new(
-                    erp.breaker_failures,
-                    Duration::from_millis(erp.breaker_open_ms),
-                ),
-            )
-        }
+        let erp = &writer.erp;
+        Guard::new(
+            "the ERP",
+            RateLimiter::new(erp.rate_limit_per_second, erp.burst),
+            CircuitBreaker::new(
+                erp.breaker_failures,
+                Duration::from_millis(erp.breaker_open_ms),
+            ),
+        )
     };
     let runtime = tokio::runtime::Handle::current();
     let mut loops = Vec::new();
@@ -107,7 +106,7 @@ async fn run_with<C: ErpConnector>(
         let (connector, mapping, guard, metrics_of) = (
             Arc::clone(&connector),
             Arc::clone(&mapping),
-            guard,
+            guard.clone(),
             metrics_of.clone(),
         );
         let (runtime, results_topic) = (runtime.clone(), writer.results_topic.clone());
@@ -119,7 +118,7 @@ async fn run_with<C: ErpConnector>(
                     connector,
                     mapping,
                     runtime,
-                    guard(),
+                    guard.clone(),
                     &results_topic,
                     metrics_of(&registry),
                 )
@@ -132,7 +131,7 @@ async fn run_with<C: ErpConnector>(
         let (connector, mapping, guard, metrics_of, runtime) = (
             Arc::clone(&connector),
             Arc::clone(&mapping),
-            guard,
+            guard.clone(),
             metrics_of.clone(),
             runtime.clone(),
         );
@@ -146,7 +145,7 @@ async fn run_with<C: ErpConnector>(
                     mapping,
                     magento,
                     runtime.clone(),
-                    ErpCaller::new(runtime, guard(), metrics.clone()),
+                    ErpCaller::new(runtime, guard.clone(), metrics.clone()),
                     metrics,
                 )
             },
@@ -167,7 +166,7 @@ async fn run_with<C: ErpConnector>(
                 StockWriter::new(
                     connector,
                     mapping,
-                    ErpCaller::new(runtime, guard(), metrics.clone()),
+                    ErpCaller::new(runtime, guard.clone(), metrics.clone()),
                     batching,
                     &results_topic,
                     metrics,

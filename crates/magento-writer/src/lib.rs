@@ -26,28 +26,29 @@ pub const NAME: &str = "magento-writer";
 /// Runs the service until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError> {
     let writer = config.writer.clone();
-    let guard = {
-        let writer = writer.clone();
-        move || {
-            Guard::new(
-                "Magento",
-                RateLimiter::new(writer.rate_limit_per_second, writer.burst),
-                CircuitBreaker::new(
-                    writer.breaker_failures,
-                    Duration::from_millis(writer.breaker_open_ms),
-                ),
-            )
-        }
-    };
+    // One limit and one breaker for both loops that call Magento (clones share them).
+    let guard = Guard::new(
+        "Magento",
+        RateLimiter::new(writer.rate_limit_per_second, writer.burst),
+        CircuitBreaker::new(
+            writer.breaker_failures,
+            Duration::from_millis(writer.breaker_open_ms),
+        ),
+    );
     let magento = Arc::new(magento_rest::Magento::new(&writer.magento));
     let mut loops = Vec::new();
     {
-        let (magento, writer) = (Arc::clone(&magento), writer.clone());
+        let (magento, writer, guard) = (Arc::clone(&magento), writer.clone(), guard.clone());
         loops.push(LoopSpec::new(
             &config.writer.group_id,
             &config.writer.results_topic,
             move |_metrics| {
-                MagentoWriter::new(magento, tokio::runtime::Handle::current(), guard(), writer)
+                MagentoWriter::new(
+                    magento,
+                    tokio::runtime::Handle::current(),
+                    guard.clone(),
+                    writer,
+                )
             },
         ));
     }
@@ -58,7 +59,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
             &resync.group_id,
             &resync.topic,
             move |_metrics| {
-                StockResyncer::new(magento, tokio::runtime::Handle::current(), guard(), max_age)
+                StockResyncer::new(
+                    magento,
+                    tokio::runtime::Handle::current(),
+                    guard.clone(),
+                    max_age,
+                )
             },
         ));
     }

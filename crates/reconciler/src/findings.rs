@@ -81,8 +81,10 @@ fn open_prefix(scope: Scope, entity_ref: &str) -> Vec<u8> {
     format!("f/{}/{entity_ref}\u{1f}", scope.tag()).into_bytes()
 }
 
-fn attempts_key(entity_ref: &str) -> Vec<u8> {
-    format!("a/{entity_ref}").into_bytes()
+/// Repairs are counted per scope too: a clean result of one comparison must not reset the
+/// count of another's repairs (the ERP-side scan sees every ERP order clean or not).
+fn attempts_key(scope: Scope, entity_ref: &str) -> Vec<u8> {
+    format!("a/{}/{entity_ref}", scope.tag()).into_bytes()
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> HandlerError {
@@ -180,7 +182,7 @@ impl Sink<'_> {
             settled.resolved.push(resolved.kind);
         }
         if current.is_empty() {
-            ctx.delete(&attempts_key(entity_ref));
+            ctx.delete(&attempts_key(scope, entity_ref));
         }
         Ok(settled)
     }
@@ -248,6 +250,7 @@ impl Sink<'_> {
     pub fn request_repair(
         &self,
         ctx: &mut Context<'_>,
+        scope: Scope,
         target: ResyncTarget,
         entity_type: &str,
         entity_ref: &str,
@@ -258,7 +261,7 @@ impl Sink<'_> {
     ) -> Result<bool, HandlerError> {
         let (max_attempts, min_gap) = limits;
         let now = ctx.now();
-        let key = attempts_key(entity_ref);
+        let key = attempts_key(scope, entity_ref);
         let mut attempts: Attempts = match ctx.get(&key)? {
             Some(raw) => serde_json::from_slice(&raw).map_err(|e| corrupt("attempts", e))?,
             None => Attempts::default(),
@@ -303,9 +306,14 @@ impl Sink<'_> {
         Ok(true)
     }
 
-    /// How many repairs were asked for `entity_ref`.
-    pub fn attempts(&self, ctx: &Context<'_>, entity_ref: &str) -> Result<u32, HandlerError> {
-        Ok(match ctx.get(&attempts_key(entity_ref))? {
+    /// How many repairs were asked for `entity_ref` in `scope`.
+    pub fn attempts(
+        &self,
+        ctx: &Context<'_>,
+        scope: Scope,
+        entity_ref: &str,
+    ) -> Result<u32, HandlerError> {
+        Ok(match ctx.get(&attempts_key(scope, entity_ref))? {
             Some(raw) => {
                 serde_json::from_slice::<Attempts>(&raw)
                     .map_err(|e| corrupt("attempts", e))?

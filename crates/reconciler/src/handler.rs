@@ -346,6 +346,7 @@ impl<C: ErpConnector> Reconciler<C> {
         let min_gap = self.settings.effective.settle.as_millis() as Millis;
         let asked = self.sink().request_repair(
             ctx,
+            scope,
             target,
             entity_type,
             entity_ref,
