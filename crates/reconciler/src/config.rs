@@ -51,11 +51,11 @@ impl Config {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Profile {
-    /// Every 15 minutes, orders settled for 10 minutes, one cent of rounding tolerated.
+    /// Every 15 minutes; orders settled for 10 minutes, stock differences for 15.
     #[default]
     Standard,
-    /// For the weeks after go-live or a change: every minute, orders settled for two
-    /// minutes, no rounding tolerated.
+    /// For the weeks after go-live or a change: every minute; orders settled for two
+    /// minutes, stock differences for five.
     Stabilization,
 }
 
@@ -78,7 +78,9 @@ pub struct ReconcilerSettings {
     /// Orders changed more recently than this are still on their way and not compared.
     pub settle_ms: Option<u64>,
     /// Amount differences up to this (order currency) are rounding: not a finding, but
-    /// added up in `bridge_reconciler_rounding_difference`. A decimal string, e.g. `"0.01"`.
+    /// added up in `bridge_reconciler_rounding_difference`. A decimal string; default
+    /// `"0"` (to the cent). Set `"0.01"` for an ERP that rounds tax per document while
+    /// Magento rounds per line.
     pub tolerance: Option<String>,
     /// Orders compared per slice (one Magento search and one ERP read each; a slice runs
     /// per punctuation, so memory stays bounded however large the store).
@@ -139,7 +141,8 @@ pub struct StockCheckSettings {
     pub page_size: usize,
     /// A difference must stay the same for this long before it is drift (movements on
     /// their way to the ERP — a window, its grace, the batch wait — are not drift).
-    pub settle_ms: u64,
+    /// Default from the profile.
+    pub settle_ms: Option<u64>,
 }
 
 impl Default for StockCheckSettings {
@@ -147,7 +150,7 @@ impl Default for StockCheckSettings {
         Self {
             enabled: true,
             page_size: 200,
-            settle_ms: 15 * 60_000,
+            settle_ms: None,
         }
     }
 }
@@ -161,15 +164,18 @@ pub struct Effective {
     pub settle: Duration,
     /// Rounding tolerance.
     pub tolerance: Decimal,
+    /// How long a stock difference must stay the same.
+    pub stock_settle: Duration,
 }
 
 impl ReconcilerSettings {
     /// The profile with the explicit settings over it.
     pub fn effective(&self) -> Result<Effective, ConfigError> {
-        let (interval, settle, tolerance) = match self.profile {
-            Profile::Standard => (15 * 60_000, 10 * 60_000, Decimal::new(1, 2)),
-            Profile::Stabilization => (60_000, 2 * 60_000, Decimal::ZERO),
+        let (interval, settle, stock_settle) = match self.profile {
+            Profile::Standard => (15 * 60_000, 10 * 60_000, 15 * 60_000),
+            Profile::Stabilization => (60_000, 2 * 60_000, 5 * 60_000),
         };
+        let tolerance = Decimal::ZERO;
         let tolerance = match &self.tolerance {
             Some(text) => text
                 .trim()
@@ -187,6 +193,7 @@ impl ReconcilerSettings {
             interval: Duration::from_millis(self.interval_ms.unwrap_or(interval)),
             settle: Duration::from_millis(self.settle_ms.unwrap_or(settle)),
             tolerance,
+            stock_settle: Duration::from_millis(self.stock.settle_ms.unwrap_or(stock_settle)),
         })
     }
 }
@@ -241,5 +248,42 @@ impl Validate for Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profiles_preset_what_is_not_set_and_a_bad_tolerance_is_named() {
+        let mut r = ReconcilerSettings::default();
+        let standard = r.effective().ok();
+        assert_eq!(
+            standard.map(|e| (e.interval.as_secs(), e.settle.as_secs(), e.tolerance)),
+            Some((900, 600, Decimal::ZERO))
+        );
+        r.profile = Profile::Stabilization;
+        r.settle_ms = Some(5_000);
+        r.tolerance = Some("0.01".into());
+        let stabilization = r.effective().ok();
+        assert_eq!(
+            stabilization.map(|e| (
+                e.interval.as_secs(),
+                e.settle.as_millis(),
+                e.tolerance,
+                e.stock_settle.as_secs()
+            )),
+            Some((60, 5_000, Decimal::new(1, 2), 300))
+        );
+        for bad in ["-0.01", "a cent"] {
+            r.tolerance = Some(bad.into());
+            let message = r
+                .effective()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(message.contains("reconciler.tolerance"), "{message}");
+        }
     }
 }

@@ -473,7 +473,7 @@ impl<C: ErpConnector> Reconciler<C> {
         if page.items.is_empty() || (page_no - 1) * size >= page.total_count {
             return Ok(true);
         }
-        let settle = self.settings.stock.settle_ms as Millis;
+        let settle = self.settings.effective.stock_settle.as_millis() as Millis;
         for row in &page.items {
             let (Some(sku), Some(source)) = (
                 row.get("sku").and_then(|v| v.as_str()),
