@@ -23,7 +23,7 @@ up: build
 	@echo "ERP:     curl -s localhost:8070/admin/stats; curl -s 'localhost:8070/api/sales-orders?size=3'"
 	@echo "verdicts: kcat -b 127.0.0.1:9092 -C -t bridge.erp-results.v1 -e -q | wc -l"
 	@echo "parked:  ./target/debug/bridgectl parked list erp-writer-parked"
-	@echo "findings: ./target/debug/bridgectl findings   (a run every minute; now: ./target/debug/bridgectl reconcile)"
+	@echo "findings: ./target/debug/bridgectl findings   (a run every minute; now: ./target/debug/bridgectl reconcile; today: curl -s localhost:8096/summary)"
 	@echo "metrics: curl -s localhost:8091/metrics | grep -E 'bridge_(records_out|ingest_|parked)'; curl -s localhost:8093/metrics | grep bridge_erp_; curl -s localhost:8094/metrics | grep bridge_reconciler_"
 	@echo "stop:    make down"
 	@echo

@@ -526,6 +526,31 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
         "clean run: {checked} orders compared in {:.1} s, no finding",
         started.elapsed().as_secs_f64()
     );
+    // Today's summary: what the daily line will say.
+    let summary: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{control}/summary"))
+        .await?
+        .json()
+        .await?;
+    assert!(
+        summary["orders_checked"].as_f64().unwrap_or_default() >= in_erp,
+        "{summary}"
+    );
+    assert_eq!(
+        summary["findings_opened"],
+        serde_json::json!({}),
+        "{summary}"
+    );
+    let p50 = summary["sync_delay_seconds"]["p50"]
+        .as_f64()
+        .ok_or("no sync delay")?;
+    let p99 = summary["sync_delay_seconds"]["p99"]
+        .as_f64()
+        .ok_or("no sync delay")?;
+    assert!(0.0 <= p50 && p50 <= p99, "{summary}");
+    println!(
+        "sync delay p50 {p50:.1} s, p99 {p99:.1} s over {} orders",
+        summary["sync_delay_seconds"]["orders"]
+    );
     // The next scheduled run is an hour away; one asked for now runs at once.
     let before = runs(&flow).await;
     let answer = reqwest::Client::new()

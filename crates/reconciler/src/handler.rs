@@ -30,7 +30,7 @@ use crate::config::{Effective, StockCheckSettings};
 use crate::expected::ExpectedOrder;
 use crate::findings::{Scope, Sink, finding_id};
 use crate::metrics::{KindLabels, ReconcilerMetrics, SideLabels};
-use crate::run::{Active, DailySummary, Phase, RunState, day_of};
+use crate::run::{Active, DailySummary, Phase, RunState, SharedSummary, day_of};
 
 const ORDERS: &[u8] = b"o/";
 const RUN: &[u8] = b"run";
@@ -133,7 +133,7 @@ pub struct Reconciler<C: ErpConnector> {
     backoff_until: HashMap<i32, Millis>,
     /// ERP stock per warehouse, read once per run (keyed by the run's start).
     erp_stock: Option<(Millis, StockByWarehouse)>,
-    summary: DailySummary,
+    summary: SharedSummary,
 }
 
 impl<C: ErpConnector> Reconciler<C> {
@@ -147,6 +147,7 @@ impl<C: ErpConnector> Reconciler<C> {
         settings: RunSettings,
         metrics: ReconcilerMetrics,
         run_now: RunNow,
+        summary: SharedSummary,
     ) -> Self {
         Self {
             connector,
@@ -159,8 +160,12 @@ impl<C: ErpConnector> Reconciler<C> {
             seen_generation: HashMap::new(),
             backoff_until: HashMap::new(),
             erp_stock: None,
-            summary: DailySummary::default(),
+            summary,
         }
+    }
+
+    fn summary(&self) -> std::sync::MutexGuard<'_, DailySummary> {
+        self.summary.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn sink(&self) -> Sink<'_> {
@@ -270,7 +275,7 @@ impl<C: ErpConnector> Reconciler<C> {
             if let Some(booked) = erp.booked_at {
                 let seconds = (booked - placed.updated_at).max(0) as f64 / 1000.0;
                 self.metrics.sync_delay.observe(seconds);
-                self.summary.delay(seconds);
+                self.summary().delay(seconds);
             }
             expected.synced = true;
             let raw = serde_json::to_vec(&*expected).map_err(|e| corrupt("expected order", e))?;
@@ -320,7 +325,7 @@ impl<C: ErpConnector> Reconciler<C> {
                 kind: kind_label(*kind),
             };
             self.metrics.opened.get_or_create(&label).inc();
-            *self.summary.opened.entry(label.kind).or_default() += 1;
+            *self.summary().opened.entry(label.kind).or_default() += 1;
         }
         for kind in &settled.resolved {
             self.metrics
@@ -566,18 +571,21 @@ impl<C: ErpConnector> Reconciler<C> {
             "reconciliation run finished"
         );
         let day = day_of(now);
-        if self.summary.day != day {
-            if !self.summary.day.is_empty() {
-                self.summary.log();
+        {
+            let mut summary = self.summary();
+            if summary.day != day {
+                if !summary.day.is_empty() {
+                    summary.log();
+                }
+                *summary = DailySummary {
+                    day,
+                    ..DailySummary::default()
+                };
             }
-            self.summary = DailySummary {
-                day,
-                ..DailySummary::default()
-            };
+            summary.runs += 1;
+            summary.orders_checked += run.checked;
+            summary.rounding += run.rounding;
         }
-        self.summary.runs += 1;
-        self.summary.orders_checked += run.checked;
-        self.summary.rounding += run.rounding;
         state.next_at = now + self.settings.effective.interval.as_millis() as Millis;
         state.last_finished_at = now;
         state.last = Some(run);

@@ -52,12 +52,13 @@ pub async fn run_with_trigger(
     run_now: RunNow,
 ) -> Result<(), ServiceError> {
     let r = &config.reconciler;
+    let summary = run::SharedSummary::default();
     if !r.control_listen.is_empty() {
         let listen = r
             .control_listen
             .parse()
             .map_err(|e| start_error("reconciler.control_listen", e))?;
-        let addr = control::serve(listen, run_now.clone(), shutdown.clone())
+        let addr = control::serve(listen, run_now.clone(), summary.clone(), shutdown.clone())
             .await
             .map_err(|e| start_error("reconciler.control_listen", e))?;
         tracing::info!(%addr, "POST /reconcile served");
@@ -68,7 +69,14 @@ pub async fn run_with_trigger(
         ConnectorKind::ErpSim => {
             let connector = ErpSimConnector::new(&r.erp.base_url, timeout)
                 .map_err(|e| start_error("ERP connector", e))?;
-            run_on(config, shutdown, mapping, Arc::new(connector), run_now).await
+            run_on(
+                config,
+                shutdown,
+                mapping,
+                Arc::new(connector),
+                (run_now, summary),
+            )
+            .await
         }
         ConnectorKind::Tryton => {
             let settings = TrytonSettings {
@@ -79,7 +87,14 @@ pub async fn run_with_trigger(
             };
             let connector = TrytonConnector::new(settings, timeout)
                 .map_err(|e| start_error("ERP connector", e))?;
-            run_on(config, shutdown, mapping, Arc::new(connector), run_now).await
+            run_on(
+                config,
+                shutdown,
+                mapping,
+                Arc::new(connector),
+                (run_now, summary),
+            )
+            .await
         }
     }
 }
@@ -89,7 +104,7 @@ async fn run_on<C: ErpConnector>(
     shutdown: Shutdown,
     mapping: Arc<Mapping>,
     connector: Arc<C>,
-    run_now: RunNow,
+    (run_now, summary): (RunNow, run::SharedSummary),
 ) -> Result<(), ServiceError> {
     let r = config.reconciler.clone();
     let effective = r.effective().map_err(|e| start_error("configuration", e))?;
@@ -111,7 +126,7 @@ async fn run_on<C: ErpConnector>(
             .get_or_init(|| ReconcilerMetrics::register(&registry))
             .clone();
         Reconciler::new(
-            connector, mapping, magento, runtime, settings, metrics, run_now,
+            connector, mapping, magento, runtime, settings, metrics, run_now, summary,
         )
     });
     bridge_runtime::service::run_handlers(NAME, &config.service(), vec![spec], shutdown).await

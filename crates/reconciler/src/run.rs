@@ -102,6 +102,9 @@ pub struct DailySummary {
 
 const DELAY_SAMPLE: usize = 100_000;
 
+/// Today's summary, shared by the loop's handler and the control endpoint.
+pub type SharedSummary = std::sync::Arc<std::sync::Mutex<DailySummary>>;
+
 impl DailySummary {
     /// Notes a sync delay.
     pub fn delay(&mut self, seconds: f64) {
@@ -119,6 +122,23 @@ impl DailySummary {
         sorted.sort_by(f64::total_cmp);
         let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
         Some(sorted[rank - 1])
+    }
+
+    /// As JSON (`GET /summary` on the control endpoint).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "day": self.day,
+            "runs": self.runs,
+            "orders_checked": self.orders_checked,
+            "findings_opened": self.opened,
+            "sync_delay_seconds": {
+                "p50": self.percentile(0.5),
+                "p90": self.percentile(0.9),
+                "p99": self.percentile(0.99),
+                "orders": self.delays.len(),
+            },
+            "rounding_tolerated": self.rounding.to_string(),
+        })
     }
 
     /// Logs it.
