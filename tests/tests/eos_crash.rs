@@ -476,11 +476,7 @@ async fn a_retryable_failure_is_retried_and_given_up_on_without_loss_or_duplicat
         "gave up at least once:\n{metrics}"
     );
     // Each give-up rewinds to the committed offset, so the flaky record is read again.
-    let reads: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("bridge_records_in_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let reads = bridge_testkit::metric_sum(&metrics, "bridge_records_in_total");
     assert!(
         reads > fixture.produced as f64,
         "{reads} reads for {} inputs",

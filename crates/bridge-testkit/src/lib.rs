@@ -5,9 +5,10 @@
 //!
 //! Main types: [`Stack`] (the shared broker + registry, see [`stack`]), [`KafkaBroker`]
 //! (a broker a test owns, for kill and restart), and the helpers in [`topics`],
-//! [`records`] and [`wait`]. Nothing here fakes Kafka.
+//! [`records`], [`wait`] and [`metrics`]. Nothing here fakes Kafka.
 
 pub mod broker;
+pub mod metrics;
 pub mod records;
 pub mod registry;
 pub mod topics;
@@ -16,6 +17,7 @@ pub mod wait;
 use std::sync::OnceLock;
 
 pub use broker::KafkaBroker;
+pub use metrics::metric_sum;
 pub use records::{Isolation, Record, consume_all, produce};
 pub use topics::{create_topic, free_port, unique_name};
 pub use wait::{wait_until, wait_until_blocking};

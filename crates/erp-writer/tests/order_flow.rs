@@ -9,39 +9,13 @@ use std::time::Duration;
 use bridge_events::Event;
 use bridge_events::erp::ErpOutcome;
 use bridge_testkit::{stack, wait_until};
-use harness::{Flow, MAPPING, TestResult, differences, expected};
-use magento_sim::Action;
+use harness::{Flow, MAPPING, TestResult, differences, expected, generate_with_lifecycles};
 
 fn orders_wanted() -> usize {
     std::env::var("ERP_ORDERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000)
-}
-
-/// Generates `count` orders and walks some through their lives: every fifth is cancelled,
-/// every fifth invoiced and shipped, every fifth invoiced and refunded.
-fn generate_with_lifecycles(flow: &Flow, count: usize) {
-    let ids: Vec<u64> = flow
-        .sim
-        .shared
-        .generate(count)
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    let mut store = flow.sim.shared.store();
-    for (n, id) in ids.iter().enumerate() {
-        let steps: &[Action] = match n % 5 {
-            0 => &[Action::Cancel],
-            1 => &[Action::Invoice, Action::Ship],
-            2 => &[Action::Invoice, Action::Refund],
-            _ => &[],
-        };
-        for step in steps {
-            // Some templates are past these steps already; the sim refuses those.
-            let _ = store.act(*id, *step);
-        }
-    }
 }
 
 /// Waits until the ERP's books agree with Magento's final state.

@@ -14,10 +14,11 @@ use bridge_events::Event;
 use bridge_events::reconciliation::{
     FindingKind, FindingState, ReconciliationFinding, ResyncTarget,
 };
-use bridge_testkit::{stack, wait_until};
+use bridge_testkit::{metric_sum, stack, wait_until};
 use erp_writer::mapping::Mapping;
-use harness::{AnyError, Flow, MAPPING, TestResult, differences, expected};
-use magento_sim::Action;
+use harness::{
+    AnyError, Flow, MAPPING, TestResult, differences, expected, generate_with_lifecycles,
+};
 use rust_decimal::Decimal;
 
 fn count(var: &str, default: usize) -> usize {
@@ -25,29 +26,6 @@ fn count(var: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// `count` orders, every fifth cancelled, every fifth refunded, every fifth shipped.
-fn generate(flow: &Flow, count: usize) {
-    let ids: Vec<u64> = flow
-        .sim
-        .shared
-        .generate(count)
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    let mut store = flow.sim.shared.store();
-    for (n, id) in ids.iter().enumerate() {
-        let steps: &[Action] = match n % 5 {
-            0 => &[Action::Cancel],
-            1 => &[Action::Invoice, Action::Ship],
-            2 => &[Action::Invoice, Action::Refund],
-            _ => &[],
-        };
-        for step in steps {
-            let _ = store.act(*id, *step);
-        }
-    }
 }
 
 /// Waits until the ERP agrees with Magento on every order but `faulted` (which the ERP
@@ -127,19 +105,10 @@ fn open_by_entity(all: &[ReconciliationFinding]) -> BTreeMap<String, Vec<Reconci
     open
 }
 
-/// A metric's value summed over its label sets.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter(|l| l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 async fn runs(flow: &Flow) -> f64 {
     flow.reconciler_metrics()
         .await
-        .map(|m| metric(&m, "bridge_reconciler_runs_total"))
+        .map(|m| metric_sum(&m, "bridge_reconciler_runs_total"))
         .unwrap_or_default()
 }
 
@@ -164,7 +133,7 @@ async fn faulted_orders_are_found_explained_repaired_and_then_clean() -> TestRes
         wrong_tax_rounding_every: 5,
         ..Default::default()
     });
-    generate(&flow, count("RECONCILE_ORDERS", 150));
+    generate_with_lifecycles(&flow, count("RECONCILE_ORDERS", 150));
     let mapping = flow.mapping_file("mapping.toml", MAPPING)?;
     let mut writer = flow.start_writer(&mapping).await?;
     let faulted = booked_but_faulted(&flow, Duration::from_secs(240)).await?;
@@ -486,7 +455,7 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     let stack = stack()?;
     let mut flow = Flow::start(&stack.bootstrap, &stack.registry_url).await?;
     let wanted = count("RECONCILE_CLEAN_ORDERS", 2_000);
-    generate(&flow, wanted);
+    generate_with_lifecycles(&flow, wanted);
     let mapping = flow.mapping_file("mapping.toml", MAPPING)?;
     let mut writer = flow.start_writer(&mapping).await?;
     let faulted = booked_but_faulted(&flow, Duration::from_secs(900)).await?;
@@ -506,13 +475,13 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
             let checked = flow
                 .reconciler_metrics()
                 .await
-                .map(|m| metric(&m, "bridge_reconciler_orders_checked_total"))
+                .map(|m| metric_sum(&m, "bridge_reconciler_orders_checked_total"))
                 .unwrap_or_default();
             runs(&flow).await >= 3.0 && checked >= in_erp
         },
     )
     .await?;
-    let checked = metric(
+    let checked = metric_sum(
         &flow.reconciler_metrics().await?,
         "bridge_reconciler_orders_checked_total",
     );

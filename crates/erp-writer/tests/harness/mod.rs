@@ -176,18 +176,8 @@ impl Flow {
 
     /// magento-writer, in process: verdicts back to the sim as order comments.
     async fn start_magento_writer(&mut self, group: &str) -> TestResult {
-        let port = free_port()?;
         let toml = format!(
             r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{port}"
-[processor]
-state_dir = "{state}"
-instance_id = "mw"
 commit_interval_ms = 200
 [writer]
 group_id = "{group}"
@@ -200,29 +190,29 @@ enabled = true
 group_id = "{group}-resync"
 topic = "{resync}"
 "#,
-            bootstrap = self.bootstrap,
-            registry = self.registry,
-            state = self.dir.path().join("magento-writer").display(),
             results = self.results,
             resync = self.resync,
             sim = self.sim.url(),
         );
-        self.magento_writer = Some(
-            self.in_process("magento-writer", &toml, port, magento_writer::run)
-                .await?,
-        );
+        let (service, _) = self
+            .in_process("magento-writer", "mw", &toml, magento_writer::run)
+            .await?;
+        self.magento_writer = Some(service);
         Ok(())
     }
 
-    /// Runs a service's `run` in this process with `toml` as its configuration and waits
-    /// until its `/readyz` on `port` answers.
+    /// Runs a service's `run` in this process and waits until its `/readyz` answers. Its
+    /// configuration is the runtime's sections for this flow (Kafka, registry, a free
+    /// health port, state in `<dir>/<name>`, `instance_id`) followed by `toml`, whose first
+    /// lines, before its own tables, still belong to `[processor]`. Returns the service and
+    /// its health port.
     async fn in_process<C, F, Fut>(
         &self,
         name: &str,
+        instance_id: &str,
         toml: &str,
-        port: u16,
         run: F,
-    ) -> Result<InProcess, AnyError>
+    ) -> Result<(InProcess, u16), AnyError>
     where
         C: serde::de::DeserializeOwned,
         F: FnOnce(C, bridge_runtime::shutdown::Shutdown) -> Fut,
@@ -230,13 +220,30 @@ topic = "{resync}"
             + Send
             + 'static,
     {
+        let port = free_port()?;
+        let sections = format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[registry]
+url = "{registry}"
+[http]
+listen = "127.0.0.1:{port}"
+[processor]
+state_dir = "{state}"
+instance_id = "{instance_id}"
+"#,
+            bootstrap = self.bootstrap,
+            registry = self.registry,
+            state = self.dir.path().join(name).display(),
+        );
         let path = self.dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, toml)?;
+        std::fs::write(&path, format!("{sections}{}", toml.trim_start()))?;
         let config: C = bridge_runtime::config::load(Some(&path), std::iter::empty())?;
         let (trigger, shutdown) = bridge_runtime::shutdown::channel();
         let task = tokio::spawn(run(config, shutdown));
         ready(port, &format!("{name} ready")).await?;
-        Ok((trigger, task))
+        Ok(((trigger, task), port))
     }
 
     /// Order comments magento-writer wrote, per order reference.
@@ -255,18 +262,8 @@ topic = "{resync}"
     }
 
     async fn start_ingest(&mut self, name: &str, movements: &str) -> TestResult {
-        let port = free_port()?;
         let toml = format!(
             r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{port}"
-[processor]
-state_dir = "{state}"
-instance_id = "ingest"
 [ingest]
 orders_topic = "{orders}"
 movements_topic = "{movements}"
@@ -282,16 +279,13 @@ overlap_seconds = 5
 initial_lookback_hours = 100000
 source_items_interval_ms = 0
 "#,
-            bootstrap = self.bootstrap,
-            registry = self.registry,
-            state = self.dir.path().join("ingest").display(),
             orders = self.orders,
             sim = self.sim.url(),
         );
-        self.ingest = Some(
-            self.in_process("ingest", &toml, port, order_ingest::run)
-                .await?,
-        );
+        let (service, _) = self
+            .in_process("ingest", "ingest", &toml, order_ingest::run)
+            .await?;
+        self.ingest = Some(service);
         Ok(())
     }
 
@@ -304,18 +298,8 @@ source_items_interval_ms = 0
         interval_ms: u64,
         extra: &str,
     ) -> TestResult {
-        let port = free_port()?;
         let toml = format!(
             r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{port}"
-[processor]
-state_dir = "{state}"
-instance_id = "rec"
 commit_interval_ms = 200
 [reconciler]
 group_id = "{group}-reconciler"
@@ -333,9 +317,6 @@ timeout_ms = 2000
 [reconciler.magento]
 base_url = "{sim}"
 "#,
-            bootstrap = self.bootstrap,
-            registry = self.registry,
-            state = self.dir.path().join("reconciler").display(),
             group = self.group,
             orders = self.orders,
             findings = self.findings,
@@ -344,10 +325,10 @@ base_url = "{sim}"
             erp = self.erp.url(),
             sim = self.sim.url(),
         );
-        self.reconciler = Some(
-            self.in_process("reconciler", &toml, port, reconciler::run)
-                .await?,
-        );
+        let (service, port) = self
+            .in_process("reconciler", "rec", &toml, reconciler::run)
+            .await?;
+        self.reconciler = Some(service);
         self.reconciler_port = Some(port);
         Ok(())
     }
@@ -713,4 +694,29 @@ pub fn differences(erp: &ErpSim, expected: &BTreeMap<String, Expected>) -> Vec<S
         }
     }
     out
+}
+
+/// Generates `count` orders and walks some through their lives: every fifth is cancelled,
+/// every fifth invoiced and shipped, every fifth invoiced and refunded.
+pub fn generate_with_lifecycles(flow: &Flow, count: usize) {
+    let ids: Vec<u64> = flow
+        .sim
+        .shared
+        .generate(count)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let mut store = flow.sim.shared.store();
+    for (n, id) in ids.iter().enumerate() {
+        let steps: &[magento_sim::Action] = match n % 5 {
+            0 => &[magento_sim::Action::Cancel],
+            1 => &[magento_sim::Action::Invoice, magento_sim::Action::Ship],
+            2 => &[magento_sim::Action::Invoice, magento_sim::Action::Refund],
+            _ => &[],
+        };
+        for step in steps {
+            // Some templates are past these steps already; the sim refuses those.
+            let _ = store.act(*id, *step);
+        }
+    }
 }
