@@ -25,10 +25,8 @@ use bridge_runtime::shutdown::Shutdown;
 pub use config::Config;
 
 use crate::calls::ErpCaller;
-use crate::config::ConnectorKind;
 use crate::connector::ErpConnector;
-use crate::connector::erp_sim::ErpSimConnector;
-use crate::connector::tryton::{TrytonConnector, TrytonSettings};
+use crate::connector::configured::Configured;
 use crate::handler::ErpWriter;
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
@@ -52,26 +50,9 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
     let mapping = Arc::new(
         Mapping::load(&config.writer.mapping_file).map_err(|e| start_error("mapping", e))?,
     );
-    let erp = &config.writer.erp;
-    let timeout = Duration::from_millis(erp.timeout_ms);
-    match erp.connector {
-        ConnectorKind::ErpSim => {
-            let connector = ErpSimConnector::new(&erp.base_url, timeout)
-                .map_err(|e| start_error("ERP connector", e))?;
-            run_with(config, shutdown, mapping, Arc::new(connector)).await
-        }
-        ConnectorKind::Tryton => {
-            let settings = TrytonSettings {
-                base_url: erp.base_url.clone(),
-                database: erp.database.clone(),
-                user: erp.user.clone(),
-                password: erp.password.clone(),
-            };
-            let connector = TrytonConnector::new(settings, timeout)
-                .map_err(|e| start_error("ERP connector", e))?;
-            run_with(config, shutdown, mapping, Arc::new(connector)).await
-        }
-    }
+    let connector = Configured::from_settings(&config.writer.erp)
+        .map_err(|e| start_error("ERP connector", e))?;
+    run_with(config, shutdown, mapping, Arc::new(connector)).await
 }
 
 async fn run_with<C: ErpConnector>(

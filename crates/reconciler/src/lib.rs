@@ -19,10 +19,8 @@ use std::sync::{Arc, OnceLock};
 
 use bridge_runtime::service::{LoopSpec, ServiceError};
 use bridge_runtime::shutdown::Shutdown;
-use erp_writer::config::ConnectorKind;
 use erp_writer::connector::ErpConnector;
-use erp_writer::connector::erp_sim::ErpSimConnector;
-use erp_writer::connector::tryton::{TrytonConnector, TrytonSettings};
+use erp_writer::connector::configured::Configured;
 use erp_writer::mapping::Mapping;
 
 pub use config::Config;
@@ -64,39 +62,16 @@ pub async fn run_with_trigger(
         tracing::info!(%addr, "POST /reconcile served");
     }
     let mapping = Arc::new(Mapping::load(&r.mapping_file).map_err(|e| start_error("mapping", e))?);
-    let timeout = std::time::Duration::from_millis(r.erp.timeout_ms);
-    match r.erp.connector {
-        ConnectorKind::ErpSim => {
-            let connector = ErpSimConnector::new(&r.erp.base_url, timeout)
-                .map_err(|e| start_error("ERP connector", e))?;
-            run_on(
-                config,
-                shutdown,
-                mapping,
-                Arc::new(connector),
-                (run_now, summary),
-            )
-            .await
-        }
-        ConnectorKind::Tryton => {
-            let settings = TrytonSettings {
-                base_url: r.erp.base_url.clone(),
-                database: r.erp.database.clone(),
-                user: r.erp.user.clone(),
-                password: r.erp.password.clone(),
-            };
-            let connector = TrytonConnector::new(settings, timeout)
-                .map_err(|e| start_error("ERP connector", e))?;
-            run_on(
-                config,
-                shutdown,
-                mapping,
-                Arc::new(connector),
-                (run_now, summary),
-            )
-            .await
-        }
-    }
+    let connector =
+        Configured::from_settings(&r.erp).map_err(|e| start_error("ERP connector", e))?;
+    run_on(
+        config,
+        shutdown,
+        mapping,
+        Arc::new(connector),
+        (run_now, summary),
+    )
+    .await
 }
 
 async fn run_on<C: ErpConnector>(

@@ -4,6 +4,7 @@
 //! Magento increment id, the credit memo reference, the window key), so the writer can
 //! always ask "does it exist?" before creating — the ERP-side half of exactly once.
 
+pub mod configured;
 pub mod erp_sim;
 pub mod tryton;
 
