@@ -33,8 +33,8 @@ pub struct MagentoOrder {
     pub grand_total: Decimal,
 }
 
-/// A Magento number (JSON number or string; absent is zero).
-fn money(value: &Value) -> Decimal {
+/// A Magento number — amount or quantity — from a JSON number or string; absent is zero.
+pub fn money(value: &Value) -> Decimal {
     match value {
         Value::String(s) => s.trim().parse().unwrap_or_default(),
         Value::Number(n) => n.to_string().parse().unwrap_or_default(),

@@ -305,21 +305,4 @@ impl Sink<'_> {
         ctx.emit(self.resync_topic, entity_ref, Event::ResyncRequested(event));
         Ok(true)
     }
-
-    /// How many repairs were asked for `entity_ref` in `scope`.
-    pub fn attempts(
-        &self,
-        ctx: &Context<'_>,
-        scope: Scope,
-        entity_ref: &str,
-    ) -> Result<u32, HandlerError> {
-        Ok(match ctx.get(&attempts_key(scope, entity_ref))? {
-            Some(raw) => {
-                serde_json::from_slice::<Attempts>(&raw)
-                    .map_err(|e| corrupt("attempts", e))?
-                    .count
-            }
-            None => 0,
-        })
-    }
 }

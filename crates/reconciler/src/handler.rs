@@ -24,7 +24,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::{
-    MagentoOrder, OrderSides, compare_order, compare_stock, erp_order_without_magento,
+    MagentoOrder, OrderSides, compare_order, compare_stock, erp_order_without_magento, money,
 };
 use crate::config::{Effective, StockCheckSettings};
 use crate::expected::ExpectedOrder;
@@ -104,13 +104,6 @@ impl From<bridge_runtime::state::StateError> for SliceError {
     }
 }
 
-fn erp_unavailable(e: ErpError) -> SliceError {
-    SliceError::Unavailable {
-        side: "erp",
-        reason: e.to_string(),
-    }
-}
-
 fn corrupt(what: &str, e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Fatal {
         reason: format!("reconciler state, {what}: {e}"),
@@ -131,8 +124,8 @@ pub struct Reconciler<C: ErpConnector> {
     run_now: RunNow,
     seen_generation: HashMap<i32, u64>,
     backoff_until: HashMap<i32, Millis>,
-    /// ERP stock per warehouse, read once per run (keyed by the run's start).
-    erp_stock: Option<(Millis, StockByWarehouse)>,
+    /// ERP stock per warehouse, read once per stock phase (cleared when one starts).
+    erp_stock: StockByWarehouse,
     summary: SharedSummary,
 }
 
@@ -159,13 +152,39 @@ impl<C: ErpConnector> Reconciler<C> {
             run_now,
             seen_generation: HashMap::new(),
             backoff_until: HashMap::new(),
-            erp_stock: None,
+            erp_stock: StockByWarehouse::new(),
             summary,
         }
     }
 
     fn summary(&self) -> std::sync::MutexGuard<'_, DailySummary> {
         self.summary.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A Magento read; a failure pauses the run (the slice is tried again).
+    fn magento<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, magento_rest::RestError>>,
+    ) -> Result<T, SliceError> {
+        self.runtime
+            .block_on(read)
+            .map_err(|e| SliceError::Unavailable {
+                side: "magento",
+                reason: e.to_string(),
+            })
+    }
+
+    /// An ERP read; a failure pauses the run (the slice is tried again).
+    fn erp<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, ErpError>>,
+    ) -> Result<T, SliceError> {
+        self.runtime
+            .block_on(read)
+            .map_err(|e| SliceError::Unavailable {
+                side: "erp",
+                reason: e.to_string(),
+            })
     }
 
     fn sink(&self) -> Sink<'_> {
@@ -220,24 +239,14 @@ impl<C: ErpConnector> Reconciler<C> {
             due.push((order_ref, order));
         }
         let refs: Vec<&str> = due.iter().map(|(r, _)| r.as_str()).collect();
-        let rows = self
-            .runtime
-            .block_on(self.magento.orders_by_increment_ids(&refs))
-            .map_err(|e| SliceError::Unavailable {
-                side: "magento",
-                reason: e.to_string(),
-            })?;
+        let rows = self.magento(self.magento.orders_by_increment_ids(&refs))?;
         let magento: HashMap<String, MagentoOrder> = rows
             .iter()
             .filter_map(MagentoOrder::from_json)
             .map(|m| (m.increment_id.clone(), m))
             .collect();
         for (order_ref, mut expected) in due {
-            let connector = Arc::clone(&self.connector);
-            let erp = self
-                .runtime
-                .block_on(connector.find_order(&order_ref))
-                .map_err(erp_unavailable)?;
+            let erp = self.erp(self.connector.find_order(&order_ref))?;
             self.compare_one(
                 ctx,
                 run,
@@ -380,22 +389,15 @@ impl<C: ErpConnector> Reconciler<C> {
         ctx: &mut Context<'_>,
         run: &mut Active,
     ) -> Result<bool, SliceError> {
-        let connector = Arc::clone(&self.connector);
-        let refs = self
-            .runtime
-            .block_on(connector.order_refs(run.erp_cursor.as_deref(), self.settings.page_size))
-            .map_err(erp_unavailable)?;
+        let refs = self.erp(
+            self.connector
+                .order_refs(run.erp_cursor.as_deref(), self.settings.page_size),
+        )?;
         let Some(last) = refs.last().cloned() else {
             return Ok(true);
         };
         let asked: Vec<&str> = refs.iter().map(String::as_str).collect();
-        let rows = self
-            .runtime
-            .block_on(self.magento.orders_by_increment_ids(&asked))
-            .map_err(|e| SliceError::Unavailable {
-                side: "magento",
-                reason: e.to_string(),
-            })?;
+        let rows = self.magento(self.magento.orders_by_increment_ids(&asked))?;
         let known: std::collections::HashSet<String> = rows
             .iter()
             .filter_map(|r| r.get("increment_id")?.as_str().map(str::to_owned))
@@ -404,11 +406,7 @@ impl<C: ErpConnector> Reconciler<C> {
             let differences = if known.contains(order_ref) {
                 Vec::new()
             } else {
-                let erp = self
-                    .runtime
-                    .block_on(connector.find_order(order_ref))
-                    .map_err(erp_unavailable)?;
-                match erp {
+                match self.erp(self.connector.find_order(order_ref))? {
                     Some(o) => vec![erp_order_without_magento(order_ref, Some(&o.id))],
                     None => Vec::new(),
                 }
@@ -425,41 +423,23 @@ impl<C: ErpConnector> Reconciler<C> {
         Ok(false)
     }
 
-    /// ERP stock of `warehouse`, read once per run.
-    fn erp_stock(
-        &mut self,
-        run: &Active,
-        warehouse: &str,
-    ) -> Result<&BTreeMap<String, Decimal>, SliceError> {
-        if self
-            .erp_stock
-            .as_ref()
-            .is_none_or(|(at, _)| *at != run.started_at)
-        {
-            self.erp_stock = Some((run.started_at, BTreeMap::new()));
-        }
-        let Some((_, cache)) = self.erp_stock.as_mut() else {
-            return Err(SliceError::Unavailable {
-                side: "erp",
-                reason: "stock cache".into(),
-            });
-        };
-        if !cache.contains_key(warehouse) {
-            let connector = Arc::clone(&self.connector);
-            let levels = self
-                .runtime
-                .block_on(connector.stock_levels(warehouse))
-                .map_err(erp_unavailable)?;
+    /// The ERP's on-hand quantity of `item` in `warehouse`; each warehouse's stock is read
+    /// once per stock phase.
+    fn erp_quantity(&mut self, warehouse: &str, item: &str) -> Result<Decimal, SliceError> {
+        if !self.erp_stock.contains_key(warehouse) {
+            let levels = self.erp(self.connector.stock_levels(warehouse))?;
             let by_item = levels
                 .into_iter()
                 .map(|l| (l.item_code, l.quantity))
                 .collect();
-            cache.insert(warehouse.to_owned(), by_item);
+            self.erp_stock.insert(warehouse.to_owned(), by_item);
         }
-        cache.get(warehouse).ok_or_else(|| SliceError::Unavailable {
-            side: "erp",
-            reason: "stock cache".into(),
-        })
+        Ok(self
+            .erp_stock
+            .get(warehouse)
+            .and_then(|levels| levels.get(item))
+            .copied()
+            .unwrap_or_default())
     }
 
     /// One page of MSI source items against the ERP's stock; `true` when done.
@@ -467,13 +447,7 @@ impl<C: ErpConnector> Reconciler<C> {
         let now = ctx.now();
         let size = self.settings.stock.page_size;
         let page_no = run.stock_page + 1;
-        let page = self
-            .runtime
-            .block_on(self.magento.source_items(page_no, size))
-            .map_err(|e| SliceError::Unavailable {
-                side: "magento",
-                reason: e.to_string(),
-            })?;
+        let page = self.magento(self.magento.source_items(page_no, size))?;
         // Magento answers a page past the end with the last page again: count, do not trust.
         if page.items.is_empty() || (page_no - 1) * size >= page.total_count {
             return Ok(true);
@@ -491,12 +465,8 @@ impl<C: ErpConnector> Reconciler<C> {
             else {
                 continue;
             };
-            let magento_qty = quantity(&row["quantity"]);
-            let erp_qty = self
-                .erp_stock(run, &warehouse)?
-                .get(&item)
-                .copied()
-                .unwrap_or_default();
+            let magento_qty = money(&row["quantity"]);
+            let erp_qty = self.erp_quantity(&warehouse, &item)?;
             run.stock_checked += 1;
             self.metrics.stock_checked.inc();
             let entity = format!("{sku}|{source}");
@@ -587,8 +557,6 @@ impl<C: ErpConnector> Reconciler<C> {
             summary.rounding += run.rounding;
         }
         state.next_at = now + self.settings.effective.interval.as_millis() as Millis;
-        state.last_finished_at = now;
-        state.last = Some(run);
         state.active = None;
     }
 }
@@ -602,14 +570,6 @@ fn kind_label(kind: bridge_events::reconciliation::FindingKind) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("{kind:?}"))
-}
-
-fn quantity(value: &serde_json::Value) -> Decimal {
-    match value {
-        serde_json::Value::String(s) => s.trim().parse().unwrap_or_default(),
-        serde_json::Value::Number(n) => n.to_string().parse().unwrap_or_default(),
-        _ => Decimal::ZERO,
-    }
 }
 
 fn order_ref_of(event: &Event) -> Option<&str> {
@@ -673,7 +633,12 @@ impl<C: ErpConnector> Handler for Reconciler<C> {
             match step {
                 Ok(false) => {}
                 Ok(true) => match self.next_phase(run.phase, partition) {
-                    Some(next) => run.phase = next,
+                    Some(next) => {
+                        if next == Phase::Stock {
+                            self.erp_stock.clear();
+                        }
+                        run.phase = next;
+                    }
                     None => {
                         finished = true;
                         break;

@@ -70,10 +70,6 @@ pub struct RunState {
     pub next_at: Millis,
     /// The run under way.
     pub active: Option<Active>,
-    /// The last finished run.
-    pub last: Option<Active>,
-    /// Finished at.
-    pub last_finished_at: Millis,
 }
 
 /// The UTC day of a time, `YYYY-MM-DD`.
