@@ -137,6 +137,17 @@ async fn faulted_orders_are_found_explained_repaired_and_then_clean() -> TestRes
     let mapping = flow.mapping_file("mapping.toml", MAPPING)?;
     let mut writer = flow.start_writer(&mapping).await?;
     let faulted = booked_but_faulted(&flow, Duration::from_secs(240)).await?;
+    // Booked wrongly and then cancelled on both sides: history, which neither the
+    // reconciler nor a repair touches (their short totals stay as booked).
+    let history: BTreeSet<String> = flow
+        .erp
+        .shared
+        .books()
+        .faulted
+        .keys()
+        .filter(|r| !faulted.contains(*r))
+        .cloned()
+        .collect();
     assert!(
         faulted.len() >= 3,
         "too few faulted orders to test: {faulted:?}"
@@ -244,9 +255,13 @@ async fn faulted_orders_are_found_explained_repaired_and_then_clean() -> TestRes
         },
     )
     .await?;
+    let left: Vec<String> = differences(&flow.erp, &expected(&flow.sim))
+        .into_iter()
+        .filter(|d| !history.contains(d.split(':').next().unwrap_or_default()))
+        .collect();
     assert!(
-        differences(&flow.erp, &expected(&flow.sim)).is_empty(),
-        "the ERP still differs from Magento"
+        left.is_empty(),
+        "the ERP still differs from Magento: {left:#?}"
     );
     let left: Vec<String> = flow
         .erp
