@@ -35,3 +35,15 @@ pub mod trace;
 /// allocates per record (decode, state overlay, changelog) and glibc's malloc was a fifth of
 /// its time in the runtime benchmark; mimalloc made the aggregator about 20 % faster.
 pub type Allocator = mimalloc::MiMalloc;
+
+/// `e` and every cause under it, joined by `: ` — what a one-line error report needs (a
+/// `thiserror` message names what failed; its source says why).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        parts.push(c.to_string());
+        cause = c.source();
+    }
+    parts.join(": ")
+}

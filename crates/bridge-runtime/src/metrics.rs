@@ -43,6 +43,8 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     /// Records parked by class.
     pub parked: Family<ErrorLabels, Counter>,
+    /// Errors the consumer reported, by librdkafka error code.
+    pub consumer_errors: Family<ErrorLabels, Counter>,
     /// Inputs skipped as duplicates of an event id already processed.
     pub dedupe_hits: Counter,
     /// Transactions committed.
@@ -79,6 +81,7 @@ impl Metrics {
             records_out: Family::default(),
             errors: Family::default(),
             parked: Family::default(),
+            consumer_errors: Family::default(),
             dedupe_hits: Counter::default(),
             commits: Counter::default(),
             aborts: Counter::default(),
@@ -106,6 +109,11 @@ impl Metrics {
             metrics.errors.clone(),
         );
         registry.register("parked", "Records parked by class", metrics.parked.clone());
+        registry.register(
+            "consumer_errors",
+            "Errors the consumer reported, by librdkafka error code",
+            metrics.consumer_errors.clone(),
+        );
         registry.register(
             "dedupe_hits",
             "Inputs skipped as duplicates",

@@ -37,6 +37,13 @@ pub enum ServiceError {
     },
 }
 
+/// How long a stop waits for the work to finish what it is doing (within Kubernetes'
+/// default 30 s termination grace).
+const STOP_GRACE: Duration = Duration::from_secs(20);
+
+/// The readiness part of the Kafka connection.
+const KAFKA: &str = "kafka";
+
 /// Runs a service: health endpoints first, then waits (retrying, not failing) until Kafka
 /// answers, marks the service ready and runs `work` until it ends or shutdown is asked.
 pub async fn run<F, Fut>(
@@ -51,6 +58,7 @@ where
     Fut: Future<Output = Result<(), ServiceError>>,
 {
     let health = Health::new(name);
+    health.waiting_for(KAFKA, "connecting to Kafka");
     let addr = health::serve(http.listen, Arc::clone(&health), shutdown.clone())
         .await
         .map_err(|source| ServiceError::Http {
@@ -76,7 +84,8 @@ where
                 break;
             }
             Ok(Err(e)) => {
-                tracing::warn!(service = name, error = %e, "kafka not reachable yet, retrying")
+                tracing::warn!(service = name, error = %e, "kafka not reachable yet, retrying");
+                health.waiting_for(KAFKA, format!("Kafka not reachable yet: {e}"));
             }
             Err(e) => {
                 tracing::warn!(service = name, error = %e, "kafka probe task failed, retrying")
@@ -87,12 +96,23 @@ where
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-    health.set_ready(true);
+    health.ready(KAFKA);
+    let work = work(Arc::clone(&health));
+    tokio::pin!(work);
     let result = tokio::select! {
-        result = work(Arc::clone(&health)) => result,
-        _ = shutdown.wait() => Ok(()),
+        result = &mut work => result,
+        // The work stops on the same signal (the loops finish their step and commit): let
+        // it, for a bounded time, so nothing it still runs outlives the async runtime.
+        _ = shutdown.wait() => match tokio::time::timeout(STOP_GRACE, &mut work).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(service = name, grace_ms = STOP_GRACE.as_millis() as u64,
+                    "the work did not stop in time; leaving it");
+                Ok(())
+            }
+        },
     };
-    health.set_ready(false);
+    health.waiting_for(name, "stopping");
     tracing::info!(service = name, "stopped");
     result
 }
@@ -212,6 +232,8 @@ pub async fn run_handlers(
                 if several {
                     loop_config.state_dir = loop_config.state_dir.join(&spec.group_id);
                 }
+                // Not ready until the loop has joined its group (it marks itself).
+                health.waiting_for(&spec.group_id, "starting");
                 let handler = (spec.make_handler)(health.metrics());
                 let (kafka, codec, runtime) = (kafka.clone(), Arc::clone(&codec), runtime.clone());
                 let (health, shutdown) = (Arc::clone(&health), loops_shutdown.clone());
@@ -232,12 +254,12 @@ pub async fn run_handlers(
             stop_loops.fire();
             let mut result = match first {
                 Some(Ok(Ok(()))) | None => Ok(()),
-                Some(Ok(Err(e))) => Err(failed(e.to_string())),
-                Some(Err(e)) => Err(failed(e.to_string())),
+                Some(Ok(Err(e))) => Err(failed(crate::error_chain(&e))),
+                Some(Err(e)) => Err(failed(crate::error_chain(&e))),
             };
             while let Some(other) = running.join_next().await {
                 if let (Ok(()), Ok(Err(e))) = (&result, other) {
-                    result = Err(failed(e.to_string()));
+                    result = Err(failed(crate::error_chain(&e)));
                 }
             }
             result

@@ -14,6 +14,7 @@
 
 mod callbacks;
 mod delivery;
+mod readiness;
 mod records;
 mod restore;
 
@@ -26,11 +27,12 @@ use bridge_events::{EventCodec, Millis};
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{BaseProducer, Producer};
 
 use self::callbacks::{ConsumerCallbacks, ProducerCallbacks, RebalanceEvent};
+use self::readiness::Readiness;
 use self::records::{codec_class, header};
 use crate::config::{Guarantee, KafkaConfig, ProcessorSettings};
 use crate::handler::{Handler, HandlerError, Inbound};
@@ -128,6 +130,17 @@ pub enum ProcessorError {
         #[source]
         source: KafkaError,
     },
+    /// The state changelog partition of an assigned input partition does not exist.
+    #[error(
+        "changelog topic {topic} has no partition {partition}: create it compacted, with as \
+         many partitions as the input topic (bridgectl create-topics does)"
+    )]
+    MissingChangelog {
+        /// The changelog topic.
+        topic: String,
+        /// The partition missing.
+        partition: i32,
+    },
     /// State could not be read or written.
     #[error("state")]
     State(#[from] StateError),
@@ -163,7 +176,7 @@ fn now_ms() -> Millis {
 }
 
 struct Loop<'a, H: Handler> {
-    health: Arc<Health>,
+    readiness: Readiness,
     metrics: Arc<Metrics>,
     config: &'a ProcessorConfig,
     kafka: &'a KafkaConfig,
@@ -205,6 +218,7 @@ pub fn run<H: Handler>(
     shutdown: Shutdown,
 ) -> Result<(), ProcessorError> {
     let metrics = health.metrics();
+    let readiness = Readiness::new(Arc::clone(&health), &config.group_id, &config.input_topic);
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ProcessorError::Io {
         path: config.state_dir.clone(),
         source,
@@ -270,9 +284,10 @@ pub fn run<H: Handler>(
         commit_interval_ms = config.commit_interval.as_millis() as u64,
         "processing loop started"
     );
+    readiness.report();
 
     let mut lp = Loop {
-        health,
+        readiness,
         metrics,
         config,
         kafka: kafka_config,
@@ -332,7 +347,10 @@ impl<H: Handler> Loop<'_, H> {
                     self.producer.poll(Duration::ZERO);
                     None
                 }
-                Some(Err(e)) => return Err(kafka("consume")(e)),
+                Some(Err(e)) => {
+                    self.on_consumer_error(e)?;
+                    None
+                }
             };
             self.after_rebalance()?;
             if let Some(message) = message {
@@ -365,14 +383,39 @@ impl<H: Handler> Loop<'_, H> {
             match event {
                 RebalanceEvent::Revoked(partitions) => self.on_revoked(&partitions)?,
                 RebalanceEvent::Assigned(partitions) => {
-                    self.health.set_ready(false);
-                    for partition in partitions {
+                    for &partition in &partitions {
+                        self.readiness.restoring(partition);
                         self.restore(partition)?;
                     }
+                    self.readiness.assigned(partitions.len());
                 }
             }
         }
-        self.health.set_ready(true);
+        Ok(())
+    }
+
+    /// librdkafka reports most consumer errors for information and recovers by itself
+    /// (a broker restarting, a topic not created yet); only a fatal one (this member
+    /// fenced by another with the same `group.instance.id`) stops the loop. A missing
+    /// input topic marks the loop not ready until partitions of it are assigned.
+    fn on_consumer_error(&mut self, e: KafkaError) -> Result<(), ProcessorError> {
+        let code = e.rdkafka_error_code();
+        self.metrics
+            .consumer_errors
+            .get_or_create(&ErrorLabels {
+                error_code: code.map_or_else(|| "other".to_owned(), |c| format!("{c:?}")),
+            })
+            .inc();
+        if let KafkaError::MessageConsumptionFatal(_) = e {
+            return Err(kafka("consume")(e));
+        }
+        if code == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
+            self.readiness.input_missing();
+            let topic = &self.config.input_topic;
+            tracing::warn!(%topic, error = %e, "input topic missing; waiting for it");
+        } else {
+            tracing::warn!(error = %e, "consumer error; librdkafka retries");
+        }
         Ok(())
     }
 

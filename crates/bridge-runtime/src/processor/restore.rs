@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -13,6 +14,17 @@ use crate::changelog::{ChangelogRecord, SOURCE_OFFSET_HEADER, restore, trust_loc
 use crate::handler::Handler;
 use crate::metrics::PartitionLabels;
 use crate::state::{Pending, SledStore, StateStore};
+
+/// How long a restore waits for a changelog partition that does not exist yet.
+const MISSING_CHANGELOG_WAIT: Duration = Duration::from_secs(60);
+
+/// Whether `e` says the topic or partition is not (yet) known.
+fn missing(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::UnknownPartition | RDKafkaErrorCode::UnknownTopicOrPartition)
+    )
+}
 
 impl<H: Handler> Loop<'_, H> {
     pub(super) fn committed_offset(&self, partition: i32) -> Result<Option<i64>, ProcessorError> {
@@ -76,6 +88,36 @@ impl<H: Handler> Loop<'_, H> {
         Ok(())
     }
 
+    /// The changelog partition's watermarks. A changelog created just before (by
+    /// `bridgectl create-topics`, racing this start) is waited for a while, the loop
+    /// marked not ready meanwhile; one still missing then is a deployment error.
+    fn changelog_watermarks(
+        &self,
+        reader: &BaseConsumer,
+        partition: i32,
+    ) -> Result<(i64, i64), ProcessorError> {
+        let topic = &self.config.changelog_topic;
+        let deadline = Instant::now() + MISSING_CHANGELOG_WAIT;
+        loop {
+            match reader.fetch_watermarks(topic, partition, TIMEOUT) {
+                Ok(marks) => return Ok(marks),
+                Err(e) if missing(&e) && Instant::now() < deadline => {
+                    self.readiness.waiting(format!(
+                        "changelog topic {topic} has no partition {partition} yet"
+                    ));
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) if missing(&e) => {
+                    return Err(ProcessorError::MissingChangelog {
+                        topic: topic.clone(),
+                        partition,
+                    });
+                }
+                Err(e) => return Err(kafka("changelog watermarks")(e)),
+            }
+        }
+    }
+
     fn read_changelog(&self, partition: i32) -> Result<Vec<ChangelogRecord>, ProcessorError> {
         let reader: BaseConsumer = self
             .kafka
@@ -86,9 +128,7 @@ impl<H: Handler> Loop<'_, H> {
             .create()
             .map_err(kafka("create changelog reader"))?;
         let topic = &self.config.changelog_topic;
-        let (low, high) = reader
-            .fetch_watermarks(topic, partition, TIMEOUT)
-            .map_err(kafka("changelog watermarks"))?;
+        let (low, high) = self.changelog_watermarks(&reader, partition)?;
         let mut records = Vec::new();
         if high <= low {
             return Ok(records);

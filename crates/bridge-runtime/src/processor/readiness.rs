@@ -1,0 +1,67 @@
+//! What a processing loop tells `/readyz`: ready once it has joined its group and restored
+//! the state of the partitions it was given; not ready while it restores, or while its
+//! input topic does not exist.
+
+use std::sync::Arc;
+
+use crate::health::Health;
+
+/// One loop's part of the service's readiness (the part is named by the group id).
+pub(super) struct Readiness {
+    health: Arc<Health>,
+    part: String,
+    input_topic: String,
+    assigned: bool,
+    input_missing: bool,
+}
+
+impl Readiness {
+    /// Not ready: the loop is starting.
+    pub(super) fn new(health: Arc<Health>, group_id: &str, input_topic: &str) -> Self {
+        health.waiting_for(group_id, "starting");
+        Self {
+            health,
+            part: group_id.to_owned(),
+            input_topic: input_topic.to_owned(),
+            assigned: false,
+            input_missing: false,
+        }
+    }
+
+    /// Restoring `partition` before processing it.
+    pub(super) fn restoring(&self, partition: i32) {
+        self.waiting(format!("restoring the state of partition {partition}"));
+    }
+
+    /// Waiting for something the loop names (e.g. a changelog topic).
+    pub(super) fn waiting(&self, reason: String) {
+        self.health.waiting_for(&self.part, reason);
+    }
+
+    /// An assignment is restored; one with partitions proves the input topic exists.
+    pub(super) fn assigned(&mut self, partitions: usize) {
+        self.assigned = true;
+        if partitions > 0 {
+            self.input_missing = false;
+        }
+        self.report();
+    }
+
+    /// The consumer said the input topic does not exist.
+    pub(super) fn input_missing(&mut self) {
+        self.input_missing = true;
+        self.report();
+    }
+
+    /// Subscribed; ready after the first assignment.
+    pub(super) fn report(&self) {
+        let topic = &self.input_topic;
+        match (self.input_missing, self.assigned) {
+            (true, _) => self.waiting(format!(
+                "input topic {topic} does not exist (bridgectl create-topics makes it)"
+            )),
+            (false, false) => self.waiting(format!("joining its consumer group on {topic}")),
+            (false, true) => self.health.ready(&self.part),
+        }
+    }
+}
