@@ -9,7 +9,7 @@ use rdkafka::producer::BaseRecord;
 
 use super::{Loop, ProcessorError, TraceContext, kafka, now_ms};
 use crate::changelog::SOURCE_OFFSET_HEADER;
-use crate::handler::{Handler, Output};
+use crate::handler::{Handler, Output, is_expiry_index};
 use crate::metrics::ErrorLabels;
 use crate::parking::ParkedRecord;
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent};
@@ -61,7 +61,7 @@ impl<H: Handler> Loop<'_, H> {
                 continue;
             }
             let source = self.last_input_offset(*partition).to_string();
-            for (key, value) in store.pending() {
+            for (key, value) in store.pending().filter(|(key, _)| !is_expiry_index(key)) {
                 let headers = OwnedHeaders::new().insert(Header {
                     key: SOURCE_OFFSET_HEADER,
                     value: Some(&source),

@@ -11,7 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::records::header;
 use super::{Loop, ProcessorError, TIMEOUT, kafka};
 use crate::changelog::{ChangelogRecord, SOURCE_OFFSET_HEADER, restore, trust_local_state};
-use crate::handler::Handler;
+use crate::handler::{Handler, expiry_index};
 use crate::metrics::PartitionLabels;
 use crate::state::{Pending, SledStore, StateStore};
 
@@ -58,7 +58,8 @@ impl<H: Handler> Loop<'_, H> {
             store.clear()?;
             let records = self.read_changelog(partition)?;
             restored = records.len();
-            let (writes, _) = restore(records, committed);
+            let (mut writes, _) = restore(records, committed);
+            writes.extend(expiry_index(&writes));
             if let Some(committed) = committed {
                 store.apply(&writes, committed - 1)?;
             }
