@@ -70,6 +70,7 @@ start_erp_sim() {
   [[ -x "$BIN_DIR/erp-sim" ]] || die "$BIN_DIR/erp-sim is missing: run cargo build --bins first"
   nohup "$BIN_DIR/erp-sim" --listen "127.0.0.1:$ERP_PORT" \
     --faults "${BRIDGE_ERP_FAULTS:-$ROOT/deploy/config/erp-sim-demo.toml}" \
+    --rules "${BRIDGE_ERP_RULES:-$ROOT/deploy/config/erp-sim-demo-rules.toml}" \
     >"$DIR/erp-sim.log" 2>&1 &
   echo $! >"$DIR/erp-sim.pid"
   wait_for "erp-sim ($ERP_URL)" 60 curl -fsS "$ERP_URL/admin/stats" \

@@ -75,3 +75,25 @@ pub struct StockAdjustmentPosted {
     /// Adjusted items.
     pub lines: Vec<StockAdjustmentLine>,
 }
+
+/// The ERP shipped an order (`bridge.events.OrderShipped`): magento-writer ships it in
+/// Magento with the tracking number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderShipped {
+    /// Envelope.
+    pub envelope: Envelope,
+    /// Magento increment id.
+    pub order_ref: String,
+    /// Which ERP.
+    pub erp_system: String,
+    /// The ERP's sales order id.
+    pub erp_order_id: String,
+    /// The ERP's shipment id.
+    pub shipment_id: String,
+    /// Carrier code.
+    pub carrier: Option<String>,
+    /// Tracking number.
+    pub tracking_number: Option<String>,
+    /// When the goods left the warehouse.
+    pub shipped_at: Millis,
+}

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::envelope::Envelope;
-use crate::erp::{ErpOrderResult, StockAdjustmentPosted};
+use crate::erp::{ErpOrderResult, OrderShipped, StockAdjustmentPosted};
 use crate::inventory::{InventoryMovement, StockDeltaAggregated};
 use crate::order::{CreditMemoCreated, OrderCancelled, OrderPlaced, OrderUpdated};
 use crate::reconciliation::{ReconciliationFinding, ResyncRequested};
@@ -123,6 +123,7 @@ events![
     StockDeltaAggregated = 2,
     ErpOrderResult = 1,
     StockAdjustmentPosted = 1,
+    OrderShipped = 1,
     ReconciliationFinding = 1,
     ResyncRequested = 1,
 ];

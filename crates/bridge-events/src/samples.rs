@@ -4,7 +4,9 @@
 use rust_decimal::Decimal;
 
 use crate::envelope::Envelope;
-use crate::erp::{ErpOrderResult, ErpOutcome, StockAdjustmentLine, StockAdjustmentPosted};
+use crate::erp::{
+    ErpOrderResult, ErpOutcome, OrderShipped, StockAdjustmentLine, StockAdjustmentPosted,
+};
 use crate::event::{AvroEvent, Event};
 use crate::ids::FactIdentity;
 use crate::inventory::{InventoryMovement, MovementKind, StockDeltaAggregated};
@@ -209,6 +211,17 @@ pub fn one_of_each() -> Vec<Event> {
                 item_code: "ITEM-0000".into(),
                 quantity: Decimal::from(-7),
             }],
+        }
+        .into(),
+        OrderShipped {
+            envelope: envelope::<OrderShipped>("000000042", T0 + 86_400_000),
+            order_ref: "000000042".into(),
+            erp_system: "erp-sim".into(),
+            erp_order_id: "SO-000042".into(),
+            shipment_id: "SH-000007".into(),
+            carrier: Some("ups".into()),
+            tracking_number: Some("1Z0000000007".into()),
+            shipped_at: T0 + 86_000_000,
         }
         .into(),
         ReconciliationFinding {

@@ -29,6 +29,7 @@ pub const SOURCES: &[(&str, &str)] = sources![
     "StockDeltaAggregated.avsc",
     "ErpOrderResult.avsc",
     "StockAdjustmentPosted.avsc",
+    "OrderShipped.avsc",
     "ReconciliationFinding.avsc",
     "ResyncRequested.avsc",
 ];
@@ -225,7 +226,7 @@ mod tests {
     fn every_event_schema_bundles_into_valid_self_contained_avro() {
         let all = all().map_err(|e| e.to_string());
         let Ok(all) = all else { panic!("{all:?}") };
-        assert_eq!(all.len(), 10, "{:?}", all.keys().collect::<Vec<_>>());
+        assert_eq!(all.len(), 11, "{:?}", all.keys().collect::<Vec<_>>());
         for (name, record) in all {
             // Self-contained: the text parses on its own, with no other schema given.
             assert!(Schema::parse_str(&record.text).is_ok(), "{name}");

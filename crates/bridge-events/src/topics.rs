@@ -6,7 +6,7 @@ pub const ORDERS: &str = "bridge.orders.v1";
 pub const INVENTORY_MOVEMENTS: &str = "bridge.inventory-movements.v1";
 /// StockDeltaAggregated; key: `source_code` (erp-writer batches one warehouse per partition).
 pub const STOCK_DELTAS: &str = "bridge.stock-deltas.v1";
-/// ErpOrderResult (key: order_ref) and StockAdjustmentPosted (key: source_code).
+/// ErpOrderResult and OrderShipped (key: order_ref), StockAdjustmentPosted (key: source_code).
 pub const ERP_RESULTS: &str = "bridge.erp-results.v1";
 /// ReconciliationFinding; key: entity_ref.
 pub const FINDINGS: &str = "bridge.findings.v1";
@@ -31,6 +31,7 @@ pub const LAYOUT: &[(&str, &[&str])] = &[
         &[
             "bridge.events.ErpOrderResult",
             "bridge.events.StockAdjustmentPosted",
+            "bridge.events.OrderShipped",
         ],
     ),
     (FINDINGS, &["bridge.events.ReconciliationFinding"]),

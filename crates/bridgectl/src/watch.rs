@@ -79,13 +79,14 @@ pub async fn run(sources: Sources, every: Duration) -> anyhow::Result<()> {
             .await
             .unwrap_or_default();
         println!(
-            "{}  placed {} | in ERP {} (cancelled {}, credit notes {}) | rejected {} | stock adjustments {} | parked: ingest {}, erp-writer {} | ERP faults fired {} | reconciler: open findings {}, resolved {}, resyncs {}",
+            "{}  placed {} | in ERP {} (cancelled {}, credit notes {}) | rejected {} | shipped {} | stock adjustments {} | parked: ingest {}, erp-writer {} | ERP faults fired {} | reconciler: open findings {}, resolved {}, resyncs {}",
             chrono::Utc::now().format("%H:%M:%S"),
             number(&sim, &["orders"]),
             number(&erp, &["sales_orders"]),
             number(&erp, &["cancelled"]),
             number(&erp, &["credit_notes"]),
             sum(&writer, "bridge_erp_verdicts_total", "verdict=\"rejected\""),
+            sum(&writer, "bridge_erp_verdicts_total", "verdict=\"shipped\""),
             number(&erp, &["adjustments"]),
             sum(&ingest, "bridge_parked_total", ""),
             sum(&writer, "bridge_parked_total", ""),

@@ -15,11 +15,14 @@
 //! API (`/api`): `GET /health`; `GET /customers?external_ref=`, `POST /customers/batch`;
 //! `GET /sales-orders?external_ref=` (or `?page=&size=`), `POST /sales-orders`,
 //! `GET /sales-orders/{id}`, `POST /sales-orders/{id}/cancel`; `POST /credit-notes`;
+//! `GET /shipments?after=&size=` (the shipment journal, for the shop's "shipped" status);
 //! `GET /stock?warehouse=&item_code=`; `GET /stock-adjustments?external_ref=`,
 //! `POST /stock-adjustments`. Admin (`/admin`, no faults): `GET|PUT /faults`,
 //! `POST /faults/burst {"count":N,"status":503}`, `GET|PUT /rules`, `POST /items
 //! {"codes":[..]}`, `PATCH /customers/{ref} {"blocked":true,"credit_limit":"100"}`,
 //! `POST /stock`, `GET /sales-orders` (all, with which faults changed which order),
+//! `POST /sales-orders/{external_ref}/ship {"carrier":..,"tracking_number":..}` (the
+//! warehouse shipped it; rule `ship_after_ms` ships every order that long after booking),
 //! `PATCH /sales-orders/{external_ref}` (a raw edit, nothing priced again: `status`,
 //! `currency`, `customer_ref`, `quantities` per item, any total, `credited` — faults of your
 //! own for the reconciler), `DELETE /sales-orders/{external_ref}` (the ERP loses it),

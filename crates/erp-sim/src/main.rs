@@ -15,7 +15,7 @@ struct Args {
     #[arg(long, env = "ERP_SIM_FAULTS")]
     faults: Option<std::path::PathBuf>,
     /// A TOML file of business rules (closed_catalogue, closed_before, credit_limit,
-    /// adjustment_batch_limit).
+    /// adjustment_batch_limit, allow_duplicate_refs, ship_after_ms).
     #[arg(long, env = "ERP_SIM_RULES")]
     rules: Option<std::path::PathBuf>,
 }

@@ -168,6 +168,39 @@ pub struct SalesOrder {
     pub credit_notes: Vec<String>,
     /// Σ credited.
     pub credited: Decimal,
+    /// The shipment that delivered it, once shipped.
+    #[serde(default)]
+    pub shipment_id: Option<String>,
+}
+
+/// A delivery of an order's goods as the warehouse confirmed it, in the ERP's shipment
+/// journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    /// Position in the journal (1, 2, …): what readers page by.
+    pub seq: u64,
+    /// `SH-000001`.
+    pub id: String,
+    /// The sales order shipped.
+    pub order_id: String,
+    /// The shop's reference of that order.
+    pub external_ref: String,
+    /// Carrier code, e.g. `ups`.
+    pub carrier: Option<String>,
+    /// Tracking number.
+    pub tracking_number: Option<String>,
+    /// When it left the warehouse, milliseconds since the epoch.
+    pub shipped_at: i64,
+}
+
+/// What the warehouse says when it ships an order (`POST /admin/sales-orders/{ref}/ship`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NewShipment {
+    /// Carrier code.
+    pub carrier: Option<String>,
+    /// Tracking number.
+    pub tracking_number: Option<String>,
 }
 
 /// A raw edit of a booked order: every field optional; `quantities` sets an item's
@@ -282,6 +315,9 @@ pub struct Rules {
     /// unique reference do (Tryton's `reference` is not unique): the writer's own
     /// idempotency is then all that stands between a retry and a duplicate.
     pub allow_duplicate_refs: bool,
+    /// Ship every confirmed order this long after it was booked (a warehouse that keeps
+    /// up); none = only when `POST /admin/sales-orders/{ref}/ship` says so.
+    pub ship_after_ms: Option<u64>,
 }
 
 /// All of it.
@@ -314,6 +350,8 @@ pub struct Books {
     pub amendments: u64,
     /// The last sales-order number given (ids are never reused, even after a delete).
     pub last_order_number: u64,
+    /// The shipment journal, in order (`seq` = position + 1).
+    pub shipments: Vec<Shipment>,
 }
 
 impl Books {
@@ -485,6 +523,7 @@ impl Books {
             totals,
             credit_notes: Vec::new(),
             credited: Decimal::ZERO,
+            shipment_id: None,
         };
         if let Some(c) = self.customers.get_mut(&new.customer_ref) {
             c.open_balance += order.totals.grand_total;
@@ -605,6 +644,80 @@ impl Books {
     pub fn forget(&mut self, external_ref: &str) -> Option<SalesOrder> {
         let id = self.order_refs.remove(external_ref)?;
         self.orders.remove(&id)
+    }
+
+    /// Ships an order (idempotent: a shipped order answers its shipment).
+    pub fn ship(
+        &mut self,
+        external_ref: &str,
+        new: NewShipment,
+        now: i64,
+    ) -> Result<Created<Shipment>, Rejection> {
+        let id = self
+            .order_refs
+            .get(external_ref)
+            .cloned()
+            .ok_or_else(|| reject("not_found", format!("no sales order for {external_ref}")))?;
+        let order = self
+            .orders
+            .get_mut(&id)
+            .ok_or_else(|| reject("not_found", format!("sales order {id} does not exist")))?;
+        if let Some(shipped) = &order.shipment_id {
+            let existing = self.shipments.iter().find(|s| &s.id == shipped);
+            if let Some(existing) = existing {
+                return Ok(Created::Existing(existing.clone()));
+            }
+        }
+        if order.status == "cancelled" {
+            return Err(reject(
+                "cancelled",
+                format!("sales order {id} is cancelled: nothing to ship"),
+            ));
+        }
+        let seq = self.shipments.len() as u64 + 1;
+        let shipment = Shipment {
+            seq,
+            id: format!("SH-{seq:06}"),
+            order_id: id,
+            external_ref: external_ref.to_owned(),
+            carrier: new.carrier,
+            tracking_number: new.tracking_number,
+            shipped_at: now,
+        };
+        order.shipment_id = Some(shipment.id.clone());
+        self.shipments.push(shipment.clone());
+        Ok(Created::New(shipment))
+    }
+
+    /// Ships every confirmed order booked `after_ms` or longer before `now` (the rule
+    /// `ship_after_ms`: a warehouse that keeps up).
+    pub fn ship_due(&mut self, now: i64) {
+        let Some(after_ms) = self.rules.ship_after_ms else {
+            return;
+        };
+        let due: Vec<String> = self
+            .orders
+            .values()
+            .filter(|o| o.status != "cancelled" && o.shipment_id.is_none())
+            .filter(|o| o.created_at.saturating_add(after_ms as i64) <= now)
+            .map(|o| o.external_ref.clone())
+            .collect();
+        for external_ref in due {
+            let tracking = format!("1Z{:010}", self.shipments.len() + 1);
+            let new = NewShipment {
+                carrier: Some("ups".into()),
+                tracking_number: Some(tracking),
+            };
+            // Every one of them is known and not cancelled: this cannot refuse.
+            let _ = self.ship(&external_ref, new, now);
+        }
+    }
+
+    /// Up to `size` journal entries after position `after`.
+    pub fn shipments_after(&self, after: u64, size: usize) -> &[Shipment] {
+        let start = (after as usize).min(self.shipments.len());
+        let end = start.saturating_add(size).min(self.shipments.len());
+        &self.shipments[start..end]
     }
 
     /// Cancels an order (idempotent).
@@ -906,6 +1019,52 @@ mod tests {
             books.adjust(big).map(|_| ()).map_err(|r| r.code),
             Err("batch_too_large")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn an_order_ships_once_into_the_journal_and_a_cancelled_one_not_at_all() -> Result<(), Rejection>
+    {
+        let mut books = books();
+        for r in ["1", "2", "3"] {
+            books.create_order(order(r, 1), OrderFaults::default())?;
+        }
+        let Created::New(first) = books.ship("2", NewShipment::default(), 10)? else {
+            panic!("a first shipment is new");
+        };
+        assert_eq!((first.seq, first.id.as_str()), (1, "SH-000001"));
+        let again = books.ship("2", NewShipment::default(), 20)?;
+        assert!(matches!(again, Created::Existing(s) if s == first));
+        let id = books.order_refs["3"].clone();
+        books.cancel(&id)?;
+        assert_eq!(
+            books.ship("3", NewShipment::default(), 30).map(|_| ()),
+            Err(reject(
+                "cancelled",
+                "sales order SO-000003 is cancelled: nothing to ship".into()
+            ))
+        );
+        assert!(books.ship("404", NewShipment::default(), 30).is_err());
+
+        // The rule ships what is due (not the cancelled one), after the journal so far.
+        books.rules.ship_after_ms = Some(1_000);
+        let booked = books
+            .orders
+            .values()
+            .map(|o| o.created_at)
+            .max()
+            .unwrap_or(0);
+        books.ship_due(booked + 999);
+        assert_eq!(books.shipments.len(), 1, "nothing due yet");
+        books.ship_due(booked + 1_000);
+        let refs: Vec<&str> = books
+            .shipments_after(1, 10)
+            .iter()
+            .map(|s| s.external_ref.as_str())
+            .collect();
+        assert_eq!(refs, ["1"]);
+        assert!(books.shipments_after(2, 10).is_empty());
+        assert_eq!(books.shipments_after(0, 1).len(), 1);
         Ok(())
     }
 }

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::faults::{FaultState, Faults, Verdict};
 use crate::model::{
-    Books, Created, NewAdjustment, NewCreditNote, NewCustomer, NewSalesOrder, Rejection, Rules,
+    Books, Created, NewAdjustment, NewCreditNote, NewCustomer, NewSalesOrder, NewShipment,
+    Rejection, Rules,
 };
 
 /// What the handlers share.
@@ -89,6 +90,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/sales-order-refs", get(order_refs))
         .route("/sales-orders/{id}/cancel", post(cancel_order))
         .route("/credit-notes", post(credit))
+        .route("/shipments", get(shipments))
         .route("/stock", get(stock))
         .route("/stock-adjustments", get(find_adjustment).post(adjust))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -108,6 +110,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             "/admin/sales-orders/{external_ref}",
             patch(tamper_order).delete(forget_order),
         )
+        .route("/admin/sales-orders/{external_ref}/ship", post(ship_order))
         .route("/admin/stats", get(stats))
         .with_state(shared)
 }
@@ -283,6 +286,32 @@ async fn cancel_order(State(shared): App, Path(id): Path<String>) -> Response {
     }
 }
 
+#[derive(Deserialize)]
+struct ShipmentsQuery {
+    after: Option<u64>,
+    size: Option<usize>,
+}
+
+/// The shipment journal after position `after`, oldest first (orders due under the rule
+/// `ship_after_ms` are shipped first).
+async fn shipments(State(shared): App, Query(q): Query<ShipmentsQuery>) -> Json<Value> {
+    let mut books = shared.books();
+    books.ship_due(now_ms());
+    let size = q.size.unwrap_or(100).clamp(1, 1000);
+    let items = books.shipments_after(q.after.unwrap_or(0), size);
+    Json(json!({ "items": items }))
+}
+
+async fn ship_order(
+    State(shared): App,
+    Path(external_ref): Path<String>,
+    body: Option<Json<NewShipment>>,
+) -> Response {
+    let new = body.map(|Json(b)| b).unwrap_or_default();
+    let result = shared.books().ship(&external_ref, new, now_ms());
+    created(result, "a shipment of this order")
+}
+
 async fn credit(State(shared): App, Json(note): Json<NewCreditNote>) -> Response {
     let result = shared.books().credit(note);
     created(result, "a credit note with this external_ref")
@@ -435,7 +464,8 @@ async fn forget_order(State(shared): App, Path(external_ref): Path<String>) -> R
 }
 
 async fn all_orders(State(shared): App) -> Json<Value> {
-    let books = shared.books();
+    let mut books = shared.books();
+    books.ship_due(now_ms());
     Json(json!({ "items": books.orders.values().collect::<Vec<_>>(), "faulted": books.faulted }))
 }
 

@@ -60,6 +60,8 @@ pub struct WriterSettings {
     pub stock: StockSettings,
     /// Repairs the reconciler asks for.
     pub resync: ResyncSettings,
+    /// Shipments read back from the ERP.
+    pub shipments: ShipmentSettings,
 }
 
 impl Default for WriterSettings {
@@ -72,6 +74,31 @@ impl Default for WriterSettings {
             erp: ErpSettings::default(),
             stock: StockSettings::default(),
             resync: ResyncSettings::default(),
+            shipments: ShipmentSettings::default(),
+        }
+    }
+}
+
+/// `[writer.shipments]`: the ERP's shipment journal read back as `OrderShipped` events on
+/// the results topic (magento-writer ships the order in Magento). Read by the instance
+/// that owns partition 0 of the orders topic, the journal position kept in its state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShipmentSettings {
+    /// Read shipments at all.
+    pub enabled: bool,
+    /// Time between reads when the last one was not a full page.
+    pub poll_interval_ms: u64,
+    /// Most shipments per read.
+    pub page_size: usize,
+}
+
+impl Default for ShipmentSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            poll_interval_ms: 10_000,
+            page_size: 100,
         }
     }
 }
@@ -244,6 +271,13 @@ impl Validate for Config {
             return invalid(format!(
                 "writer.stock.group_id = `{}` must differ from writer.group_id",
                 stock.group_id
+            ));
+        }
+        let shipments = &self.writer.shipments;
+        if shipments.enabled && !(1..=1000).contains(&shipments.page_size) {
+            return invalid(format!(
+                "writer.shipments.page_size = {} is not within 1..=1000",
+                shipments.page_size
             ));
         }
         let resync = &self.writer.resync;

@@ -22,9 +22,11 @@ use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use serde::{Deserialize, Serialize};
 
 use crate::calls::{ErpCaller, Refusal};
+use crate::config::ShipmentSettings;
 use crate::connector::{CreditNoteDoc, ErpConnector, ErpLine, ErpOrder};
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
+use crate::shipments::ShipmentReader;
 use bridge_runtime::guard::Guard;
 
 /// What the state knows of one order.
@@ -80,6 +82,7 @@ pub struct ErpWriter<C: ErpConnector> {
     caller: ErpCaller,
     results_topic: String,
     metrics: WriterMetrics,
+    shipments: ShipmentReader,
 }
 
 fn order_key(order_ref: &str) -> Vec<u8> {
@@ -113,7 +116,17 @@ impl<C: ErpConnector> ErpWriter<C> {
             caller: ErpCaller::new(runtime, guard, metrics.clone()),
             results_topic: results_topic.to_owned(),
             metrics,
+            shipments: ShipmentReader::new(ShipmentSettings {
+                enabled: false,
+                ..ShipmentSettings::default()
+            }),
         }
+    }
+
+    /// Also reads the ERP's shipments back as `OrderShipped` events ([`ShipmentReader`]).
+    pub fn with_shipments(mut self, settings: ShipmentSettings) -> Self {
+        self.shipments = ShipmentReader::new(settings);
+        self
     }
 
     fn load(ctx: &Context<'_>, order_ref: &str) -> Result<OrderRecord, HandlerError> {
@@ -449,5 +462,17 @@ impl<C: ErpConnector> Handler for ErpWriter<C> {
                 ),
             }),
         }
+    }
+
+    fn on_punctuate(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let Self {
+            connector,
+            caller,
+            metrics,
+            results_topic,
+            shipments,
+            ..
+        } = self;
+        shipments.poll(&**connector, caller, metrics, results_topic, ctx)
     }
 }

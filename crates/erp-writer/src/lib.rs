@@ -14,6 +14,7 @@ pub mod handler;
 pub mod mapping;
 pub mod metrics;
 pub mod resync;
+pub mod shipments;
 pub mod stock;
 
 use std::sync::{Arc, OnceLock};
@@ -91,6 +92,7 @@ async fn run_with<C: ErpConnector>(
             metrics_of.clone(),
         );
         let (runtime, results_topic) = (runtime.clone(), writer.results_topic.clone());
+        let shipments = writer.shipments.clone();
         loops.push(LoopSpec::new(
             &writer.group_id,
             &writer.orders_topic,
@@ -103,6 +105,7 @@ async fn run_with<C: ErpConnector>(
                     &results_topic,
                     metrics_of(&registry),
                 )
+                .with_shipments(shipments)
             },
         ));
     }

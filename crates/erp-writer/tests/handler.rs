@@ -11,6 +11,7 @@ use bridge_runtime::driver::TestDriver;
 use bridge_runtime::guard::{CircuitBreaker, Guard, RateLimiter};
 use bridge_runtime::handler::HandlerError;
 use erp_sim::{ErpSim, ErpSimConfig};
+use erp_writer::config::ShipmentSettings;
 use erp_writer::connector::ErpConnector;
 use erp_writer::connector::erp_sim::ErpSimConnector;
 use erp_writer::handler::ErpWriter;
@@ -31,6 +32,13 @@ struct Setup {
 }
 
 fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
+    setup_with(ShipmentSettings {
+        enabled: false,
+        ..ShipmentSettings::default()
+    })
+}
+
+fn setup_with(shipments: ShipmentSettings) -> Result<Setup, Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Runtime::new()?;
     let erp = runtime.block_on(ErpSim::start(ErpSimConfig {
         rules: erp_sim::Rules {
@@ -52,7 +60,8 @@ fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
         ),
         "results",
         WriterMetrics::register(&metrics),
-    );
+    )
+    .with_shipments(shipments);
     Ok(Setup {
         runtime,
         erp,
@@ -159,5 +168,64 @@ fn the_circuit_opens_and_spares_a_down_erp() -> TestResult {
         calls
     );
     assert!(s.erp.shared.books().orders.is_empty());
+    Ok(())
+}
+
+/// The ERP's shipments come back as `OrderShipped` events, each once: the journal position
+/// is kept in state; a full page is followed by the next at once, else the interval waits.
+#[test]
+fn the_erps_shipments_come_back_once_each_as_order_shipped() -> TestResult {
+    let mut s = setup_with(ShipmentSettings {
+        enabled: true,
+        poll_interval_ms: 10_000,
+        page_size: 2,
+    })?;
+    for reference in ["SHIP-1", "SHIP-2", "SHIP-3", "SHIP-4"] {
+        let outputs = s.driver.send(placed(reference)?)?;
+        assert!(matches!(verdict(&outputs), Some((ErpOutcome::Accepted, _))));
+    }
+    let shipped = |outputs: &[bridge_runtime::handler::Output]| -> Vec<(String, Option<String>)> {
+        outputs
+            .iter()
+            .filter_map(|o| match &o.event {
+                Event::OrderShipped(e) => Some((e.order_ref.clone(), e.tracking_number.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(shipped(&s.driver.advance_to(1_000)?).is_empty());
+
+    let ship = |s: &Setup, reference: &str| {
+        let new = erp_sim::model::NewShipment {
+            carrier: Some("ups".into()),
+            tracking_number: Some(format!("1Z-{reference}")),
+        };
+        s.erp.shared.books().ship(reference, new, 5_000).map(|_| ())
+    };
+    ship(&s, "SHIP-2")?;
+    assert!(
+        shipped(&s.driver.advance_to(5_000)?).is_empty(),
+        "not before the poll interval"
+    );
+    assert_eq!(
+        shipped(&s.driver.advance_to(11_000)?),
+        [("SHIP-2".to_owned(), Some("1Z-SHIP-2".to_owned()))]
+    );
+    assert!(shipped(&s.driver.advance_to(21_000)?).is_empty(), "once");
+
+    for reference in ["SHIP-1", "SHIP-3", "SHIP-4"] {
+        ship(&s, reference)?;
+    }
+    let first = shipped(&s.driver.advance_to(31_000)?);
+    let second = shipped(&s.driver.advance_to(31_001)?);
+    assert_eq!(
+        (first.len(), second.len()),
+        (2, 1),
+        "a full page reads on at once"
+    );
+    let mut all: Vec<String> = first.into_iter().chain(second).map(|(r, _)| r).collect();
+    all.sort();
+    assert_eq!(all, ["SHIP-1", "SHIP-3", "SHIP-4"]);
+    assert!(shipped(&s.driver.advance_to(61_000)?).is_empty());
     Ok(())
 }

@@ -81,8 +81,86 @@ async fn every_order_reaches_the_erp_once_with_its_totals_cancellations_and_cred
     assert!(flow.parked()?.is_empty(), "parked: {:?}", flow.parked()?);
     assert_eq!(flow.erp.shared.books().duplicate_creates, 0);
     written_back_once(&flow).await?;
+    shipments_come_back_once(&flow).await?;
     writer.stop()?;
     flow.stop().await
+}
+
+/// The ERP ships some orders: each comes back once as `OrderShipped` and is shipped once in
+/// Magento with its tracking number — or, if Magento shipped it already, commented once.
+async fn shipments_come_back_once(flow: &Flow) -> TestResult {
+    let to_ship: Vec<String> = {
+        let books = flow.erp.shared.books();
+        books
+            .orders
+            .values()
+            .filter(|o| o.status != "cancelled")
+            .map(|o| o.external_ref.clone())
+            .take(40)
+            .collect()
+    };
+    for reference in &to_ship {
+        let new = erp_sim::model::NewShipment {
+            carrier: Some("ups".into()),
+            tracking_number: Some(format!("1Z{reference}")),
+        };
+        flow.erp.shared.books().ship(reference, new, now_ms())?;
+    }
+    let shipped_comment = |reference: &String| {
+        flow.comments().get(reference).map_or(0, |c| {
+            c.iter()
+                .filter(|t| t.starts_with("Shipped by erp-sim (SH-"))
+                .count()
+        })
+    };
+    wait_until(
+        "every shipment written back to Magento",
+        Duration::from_secs(60),
+        || {
+            let done = to_ship.iter().all(|r| shipped_comment(r) > 0);
+            async move { done }
+        },
+    )
+    .await?;
+    let events: Vec<String> = flow
+        .events(&flow.results)
+        .await?
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::OrderShipped(s) => Some(s.order_ref),
+            _ => None,
+        })
+        .collect();
+    let mut sorted = events.clone();
+    sorted.sort();
+    let mut wanted = to_ship.clone();
+    wanted.sort();
+    assert_eq!(sorted, wanted, "one OrderShipped per shipped order");
+
+    let writebacks = flow.sim.shared.store().writebacks().to_vec();
+    let mut shipped_in_magento = 0;
+    for reference in &to_ship {
+        assert_eq!(shipped_comment(reference), 1, "{reference}");
+        let ships: Vec<_> = writebacks
+            .iter()
+            .filter(|w| w.kind == "order_ship" && &w.target == reference)
+            .collect();
+        assert!(ships.len() <= 1, "{reference} shipped twice in Magento");
+        if let Some(ship) = ships.first() {
+            shipped_in_magento += 1;
+            assert_eq!(
+                ship.body["tracks"][0]["track_number"],
+                format!("1Z{reference}"),
+                "{ship:?}"
+            );
+        }
+    }
+    // The generator ships some orders in Magento itself; the others the ERP's shipment did.
+    assert!(
+        shipped_in_magento > 0,
+        "no order shipped through Magento's API"
+    );
+    Ok(())
 }
 
 /// Every order in the ERP has its verdict written back to Magento, once, naming the ERP

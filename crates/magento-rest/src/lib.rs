@@ -302,6 +302,17 @@ pub fn criteria(
     query
 }
 
+/// A shipment's tracking, as `POST /V1/order/{id}/ship` takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Track<'a> {
+    /// The carrier's tracking number.
+    pub number: &'a str,
+    /// The carrier as customers see it, e.g. `UPS`.
+    pub title: &'a str,
+    /// Magento's carrier code (`ups`, `fedex`, `usps`, `dhl`, or `custom`).
+    pub carrier_code: &'a str,
+}
+
 /// An id as one path segment (ids from payloads are not trusted to be plain).
 fn path_part(id: &str) -> String {
     form_urlencoded::byte_serialize(id.as_bytes()).collect()
@@ -335,6 +346,36 @@ impl Magento {
         )
         .await
         .map(|_| ())
+    }
+
+    /// `POST /V1/order/{id}/ship`: ships the whole order with its tracking (none when the
+    /// carrier or number is unknown) and appends `comment`; returns the shipment id.
+    /// Magento refuses (400) an order that cannot ship: cancelled, on hold, shipped.
+    pub async fn ship_order(
+        &self,
+        entity_id: &str,
+        track: Option<Track<'_>>,
+        comment: &str,
+        notify_customer: bool,
+    ) -> Result<Value, RestError> {
+        let tracks: Vec<Value> = track
+            .into_iter()
+            .map(|t| {
+                json!({
+                    "track_number": t.number,
+                    "title": t.title,
+                    "carrier_code": t.carrier_code,
+                })
+            })
+            .collect();
+        let body = json!({
+            "notify": notify_customer,
+            "appendComment": true,
+            "comment": { "comment": comment, "is_visible_on_front": 0 },
+            "tracks": tracks,
+        });
+        self.post(&format!("/order/{}/ship", path_part(entity_id)), &body)
+            .await
     }
 
     /// `POST /V1/inventory/source-items`: sets MSI source-item quantities (absolute).

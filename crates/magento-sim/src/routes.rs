@@ -100,6 +100,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/orders", get(search_orders))
         .route("/orders/{id}", get(get_order))
         .route("/orders/{id}/comments", post(post_comment))
+        .route("/order/{id}/ship", post(ship_order))
         .route("/creditmemos", get(search_creditmemos))
         .route("/creditmemo/{id}", get(get_creditmemo))
         .route("/shipments", get(search_shipments))
@@ -200,6 +201,22 @@ async fn post_comment(
         .comment(id, body)
         .map(|change| change.into_iter().collect());
     announced(&shared, result, Value::Bool(true))
+}
+
+/// `POST /V1/order/{id}/ship`: answers the new shipment's id, as Magento does.
+async fn ship_order(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    let Ok(id) = id.parse() else {
+        return not_found();
+    };
+    let result = shared.store().ship_order(id, body);
+    match result {
+        Ok((shipment_id, changes)) => announced(&shared, Ok(changes), shipment_id.into()),
+        Err(e) => store_error(e),
+    }
 }
 
 async fn search_creditmemos(

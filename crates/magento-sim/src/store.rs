@@ -14,7 +14,7 @@ use crate::templates::{self, Template};
 /// A write-back call the sim received (order comment/status, source-item quantity).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct WriteBack {
-    /// `order_comment` or `source_items`.
+    /// `order_comment`, `order_ship` or `source_items`.
     pub kind: String,
     /// The order increment id, or the `sku|source` pair.
     pub target: String,
@@ -646,6 +646,88 @@ impl Store {
         }))
     }
 
+    /// Ships everything in order `id` as `POST /V1/order/{id}/ship` does (fulfilment the
+    /// ERP drives): with the body's `tracks`, and its `comment` on the order when
+    /// `appendComment`. A new order becomes processing, an invoiced one complete; any
+    /// other state refuses, as Magento's "The order does not allow a shipment to be
+    /// created". Returns the shipment id.
+    pub fn ship_order(&mut self, id: u64, body: Value) -> Result<(u64, Vec<Change>), StoreError> {
+        let order = self
+            .orders
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::NoOrder(id.to_string()))?;
+        let shipped_all = order["items"].as_array().is_some_and(|items| {
+            items
+                .iter()
+                .all(|i| decimal(&i["qty_shipped"]) >= decimal(&i["qty_ordered"]))
+        });
+        if shipped_all {
+            return Err(StoreError::NotAllowed {
+                order: order_ref(order),
+                state: order["state"].as_str().unwrap_or_default().to_owned(),
+                action: "shipped again".into(),
+            });
+        }
+        let was_new = order["state"] == "new";
+        if was_new {
+            // Magento ships a new order too; the sim's ship action starts from processing.
+            set_state(order, "processing", "processing");
+        }
+        let source = body
+            .pointer("/arguments/extension_attributes/source_code")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut changes = match self.act_from(id, Action::Ship, source.as_deref()) {
+            Ok(changes) => changes,
+            Err(e) => {
+                if let (true, Some(order)) = (was_new, self.orders.get_mut(&id)) {
+                    set_state(order, "new", "pending");
+                }
+                return Err(e);
+            }
+        };
+        let shipment_id = self.next_shipment;
+        let tracks: Vec<Value> = body["tracks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                json!({
+                    "order_id": id,
+                    "parent_id": shipment_id,
+                    "track_number": t["track_number"],
+                    "title": t["title"],
+                    "carrier_code": t["carrier_code"],
+                })
+            })
+            .collect();
+        if let Some(shipment) = self.shipments.get_mut(&shipment_id) {
+            shipment["tracks"] = Value::Array(tracks);
+            if let Some(last) = changes.last_mut() {
+                *last = shipment_change(shipment);
+            }
+        }
+        if let (true, Some(order)) = (was_new, self.orders.get_mut(&id)) {
+            set_state(order, "processing", "processing");
+            if let Some(first) = changes.first_mut() {
+                *first = order_change(order);
+            }
+        }
+        let comment = body.pointer("/comment/comment").and_then(Value::as_str);
+        if let (Some(true), Some(comment)) = (body["appendComment"].as_bool(), comment) {
+            let history = json!({ "statusHistory": { "comment": comment } });
+            changes.extend(self.comment(id, history)?);
+        }
+        let target = self.orders.get(&id).map(order_ref).unwrap_or_default();
+        self.writebacks.push(WriteBack {
+            kind: "order_ship".into(),
+            target,
+            body,
+            at: (self.clock)(),
+        });
+        Ok((shipment_id, changes))
+    }
+
     /// Saves MSI source items (`POST /V1/inventory/source-items`, `{"sourceItems": [...]}`).
     pub fn save_source_items(&mut self, body: Value) -> Result<(), StoreError> {
         let items = body
@@ -979,6 +1061,54 @@ mod tests {
             store.act(99_999, Action::Touch).err(),
             Some(StoreError::NoOrder("99999".into()))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_rest_ship_call_ships_a_new_or_invoiced_order_once_with_its_tracks()
+    -> Result<(), StoreError> {
+        let mut store = Store::with_fixtures();
+        let body = json!({
+            "appendComment": true,
+            "comment": { "comment": "Shipped by erp-sim (SH-1) [bridge e-1]" },
+            "tracks": [{ "track_number": "1Z1", "title": "UPS", "carrier_code": "ups" }],
+        });
+        let new = number(&store.place(&templates::orders()[0], None, false)["entity_id"]);
+        let (shipment, _) = store.ship_order(new, body.clone())?;
+        assert_eq!(
+            store
+                .shipment(shipment)
+                .map(|s| s["tracks"][0]["track_number"].clone()),
+            Some("1Z1".into())
+        );
+        let order = store.order(new).cloned().unwrap_or_default();
+        assert_eq!(order["state"], "processing", "shipped, not invoiced");
+        assert!(matches!(
+            store.ship_order(new, body.clone()),
+            Err(StoreError::NotAllowed { .. })
+        ));
+        assert_eq!(
+            order["status_histories"][0]["comment"],
+            "Shipped by erp-sim (SH-1) [bridge e-1]"
+        );
+
+        let invoiced = number(&store.place(&templates::orders()[0], None, false)["entity_id"]);
+        store.act(invoiced, Action::Invoice)?;
+        store.ship_order(invoiced, body.clone())?;
+        assert_eq!(
+            store.order(invoiced).map(|o| o["state"].clone()),
+            Some("complete".into())
+        );
+        assert!(matches!(
+            store.ship_order(invoiced, body),
+            Err(StoreError::NotAllowed { .. })
+        ));
+        let ships = store
+            .writebacks()
+            .iter()
+            .filter(|w| w.kind == "order_ship")
+            .count();
+        assert_eq!(ships, 2);
         Ok(())
     }
 

@@ -1,5 +1,6 @@
-//! ERP verdicts to Magento as order comments (and a status, if configured), as a runtime
-//! [`Handler`] over the results topic.
+//! ERP verdicts to Magento as order comments (and a status, if configured), and the ERP's
+//! shipments as Magento shipments with their tracking, as a runtime [`Handler`] over the
+//! results topic.
 //!
 //! Idempotent: each comment carries `[bridge <event id>]`, and before writing, the order's
 //! status history is read; a comment already there (a crash between the write and the
@@ -8,7 +9,7 @@
 use std::sync::Arc;
 
 use bridge_events::Event;
-use bridge_events::erp::{ErpOrderResult, ErpOutcome};
+use bridge_events::erp::{ErpOrderResult, ErpOutcome, OrderShipped};
 use bridge_runtime::guard::Guard;
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use magento_rest::{Magento, RestError};
@@ -80,48 +81,36 @@ impl MagentoWriter {
         }
     }
 
-    fn write_back(&mut self, result: &ErpOrderResult) -> Result<(), HandlerError> {
-        let order_ref = &result.order_ref;
+    /// The order `order_ref` as Magento has it (a missing one parks the record).
+    fn find(&mut self, order_ref: &str) -> Result<Value, HandlerError> {
         self.guard.admit()?;
         let found = self
             .runtime
             .block_on(self.magento.order_by_increment_id(order_ref));
-        let order = match found {
+        match found {
             Ok(Some(order)) => {
                 self.guard.succeeded();
-                order
+                Ok(order)
             }
             Ok(None) => {
                 self.guard.succeeded();
-                return Err(HandlerError::Terminal {
+                Err(HandlerError::Terminal {
                     class: "order_not_found",
                     reason: format!("Magento has no order {order_ref}"),
-                });
+                })
             }
-            Err(e) => return Err(classify(&mut self.guard, e, "finding the order")),
-        };
-        let marker = marker(&result.envelope.event_id);
-        let written = order["status_histories"].as_array().is_some_and(|h| {
-            h.iter().any(|entry| {
-                entry["comment"]
-                    .as_str()
-                    .is_some_and(|c| c.contains(&marker))
-            })
-        });
-        if written {
+            Err(e) => Err(classify(&mut self.guard, e, "finding the order")),
+        }
+    }
+
+    fn write_back(&mut self, result: &ErpOrderResult) -> Result<(), HandlerError> {
+        let order_ref = &result.order_ref;
+        let order = self.find(order_ref)?;
+        if written(&order, &result.envelope.event_id) {
             tracing::debug!(order_ref, "verdict already written back");
             return Ok(());
         }
-        let Some(entity_id) = order.get("entity_id").and_then(|id| match id {
-            Value::Number(n) => Some(n.to_string()),
-            Value::String(s) => Some(s.clone()),
-            _ => None,
-        }) else {
-            return Err(HandlerError::Terminal {
-                class: "magento_refused",
-                reason: format!("order {order_ref} came without an entity_id"),
-            });
-        };
+        let entity_id = entity_id(&order, order_ref)?;
         let status = match result.outcome {
             ErpOutcome::Rejected => &self.settings.rejected_status,
             _ => &self.settings.accepted_status,
@@ -143,12 +132,130 @@ impl MagentoWriter {
             Err(e) => Err(classify(&mut self.guard, e, "writing the comment")),
         }
     }
+
+    /// Ships the order in Magento with the ERP's tracking; one Magento shipped already (by
+    /// hand) gets the comment only; a cancelled one parks the record — goods left for an
+    /// order the shop cancelled, which people must look at.
+    fn ship(&mut self, shipped: &OrderShipped) -> Result<(), HandlerError> {
+        let order_ref = &shipped.order_ref;
+        let order = self.find(order_ref)?;
+        if written(&order, &shipped.envelope.event_id) {
+            tracing::debug!(order_ref, "shipment already written back");
+            return Ok(());
+        }
+        let entity_id = entity_id(&order, order_ref)?;
+        let text = shipped_comment(shipped);
+        let state = order["state"].as_str().unwrap_or_default();
+        self.guard.admit()?;
+        let written = match state {
+            "canceled" => {
+                self.guard.succeeded();
+                return Err(HandlerError::Terminal {
+                    class: "shipped_but_cancelled",
+                    reason: format!(
+                        "{} shipped order {order_ref} ({}) but Magento cancelled it",
+                        shipped.erp_system, shipped.shipment_id
+                    ),
+                });
+            }
+            "complete" | "closed" => self
+                .runtime
+                .block_on(self.magento.post_comment(
+                    &entity_id,
+                    &format!("{text} (Magento had shipped it already.)"),
+                    None,
+                    false,
+                ))
+                .map(|()| "comment"),
+            _ => {
+                let carrier = shipped.carrier.as_deref().unwrap_or_default();
+                let (carrier_code, title) = carrier_of(carrier);
+                let track = shipped
+                    .tracking_number
+                    .as_deref()
+                    .map(|number| magento_rest::Track {
+                        number,
+                        title: &title,
+                        carrier_code,
+                    });
+                self.runtime
+                    .block_on(self.magento.ship_order(
+                        &entity_id,
+                        track,
+                        &text,
+                        self.settings.notify_customer,
+                    ))
+                    .map(|_| "shipment")
+            }
+        };
+        match written {
+            Ok(what) => {
+                self.guard.succeeded();
+                tracing::info!(order_ref, shipment = %shipped.shipment_id, written = what,
+                    "shipment written back");
+                Ok(())
+            }
+            Err(e) => Err(classify(&mut self.guard, e, "shipping the order")),
+        }
+    }
+}
+
+/// Whether the order's history holds the comment of event `event_id` already.
+fn written(order: &Value, event_id: &str) -> bool {
+    let marker = marker(event_id);
+    order["status_histories"].as_array().is_some_and(|h| {
+        h.iter().any(|entry| {
+            entry["comment"]
+                .as_str()
+                .is_some_and(|c| c.contains(&marker))
+        })
+    })
+}
+
+fn entity_id(order: &Value, order_ref: &str) -> Result<String, HandlerError> {
+    match order.get("entity_id") {
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(HandlerError::Terminal {
+            class: "magento_refused",
+            reason: format!("order {order_ref} came without an entity_id"),
+        }),
+    }
+}
+
+/// The comment for a shipment.
+pub fn shipped_comment(shipped: &OrderShipped) -> String {
+    let tracking = match (&shipped.carrier, &shipped.tracking_number) {
+        (Some(carrier), Some(number)) => format!(", {carrier} tracking {number}"),
+        (None, Some(number)) => format!(", tracking {number}"),
+        _ => String::new(),
+    };
+    format!(
+        "Shipped by {} ({}{tracking}). {}",
+        shipped.erp_system,
+        shipped.shipment_id,
+        marker(&shipped.envelope.event_id)
+    )
+}
+
+/// Magento's carrier code and title for the ERP's carrier: Magento's own carriers by
+/// their code, anything else as `custom` under the ERP's name.
+fn carrier_of(carrier: &str) -> (&'static str, String) {
+    match carrier.to_ascii_lowercase().as_str() {
+        "ups" => ("ups", "UPS".into()),
+        "fedex" => ("fedex", "FedEx".into()),
+        "usps" => ("usps", "USPS".into()),
+        "dhl" => ("dhl", "DHL".into()),
+        "" => ("custom", "Carrier".into()),
+        _ => ("custom", carrier.to_owned()),
+    }
 }
 
 impl Handler for MagentoWriter {
     fn handle(&mut self, input: &Inbound<'_>, _ctx: &mut Context<'_>) -> Result<(), HandlerError> {
         match input.event {
             Event::ErpOrderResult(result) => self.write_back(result),
+            Event::OrderShipped(shipped) => self.ship(shipped),
             // Stock adjustments confirmed by the ERP share the topic; nothing to write.
             _ => Ok(()),
         }
@@ -179,5 +286,24 @@ mod tests {
             return;
         }
         panic!("no ErpOrderResult sample");
+    }
+
+    #[test]
+    fn a_shipment_comment_names_the_shipment_and_tracking_and_carries_its_marker() {
+        for event in samples::one_of_each() {
+            let Event::OrderShipped(mut shipped) = event else {
+                continue;
+            };
+            let text = shipped_comment(&shipped);
+            assert!(text.starts_with("Shipped by erp-sim (SH-000007, ups tracking 1Z"));
+            assert!(text.contains(&marker(&shipped.envelope.event_id)));
+            shipped.carrier = None;
+            shipped.tracking_number = None;
+            assert!(shipped_comment(&shipped).starts_with("Shipped by erp-sim (SH-000007). "));
+            assert_eq!(carrier_of("UPS"), ("ups", "UPS".to_owned()));
+            assert_eq!(carrier_of("PostNL"), ("custom", "PostNL".to_owned()));
+            return;
+        }
+        panic!("no OrderShipped sample");
     }
 }

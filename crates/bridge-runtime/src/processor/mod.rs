@@ -659,8 +659,22 @@ impl<H: Handler> Loop<'_, H> {
                 id: partition,
                 caught_up: self.at_end.contains(&partition),
             };
-            let step = step::punctuate(&mut self.handler, store, now, at, &self.config.step)
-                .map_err(|e| ProcessorError::Handler(e.to_string()))?;
+            let step = match step::punctuate(&mut self.handler, store, now, at, &self.config.step) {
+                Ok(step) => step,
+                // Nothing of it is kept; the next punctuation runs it again (a scheduled
+                // call to a system that is down waits for the next interval).
+                Err(HandlerError::Retryable { reason, .. }) => {
+                    self.metrics
+                        .errors
+                        .get_or_create(&ErrorLabels {
+                            error_code: "punctuation_retryable".into(),
+                        })
+                        .inc();
+                    tracing::warn!(partition, error = %reason, "punctuation failed; runs again next interval");
+                    continue;
+                }
+                Err(e) => return Err(ProcessorError::Handler(e.to_string())),
+            };
             if step.outputs.is_empty() && step.writes.is_empty() {
                 continue;
             }

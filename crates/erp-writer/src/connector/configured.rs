@@ -8,7 +8,7 @@ use super::erp_sim::ErpSimConnector;
 use super::tryton::{TrytonConnector, TrytonSettings};
 use super::{
     CreditNoteDoc, CustomerDoc, ErpConnector, ErpError, ErpOrder, Posted, SalesOrderDoc,
-    StockAdjustmentDoc, StockLevel,
+    ShipmentPage, StockAdjustmentDoc, StockLevel,
 };
 use crate::config::{ConnectorKind, ErpSettings};
 
@@ -70,6 +70,14 @@ impl ErpConnector for Configured {
 
     async fn order_refs(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, ErpError> {
         on_each!(self, c => c.order_refs(after, limit).await)
+    }
+
+    async fn shipments_after(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<ShipmentPage, ErpError> {
+        on_each!(self, c => c.shipments_after(cursor, limit).await)
     }
 
     async fn create_order(&self, order: &SalesOrderDoc) -> Result<Posted<ErpOrder>, ErpError> {

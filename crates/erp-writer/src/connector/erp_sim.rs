@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    CreditNoteDoc, CustomerDoc, ErpConnector, ErpError, ErpLine, ErpOrder, ErpTotals, Posted,
-    SalesOrderDoc, StockAdjustmentDoc, StockLevel,
+    CreditNoteDoc, CustomerDoc, ErpConnector, ErpError, ErpLine, ErpOrder, ErpShipment, ErpTotals,
+    Posted, SalesOrderDoc, ShipmentPage, StockAdjustmentDoc, StockLevel,
 };
 
 /// The erp-sim connector.
@@ -109,6 +109,18 @@ fn parse<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, 
 struct SimLine {
     item_code: String,
     quantity: rust_decimal::Decimal,
+}
+
+/// A shipment journal entry as erp-sim answers it.
+#[derive(Deserialize)]
+struct SimShipment {
+    seq: u64,
+    id: String,
+    order_id: String,
+    external_ref: String,
+    carrier: Option<String>,
+    tracking_number: Option<String>,
+    shipped_at: i64,
 }
 
 #[derive(Deserialize)]
@@ -315,5 +327,42 @@ impl ErpConnector for ErpSimConnector {
             body.get("items").cloned().unwrap_or(Value::Null),
             "stock levels",
         )
+    }
+
+    async fn shipments_after(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<ShipmentPage, ErpError> {
+        // erp-sim's cursor is the journal position.
+        let after: u64 = match cursor {
+            Some(c) => c.parse().map_err(|_| {
+                ErpError::Protocol(format!(
+                    "shipment cursor `{c}` is not an erp-sim journal position"
+                ))
+            })?,
+            None => 0,
+        };
+        let query = [("after", after.to_string()), ("size", limit.to_string())];
+        let (_, body) = exchange(self.client.get(self.url("/shipments")).query(&query)).await?;
+        let items: Vec<SimShipment> = parse(
+            body.get("items").cloned().unwrap_or(Value::Null),
+            "shipments",
+        )?;
+        let last = items.last().map_or(after, |s| s.seq);
+        Ok(ShipmentPage {
+            shipments: items
+                .into_iter()
+                .map(|s| ErpShipment {
+                    external_ref: s.external_ref,
+                    erp_order_id: s.order_id,
+                    shipment_id: s.id,
+                    carrier: s.carrier,
+                    tracking_number: s.tracking_number,
+                    shipped_at: s.shipped_at,
+                })
+                .collect(),
+            cursor: last.to_string(),
+        })
     }
 }

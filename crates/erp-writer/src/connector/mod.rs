@@ -193,6 +193,32 @@ pub struct StockLevel {
     pub quantity: Decimal,
 }
 
+/// A shipment the ERP confirmed (its warehouse delivered an order's goods).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErpShipment {
+    /// The shop's order reference.
+    pub external_ref: String,
+    /// The ERP's sales order id.
+    pub erp_order_id: String,
+    /// The ERP's shipment id.
+    pub shipment_id: String,
+    /// Carrier code.
+    pub carrier: Option<String>,
+    /// Tracking number.
+    pub tracking_number: Option<String>,
+    /// When it left the warehouse, milliseconds since the epoch.
+    pub shipped_at: i64,
+}
+
+/// A page of the ERP's shipments, oldest first, and the position after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipmentPage {
+    /// The shipments.
+    pub shipments: Vec<ErpShipment>,
+    /// Where the next page starts (opaque to the caller; the same when nothing is new).
+    pub cursor: String,
+}
+
 /// Whether a create made a new document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posted<T> {
@@ -267,4 +293,12 @@ pub trait ErpConnector: Send + Sync + 'static {
         &self,
         warehouse: &str,
     ) -> impl Future<Output = Result<Vec<StockLevel>, ErpError>> + Send;
+
+    /// Up to `limit` shipments after `cursor` (none: from the start), in the order the
+    /// ERP confirmed them.
+    fn shipments_after(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<ShipmentPage, ErpError>> + Send;
 }

@@ -392,6 +392,8 @@ group_id = "{group}-resync"
 topic = "{resync}"
 [writer.resync.magento]
 base_url = "{sim}"
+[writer.shipments]
+poll_interval_ms = 300
 {erp}
 "#,
                 bootstrap = self.bootstrap,

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::{
     CreditNoteDoc, CustomerDoc, ErpConnector, ErpError, ErpLine, ErpOrder, ErpTotals, Posted,
-    SalesOrderDoc, StockAdjustmentDoc, StockLevel,
+    SalesOrderDoc, ShipmentPage, StockAdjustmentDoc, StockLevel,
 };
 
 /// How to reach Tryton.
@@ -601,6 +601,19 @@ impl ErpConnector for TrytonConnector {
         adjustment: &StockAdjustmentDoc,
     ) -> Result<Posted<String>, ErpError> {
         self.adjust_stock(adjustment).await
+    }
+
+    /// Not read from Tryton yet (its shipments, `stock.shipment.out`, reach the sale
+    /// only through move origins): refused, and erp-writer stops asking.
+    async fn shipments_after(
+        &self,
+        _cursor: Option<&str>,
+        _limit: usize,
+    ) -> Result<ShipmentPage, ErpError> {
+        Err(ErpError::Rejected {
+            code: "unsupported".into(),
+            reason: "the Tryton connector does not read shipments yet".into(),
+        })
     }
 
     async fn stock_levels(&self, warehouse: &str) -> Result<Vec<StockLevel>, ErpError> {
