@@ -13,7 +13,7 @@ use bridge_events::Millis;
 
 use crate::handler::{
     Context, Handler, HandlerError, Inbound, Output, TimerKind, get_live, keys, parse_timer,
-    put_expiring, sweep_expired, timer_key, timer_prefix,
+    put_dedupe, sweep_dedupe, sweep_expired, timer_key, timer_prefix,
 };
 use crate::state::{Overlay, StateStore, Write};
 
@@ -33,6 +33,8 @@ pub struct StepConfig {
     pub dedupe_ttl: Duration,
     /// At most this many expired entries are removed per partition per punctuation.
     pub sweep_limit: usize,
+    /// Dedupe entries looked at per partition per punctuation (expired ones are removed).
+    pub dedupe_sweep_limit: usize,
 }
 
 impl Default for StepConfig {
@@ -40,6 +42,7 @@ impl Default for StepConfig {
         Self {
             dedupe_ttl: Duration::from_secs(7 * 24 * 3600),
             sweep_limit: 10_000,
+            dedupe_sweep_limit: 1_000,
         }
     }
 }
@@ -112,7 +115,7 @@ pub fn process<H: Handler + ?Sized>(
     } = ctx;
     if parked.is_none() {
         let expires = now.saturating_add(config.dedupe_ttl.as_millis() as i64);
-        put_expiring(&mut state, dedupe_key, &[], expires);
+        put_dedupe(&mut state, dedupe_key, expires);
     }
     if advanced {
         let more;
@@ -152,6 +155,7 @@ pub fn punctuate<H: Handler + ?Sized>(
     early.extend(outputs);
     let outputs = early;
     sweep_expired(&mut state, now, config.sweep_limit)?;
+    sweep_dedupe(&mut state, now, config.dedupe_sweep_limit)?;
     Ok(Step {
         outputs,
         writes: state.into_writes(),

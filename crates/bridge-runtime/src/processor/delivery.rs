@@ -12,6 +12,9 @@ use super::{Loop, ProcessorError, TIMEOUT, kafka};
 use crate::config::Guarantee;
 use crate::handler::Handler;
 
+/// How long [`Loop::drain`] sleeps between looks at the delivery reports.
+const DRAIN_NAP: Duration = Duration::from_micros(200);
+
 impl<H: Handler> Loop<'_, H> {
     /// Opens a batch (a transaction, exactly once) unless one is open.
     pub(super) fn begin(&mut self) -> Result<(), ProcessorError> {
@@ -119,18 +122,23 @@ impl<H: Handler> Loop<'_, H> {
 
     /// Waits until every record produced is acknowledged (or failed), serving the delivery
     /// reports on this thread. Not `Producer::flush`: rust-rdkafka's `BaseProducer::poll`
-    /// always waits out its timeout, so a flush costs at least 100 ms.
+    /// always waits out its timeout (a flush costs at least 100 ms), and the last
+    /// millisecond of any timeout it busy-polls (librdkafka takes whole milliseconds), so
+    /// waiting in `poll` burnt a core against the broker. Serve what is there, then sleep.
     fn drain(&self) -> Result<(), KafkaError> {
         let deadline = Instant::now() + TIMEOUT;
-        while self.producer.in_flight_count() > 0 {
+        loop {
+            self.producer.poll(Duration::ZERO);
+            if self.producer.in_flight_count() == 0 {
+                return Ok(());
+            }
             if Instant::now() >= deadline {
                 return Err(KafkaError::Flush(
                     rdkafka::types::RDKafkaErrorCode::OperationTimedOut,
                 ));
             }
-            self.producer.poll(Duration::from_millis(1));
+            std::thread::sleep(DRAIN_NAP);
         }
-        Ok(())
     }
 
     /// Ends the open batch without committing and drops its pending state: exactly once the

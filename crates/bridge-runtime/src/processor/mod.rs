@@ -230,6 +230,9 @@ pub fn run<H: Handler>(
     let db = sled::Config::new()
         .path(config.state_dir.join("sled"))
         .cache_capacity(config.state_cache_bytes)
+        // No periodic fsync: the changelog is what is durable; an unclean stop rebuilds
+        // from it, and a clean one flushes before writing its checkpoint.
+        .flush_every_ms(None)
         .open()
         .map_err(|source| {
             ProcessorError::State(StateError::Sled {
