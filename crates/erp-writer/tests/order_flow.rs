@@ -203,6 +203,15 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// The faults the ERP injects in the faults test, by the name erp-sim counts them under.
+const FAULTS: [&str; 5] = [
+    "rate_limit",
+    "error_every",
+    "timeout",
+    "maintenance",
+    "error_burst",
+];
+
 /// The ERP answers 429s, 500s, a burst of 503s, a maintenance window and timeouts after
 /// doing the work, while erp-writer is SIGKILLed five times: every order is still booked
 /// exactly once (erp-sim books duplicates here, so none may be attempted), nothing is
@@ -226,6 +235,9 @@ async fn under_erp_faults_and_five_sigkills_every_order_is_still_booked_once() -
     for kill in 0..5u64 {
         // Pacing the chaos, not waiting for a result: each kill lands mid-run.
         tokio::time::sleep(Duration::from_millis(2_000 + 500 * kill)).await;
+        writer.kill()?;
+        writer = flow.start_writer(&mapping).await?;
+        // Windows of trouble open once the new writer is up, so it meets them.
         match kill {
             1 => flow.faults(erp_sim::Faults {
                 maintenance: true,
@@ -238,17 +250,20 @@ async fn under_erp_faults_and_five_sigkills_every_order_is_still_booked_once() -
             }),
             _ => {}
         }
-        writer.kill()?;
-        writer = flow.start_writer(&mapping).await?;
     }
-    // Faults go on until half the orders are in; then the ERP recovers.
+    // Faults go on until half the orders are in and each kind has fired; then the ERP
+    // recovers.
     let half = expected(&flow.sim).len() / 2;
     wait_until(
-        "half the orders in the ERP",
+        "half the orders in the ERP and every fault fired",
         Duration::from_secs(300),
         || {
             let booked = flow.erp.shared.books().orders.len();
-            async move { booked >= half }
+            let fired = flow.erp.shared.faults().fired.clone();
+            let all = FAULTS
+                .iter()
+                .all(|f| fired.get(*f).copied().unwrap_or(0) > 0);
+            async move { booked >= half && all }
         },
     )
     .await?;
@@ -260,13 +275,7 @@ async fn under_erp_faults_and_five_sigkills_every_order_is_still_booked_once() -
         async move { lag == Some(0) }
     })
     .await?;
-    for fault in [
-        "rate_limit",
-        "error_every",
-        "timeout",
-        "maintenance",
-        "error_burst",
-    ] {
+    for fault in FAULTS {
         assert!(
             fired.get(fault).copied().unwrap_or(0) > 0,
             "{fault} never fired: {fired:?}"

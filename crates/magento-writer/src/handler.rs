@@ -81,26 +81,33 @@ impl MagentoWriter {
         }
     }
 
+    /// One Magento call through the guard: its answer, or the error its failure means.
+    fn call<T>(
+        &mut self,
+        what: &str,
+        call: impl Future<Output = Result<T, RestError>>,
+    ) -> Result<T, HandlerError> {
+        self.guard.admit()?;
+        match self.runtime.block_on(call) {
+            Ok(answer) => {
+                self.guard.succeeded();
+                Ok(answer)
+            }
+            Err(e) => Err(classify(&mut self.guard, e, what)),
+        }
+    }
+
     /// The order `order_ref` as Magento has it (a missing one parks the record).
     fn find(&mut self, order_ref: &str) -> Result<Value, HandlerError> {
-        self.guard.admit()?;
-        let found = self
-            .runtime
-            .block_on(self.magento.order_by_increment_id(order_ref));
-        match found {
-            Ok(Some(order)) => {
-                self.guard.succeeded();
-                Ok(order)
-            }
-            Ok(None) => {
-                self.guard.succeeded();
-                Err(HandlerError::Terminal {
-                    class: "order_not_found",
-                    reason: format!("Magento has no order {order_ref}"),
-                })
-            }
-            Err(e) => Err(classify(&mut self.guard, e, "finding the order")),
-        }
+        let magento = Arc::clone(&self.magento);
+        self.call(
+            "finding the order",
+            magento.order_by_increment_id(order_ref),
+        )?
+        .ok_or_else(|| HandlerError::Terminal {
+            class: "order_not_found",
+            reason: format!("Magento has no order {order_ref}"),
+        })
     }
 
     fn write_back(&mut self, result: &ErpOrderResult) -> Result<(), HandlerError> {
@@ -115,22 +122,14 @@ impl MagentoWriter {
             ErpOutcome::Rejected => &self.settings.rejected_status,
             _ => &self.settings.accepted_status,
         };
-        let status = (!status.is_empty()).then_some(status.as_str());
-        self.guard.admit()?;
-        let posted = self.runtime.block_on(self.magento.post_comment(
-            &entity_id,
-            &comment(result),
-            status,
-            self.settings.notify_customer,
-        ));
-        match posted {
-            Ok(()) => {
-                self.guard.succeeded();
-                tracing::debug!(order_ref, outcome = ?result.outcome, "verdict written back");
-                Ok(())
-            }
-            Err(e) => Err(classify(&mut self.guard, e, "writing the comment")),
-        }
+        let status = (!status.is_empty()).then_some(status.clone());
+        let magento = Arc::clone(&self.magento);
+        let notify = self.settings.notify_customer;
+        let text = comment(result);
+        let posted = magento.post_comment(&entity_id, &text, status.as_deref(), notify);
+        self.call("writing the comment", posted)?;
+        tracing::debug!(order_ref, outcome = ?result.outcome, "verdict written back");
+        Ok(())
     }
 
     /// Ships the order in Magento with the ERP's tracking; one Magento shipped already (by
@@ -145,11 +144,9 @@ impl MagentoWriter {
         }
         let entity_id = entity_id(&order, order_ref)?;
         let text = shipped_comment(shipped);
-        let state = order["state"].as_str().unwrap_or_default();
-        self.guard.admit()?;
-        let written = match state {
+        let magento = Arc::clone(&self.magento);
+        let written = match order["state"].as_str().unwrap_or_default() {
             "canceled" => {
-                self.guard.succeeded();
                 return Err(HandlerError::Terminal {
                     class: "shipped_but_cancelled",
                     reason: format!(
@@ -158,15 +155,12 @@ impl MagentoWriter {
                     ),
                 });
             }
-            "complete" | "closed" => self
-                .runtime
-                .block_on(self.magento.post_comment(
-                    &entity_id,
-                    &format!("{text} (Magento had shipped it already.)"),
-                    None,
-                    false,
-                ))
-                .map(|()| "comment"),
+            "complete" | "closed" => {
+                let text = format!("{text} (Magento had shipped it already.)");
+                let posted = magento.post_comment(&entity_id, &text, None, false);
+                self.call("commenting the shipment", posted)?;
+                "comment"
+            }
             _ => {
                 let carrier = shipped.carrier.as_deref().unwrap_or_default();
                 let (carrier_code, title) = carrier_of(carrier);
@@ -178,25 +172,15 @@ impl MagentoWriter {
                         title: &title,
                         carrier_code,
                     });
-                self.runtime
-                    .block_on(self.magento.ship_order(
-                        &entity_id,
-                        track,
-                        &text,
-                        self.settings.notify_customer,
-                    ))
-                    .map(|_| "shipment")
+                let notify = self.settings.notify_customer;
+                let shipping = magento.ship_order(&entity_id, track, &text, notify);
+                self.call("shipping the order", shipping)?;
+                "shipment"
             }
         };
-        match written {
-            Ok(what) => {
-                self.guard.succeeded();
-                tracing::info!(order_ref, shipment = %shipped.shipment_id, written = what,
-                    "shipment written back");
-                Ok(())
-            }
-            Err(e) => Err(classify(&mut self.guard, e, "shipping the order")),
-        }
+        tracing::info!(order_ref, shipment = %shipped.shipment_id, written,
+            "shipment written back");
+        Ok(())
     }
 }
 
