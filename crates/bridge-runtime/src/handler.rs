@@ -342,14 +342,14 @@ pub(crate) fn sweep_dedupe(
     now: Millis,
     limit: usize,
 ) -> Result<usize, StateError> {
-    let end = [&keys::DEDUPE[..keys::DEDUPE.len() - 1], b"0"].concat();
+    let end = crate::state::prefix_end(keys::DEDUPE);
     let after = state.get(keys::DEDUPE_SWEEP)?;
     let start = match &after {
         // The next key after the last one looked at.
         Some(last) => [last.as_slice(), &[0]].concat(),
         None => keys::DEDUPE.to_vec(),
     };
-    let entries = state.range(&start, Some(&end), limit)?;
+    let entries = state.range(&start, end.as_deref(), limit)?;
     let mut removed = 0;
     for (key, raw) in &entries {
         if unwrap_live(key, raw, now)?.is_none() {

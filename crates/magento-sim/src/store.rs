@@ -390,11 +390,8 @@ impl Store {
                 order["base_total_due"] = 0.into();
             }
             Action::Ship if state == "processing" => {
-                let Some(items) = order["items"].as_array_mut() else {
+                if !ship_items(order) {
                     return Err(refuse("shipped"));
-                };
-                for item in items {
-                    item["qty_shipped"] = item["qty_ordered"].clone();
                 }
                 set_state(order, "complete", "complete");
             }
@@ -430,7 +427,7 @@ impl Store {
         let mut changes = vec![order_change(order)];
         match action {
             Action::Refund => changes.extend(self.credit_memo_for(id)),
-            Action::Ship => changes.extend(self.shipment_for(id, &source)),
+            Action::Ship => changes.extend(self.shipment_for(id, &source, &[])),
             _ => {}
         }
         Ok(changes)
@@ -527,9 +524,10 @@ impl Store {
             .to_owned()
     }
 
-    /// A shipment of everything in order `id` from `source`, in the REST shape (MSI puts
-    /// the source in `extension_attributes.source_code`); the source's quantities go down.
-    fn shipment_for(&mut self, id: u64, source: &str) -> Option<Change> {
+    /// A shipment of everything in order `id` from `source` with `tracks` (as the ship
+    /// call takes them), in the REST shape (MSI puts the source in
+    /// `extension_attributes.source_code`); the source's quantities go down.
+    fn shipment_for(&mut self, id: u64, source: &str, tracks: &[Value]) -> Option<Change> {
         let order = self.orders.get(&id)?;
         self.next_shipment += 1;
         let shipment_id = self.next_shipment;
@@ -575,7 +573,16 @@ impl Store {
             "created_at": now,
             "updated_at": now,
             "items": items,
-            "tracks": [],
+            "tracks": tracks
+                .iter()
+                .map(|t| json!({
+                    "order_id": id,
+                    "parent_id": shipment_id,
+                    "track_number": t["track_number"],
+                    "title": t["title"],
+                    "carrier_code": t["carrier_code"],
+                }))
+                .collect::<Vec<Value>>(),
             "comments": [],
             "packages": [],
             "extension_attributes": { "source_code": source },
@@ -652,67 +659,48 @@ impl Store {
     /// other state refuses, as Magento's "The order does not allow a shipment to be
     /// created". Returns the shipment id.
     pub fn ship_order(&mut self, id: u64, body: Value) -> Result<(u64, Vec<Change>), StoreError> {
+        let source = match body
+            .pointer("/arguments/extension_attributes/source_code")
+            .and_then(Value::as_str)
+        {
+            Some(source) => source.to_owned(),
+            None => self.pick_source(id),
+        };
+        let now = (self.clock)();
         let order = self
             .orders
             .get_mut(&id)
             .ok_or_else(|| StoreError::NoOrder(id.to_string()))?;
+        let state = order["state"].as_str().unwrap_or_default().to_owned();
         let shipped_all = order["items"].as_array().is_some_and(|items| {
             items
                 .iter()
                 .all(|i| decimal(&i["qty_shipped"]) >= decimal(&i["qty_ordered"]))
         });
-        if shipped_all {
+        let next = match state.as_str() {
+            _ if shipped_all => None,
+            "new" => Some("processing"),
+            "processing" => Some("complete"),
+            _ => None,
+        };
+        let Some(next) = next.filter(|_| ship_items(order)) else {
             return Err(StoreError::NotAllowed {
                 order: order_ref(order),
-                state: order["state"].as_str().unwrap_or_default().to_owned(),
-                action: "shipped again".into(),
-            });
-        }
-        let was_new = order["state"] == "new";
-        if was_new {
-            // Magento ships a new order too; the sim's ship action starts from processing.
-            set_state(order, "processing", "processing");
-        }
-        let source = body
-            .pointer("/arguments/extension_attributes/source_code")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let mut changes = match self.act_from(id, Action::Ship, source.as_deref()) {
-            Ok(changes) => changes,
-            Err(e) => {
-                if let (true, Some(order)) = (was_new, self.orders.get_mut(&id)) {
-                    set_state(order, "new", "pending");
+                state,
+                action: if shipped_all {
+                    "shipped again"
+                } else {
+                    "shipped"
                 }
-                return Err(e);
-            }
+                .into(),
+            });
         };
+        set_state(order, next, next);
+        order["updated_at"] = now.into();
+        let mut changes = vec![order_change(order)];
+        let tracks = body["tracks"].as_array().cloned().unwrap_or_default();
+        changes.extend(self.shipment_for(id, &source, &tracks));
         let shipment_id = self.next_shipment;
-        let tracks: Vec<Value> = body["tracks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| {
-                json!({
-                    "order_id": id,
-                    "parent_id": shipment_id,
-                    "track_number": t["track_number"],
-                    "title": t["title"],
-                    "carrier_code": t["carrier_code"],
-                })
-            })
-            .collect();
-        if let Some(shipment) = self.shipments.get_mut(&shipment_id) {
-            shipment["tracks"] = Value::Array(tracks);
-            if let Some(last) = changes.last_mut() {
-                *last = shipment_change(shipment);
-            }
-        }
-        if let (true, Some(order)) = (was_new, self.orders.get_mut(&id)) {
-            set_state(order, "processing", "processing");
-            if let Some(first) = changes.first_mut() {
-                *first = order_change(order);
-            }
-        }
         let comment = body.pointer("/comment/comment").and_then(Value::as_str);
         if let (Some(true), Some(comment)) = (body["appendComment"].as_bool(), comment) {
             let history = json!({ "statusHistory": { "comment": comment } });
@@ -776,6 +764,17 @@ impl Store {
             }
         }
     }
+}
+
+/// Marks every item of `order` shipped in full; `false` when it has no items.
+fn ship_items(order: &mut Value) -> bool {
+    let Some(items) = order["items"].as_array_mut() else {
+        return false;
+    };
+    for item in items {
+        item["qty_shipped"] = item["qty_ordered"].clone();
+    }
+    true
 }
 
 fn set_state(order: &mut Value, state: &str, status: &str) {
