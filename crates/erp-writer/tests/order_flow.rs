@@ -4,6 +4,7 @@
 
 mod harness;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bridge_events::Event;
@@ -106,18 +107,27 @@ async fn shipments_come_back_once(flow: &Flow) -> TestResult {
         };
         flow.erp.shared.books().ship(reference, new, now_ms())?;
     }
-    let shipped_comment = |reference: &String| {
-        flow.comments().get(reference).map_or(0, |c| {
-            c.iter()
-                .filter(|t| t.starts_with("Shipped by erp-sim (SH-"))
-                .count()
-        })
+    // Shipping comments per order, from one read of the write-backs.
+    let shipping_comments = || -> BTreeMap<String, usize> {
+        flow.comments()
+            .into_iter()
+            .map(|(reference, texts)| {
+                let shipped = texts
+                    .iter()
+                    .filter(|t| t.starts_with("Shipped by erp-sim (SH-"))
+                    .count();
+                (reference, shipped)
+            })
+            .collect()
     };
     wait_until(
         "every shipment written back to Magento",
         Duration::from_secs(60),
         || {
-            let done = to_ship.iter().all(|r| shipped_comment(r) > 0);
+            let written = shipping_comments();
+            let done = to_ship
+                .iter()
+                .all(|r| written.get(r).is_some_and(|n| *n > 0));
             async move { done }
         },
     )
@@ -138,9 +148,10 @@ async fn shipments_come_back_once(flow: &Flow) -> TestResult {
     assert_eq!(sorted, wanted, "one OrderShipped per shipped order");
 
     let writebacks = flow.sim.shared.store().writebacks().to_vec();
+    let written = shipping_comments();
     let mut shipped_in_magento = 0;
     for reference in &to_ship {
-        assert_eq!(shipped_comment(reference), 1, "{reference}");
+        assert_eq!(written.get(reference), Some(&1), "{reference}");
         let ships: Vec<_> = writebacks
             .iter()
             .filter(|w| w.kind == "order_ship" && &w.target == reference)

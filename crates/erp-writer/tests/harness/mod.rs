@@ -201,6 +201,28 @@ topic = "{resync}"
         Ok(())
     }
 
+    /// The runtime's sections of a service's configuration for this flow: Kafka, registry,
+    /// health on `port`, state in `<dir>/<state>`, `instance_id`; lines appended before a new
+    /// table still belong to `[processor]`.
+    fn runtime_sections(&self, state: &str, port: u16, instance_id: &str) -> String {
+        format!(
+            r#"
+[kafka]
+bootstrap_servers = "{bootstrap}"
+[registry]
+url = "{registry}"
+[http]
+listen = "127.0.0.1:{port}"
+[processor]
+state_dir = "{state}"
+instance_id = "{instance_id}"
+"#,
+            bootstrap = self.bootstrap,
+            registry = self.registry,
+            state = self.dir.path().join(state).display(),
+        )
+    }
+
     /// Runs a service's `run` in this process and waits until its `/readyz` answers. Its
     /// configuration is the runtime's sections for this flow (Kafka, registry, a free
     /// health port, state in `<dir>/<name>`, `instance_id`) followed by `toml`, whose first
@@ -221,22 +243,7 @@ topic = "{resync}"
             + 'static,
     {
         let port = free_port()?;
-        let sections = format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{port}"
-[processor]
-state_dir = "{state}"
-instance_id = "{instance_id}"
-"#,
-            bootstrap = self.bootstrap,
-            registry = self.registry,
-            state = self.dir.path().join(name).display(),
-        );
+        let sections = self.runtime_sections(name, port, instance_id);
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, format!("{sections}{}", toml.trim_start()))?;
         let config: C = bridge_runtime::config::load(Some(&path), std::iter::empty())?;
@@ -363,22 +370,13 @@ base_url = "{sim}"
         std::fs::write(
             &config,
             format!(
-                r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-librdkafka = {{ "session.timeout.ms" = "10000" }}
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{port}"
-[processor]
-state_dir = "{state}"
-instance_id = "0"
-commit_interval_ms = 200
+                r#"{sections}commit_interval_ms = 200
 [processor.retry]
 initial_ms = 100
 max_delay_ms = 1000
 give_up_after_ms = 3000
+[kafka.librdkafka]
+"session.timeout.ms" = "10000"
 [writer]
 group_id = "{group}"
 orders_topic = "{orders}"
@@ -396,9 +394,7 @@ base_url = "{sim}"
 poll_interval_ms = 300
 {erp}
 "#,
-                bootstrap = self.bootstrap,
-                registry = self.registry,
-                state = self.dir.path().join(&self.group).display(),
+                sections = self.runtime_sections(&self.group, port, "0"),
                 group = self.group,
                 orders = self.orders,
                 results = self.results,
