@@ -5,7 +5,7 @@
 use bridge_events::{Event, Millis};
 
 use crate::handler::{Handler, HandlerError, Inbound, Output};
-use crate::state::{MemoryStore, StateStore};
+use crate::state::MemoryStore;
 use crate::step::{self, Outcome, StepConfig};
 
 /// Drives one handler over one partition.
@@ -65,16 +65,15 @@ impl<H: Handler> TestDriver<H> {
             self.now,
             &self.config,
         ) {
-            Ok(step) => {
+            Ok(mut step) => {
                 if step.outcome == Outcome::Duplicate {
                     self.duplicates += 1;
                 }
-                if let Some((class, reason)) = step.parked {
+                if let Some((class, reason)) = step.parked.take() {
                     self.parked
                         .push((event.clone(), HandlerError::Terminal { class, reason }));
                 }
-                self.store.apply(&step.writes, offset)?;
-                Ok(step.outputs)
+                Ok(step.apply_to(&mut self.store, offset)?)
             }
             Err(error @ HandlerError::Terminal { .. }) => {
                 self.parked.push((event, error));
@@ -104,8 +103,7 @@ impl<H: Handler> TestDriver<H> {
             partition,
             &self.config,
         )?;
-        self.store.apply(&step.writes, self.next_offset - 1)?;
-        Ok(step.outputs)
+        Ok(step.apply_to(&mut self.store, self.next_offset - 1)?)
     }
 
     /// The committed state (all of it, runtime keys included).

@@ -300,6 +300,13 @@ pub(crate) fn timer_key(kind: TimerKind, at: Millis, name: &str) -> Vec<u8> {
     [timer_prefix(kind).as_slice(), &at, name.as_bytes()].concat()
 }
 
+/// When the event-time timer stored under `key` is due (`None`: not such a timer).
+pub(crate) fn event_timer_at(key: &[u8]) -> Option<Millis> {
+    let rest = key.strip_prefix(keys::TIMER)?.strip_prefix(b"e")?;
+    let at = <[u8; 8]>::try_from(rest.get(..8)?).ok()?;
+    Some((u64::from_be_bytes(at) ^ (1 << 63)) as i64)
+}
+
 pub(crate) fn parse_timer(kind: TimerKind, key: &[u8]) -> Option<Timer> {
     let rest = key.get(timer_prefix(kind).len()..)?;
     let at = <[u8; 8]>::try_from(rest.get(..8)?).ok()?;

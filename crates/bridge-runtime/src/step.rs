@@ -15,7 +15,7 @@ use crate::handler::{
     Context, Handler, HandlerError, Inbound, Output, TimerKind, get_live, keys, parse_timer,
     put_dedupe, sweep_dedupe, sweep_expired, timer_key, timer_prefix,
 };
-use crate::state::{Overlay, StateStore, Write};
+use crate::state::{Overlay, StateStore, Write, prefix_end};
 
 /// The partition a punctuation runs for, and whether its consumer has read to its end.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +68,26 @@ pub struct Step {
     pub outcome: Outcome,
     /// The handler parked the input too (class, reason): see [`Context::park`].
     pub parked: Option<(&'static str, String)>,
+    /// When the step read the timers: no event-time timer is due before this once its
+    /// writes are applied (`Millis::MAX`: there is none). For
+    /// [`StateStore::learn_event_timer_floor`].
+    pub event_timer_floor: Option<Millis>,
+}
+
+impl Step {
+    /// Applies the step's writes to `store` as of input `offset`, with what it learnt of
+    /// the timers; returns the outputs to produce.
+    pub fn apply_to(
+        self,
+        store: &mut dyn StateStore,
+        offset: i64,
+    ) -> Result<Vec<Output>, crate::state::StateError> {
+        store.apply_owned(self.writes, offset)?;
+        if let Some(floor) = self.event_timer_floor {
+            store.learn_event_timer_floor(floor);
+        }
+        Ok(self.outputs)
+    }
 }
 
 fn read_watermark(state: &Overlay<'_>) -> Result<Option<Millis>, HandlerError> {
@@ -95,6 +115,7 @@ pub fn process<H: Handler + ?Sized>(
             writes: Vec::new(),
             outcome: Outcome::Duplicate,
             parked: None,
+            event_timer_floor: None,
         });
     }
     let watermark = read_watermark(&state)?;
@@ -117,13 +138,22 @@ pub fn process<H: Handler + ?Sized>(
         let expires = now.saturating_add(config.dedupe_ttl.as_millis() as i64);
         put_dedupe(&mut state, dedupe_key, expires);
     }
-    if advanced {
+    let mut event_timer_floor = None;
+    // Timers are read only if one may be due: below the store's floor there is none, so
+    // only this record's own timers can be.
+    let may_be_due = |floor: Option<Millis>| floor.is_none_or(|f| f <= envelope.occurred_at);
+    if advanced
+        && (may_be_due(store.event_timer_floor())
+            || state
+                .earliest_own_event_timer()
+                .is_some_and(|at| at <= envelope.occurred_at))
+    {
         let more;
         let partition = Partition {
             id: input.partition,
             caught_up: false,
         };
-        (more, state) = fire(handler, state, None, partition, now)?;
+        (more, state, event_timer_floor) = fire(handler, state, None, partition, now)?;
         outputs.extend(more);
     }
     Ok(Step {
@@ -131,6 +161,7 @@ pub fn process<H: Handler + ?Sized>(
         writes: state.into_writes(),
         outcome: Outcome::Handled,
         parked,
+        event_timer_floor,
     })
 }
 
@@ -151,7 +182,7 @@ pub fn punctuate<H: Handler + ?Sized>(
         outputs: mut early,
         ..
     } = ctx;
-    let (outputs, mut state) = fire(handler, state, Some(now), partition, now)?;
+    let (outputs, mut state, event_timer_floor) = fire(handler, state, Some(now), partition, now)?;
     early.extend(outputs);
     let outputs = early;
     sweep_expired(&mut state, now, config.sweep_limit)?;
@@ -161,18 +192,24 @@ pub fn punctuate<H: Handler + ?Sized>(
         writes: state.into_writes(),
         outcome: Outcome::Handled,
         parked: None,
+        event_timer_floor,
     })
 }
 
-/// Fires the due event-time timers and, given `wall_clock`, the due wall-clock ones.
+/// What firing leaves: outputs, the state, and the event-time timer floor after it.
+type Fired<'a> = (Vec<Output>, Overlay<'a>, Option<Millis>);
+
+/// Fires the due event-time timers and, given `wall_clock`, the due wall-clock ones;
+/// also returns when the first event-time timer left is due (`Millis::MAX`: none left).
 fn fire<'a, H: Handler + ?Sized>(
     handler: &mut H,
     state: Overlay<'a>,
     wall_clock: Option<Millis>,
     partition: Partition,
     now: Millis,
-) -> Result<(Vec<Output>, Overlay<'a>), HandlerError> {
+) -> Result<Fired<'a>, HandlerError> {
     let mut ctx = Context::new(state, now, partition.id, partition.caught_up);
+    let mut settled = false;
     // A timer may set another one that is already due; loop until none is, bounded.
     for _ in 0..1000 {
         let watermark = read_watermark(&ctx.state)?;
@@ -193,6 +230,7 @@ fn fire<'a, H: Handler + ?Sized>(
             }
         }
         if due.is_empty() {
+            settled = true;
             break;
         }
         for (key, timer) in due {
@@ -200,6 +238,157 @@ fn fire<'a, H: Handler + ?Sized>(
             handler.on_timer(&timer, &mut ctx)?;
         }
     }
+    // Unknown if the rounds ran out with timers still due.
+    let floor = if settled {
+        let prefix = timer_prefix(TimerKind::EventTime);
+        let first = ctx
+            .state
+            .range(&prefix, prefix_end(&prefix).as_deref(), 1)?;
+        Some(
+            first
+                .first()
+                .and_then(|(key, _)| parse_timer(TimerKind::EventTime, key))
+                .map_or(Millis::MAX, |timer| timer.at),
+        )
+    } else {
+        None
+    };
     let Context { state, outputs, .. } = ctx;
-    Ok((outputs, state))
+    Ok((outputs, state, floor))
+}
+
+#[cfg(test)]
+mod tests {
+    use bridge_events::Event;
+    use bridge_events::samples::inventory_movement;
+
+    use super::*;
+    use crate::handler::Timer;
+    use crate::state::{Entries, MemoryStore, Pending, StateError};
+
+    /// A store that never knows its timer floor: every step reads the timers (the
+    /// reference the floor must not change).
+    #[derive(Default)]
+    struct Unknowing(MemoryStore);
+
+    impl StateStore for Unknowing {
+        fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+            self.0.get(key)
+        }
+        fn range(
+            &self,
+            start: &[u8],
+            end: Option<&[u8]>,
+            limit: usize,
+        ) -> Result<Entries, StateError> {
+            self.0.range(start, end, limit)
+        }
+        fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
+            self.0.apply(writes, offset)
+        }
+        fn offset(&self) -> Option<i64> {
+            self.0.offset()
+        }
+    }
+
+    /// Sets timers around each record's event time (some already due, some cancelled, a
+    /// chain from each fired one) and notes every timer that fires.
+    #[derive(Default)]
+    struct Scheduler {
+        fired: Vec<(Millis, String)>,
+    }
+
+    fn mix(n: i64) -> i64 {
+        (n.wrapping_mul(2_654_435_761) >> 7).rem_euclid(1_000)
+    }
+
+    impl Handler for Scheduler {
+        fn handle(
+            &mut self,
+            input: &Inbound<'_>,
+            ctx: &mut Context<'_>,
+        ) -> Result<(), HandlerError> {
+            let at = input.event.envelope().occurred_at;
+            let n = input.offset;
+            ctx.schedule(TimerKind::EventTime, at + mix(n) - 300, &format!("r{n}"));
+            if n % 3 == 0 {
+                ctx.schedule(TimerKind::EventTime, at + 2_000, &format!("late{n}"));
+            }
+            if n % 7 == 0 && n > 3 {
+                ctx.cancel(
+                    TimerKind::EventTime,
+                    at - 7 * 10 + 2_000,
+                    &format!("late{}", n - 7),
+                );
+            }
+            Ok(())
+        }
+
+        fn on_timer(&mut self, timer: &Timer, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+            self.fired.push((timer.at, timer.name.clone()));
+            if timer.name.starts_with('r') && mix(timer.at) < 300 {
+                ctx.schedule(TimerKind::EventTime, timer.at + mix(timer.at), "chain");
+            }
+            Ok(())
+        }
+    }
+
+    fn record(n: i64) -> Event {
+        let mut movement = inventory_movement(&format!("sku-{n}"), "default", 1);
+        // Mostly forward, sometimes back (a record that does not move the watermark).
+        movement.envelope.occurred_at = 1_000 + n * 10 - if n % 5 == 0 { 400 } else { 0 };
+        movement.into()
+    }
+
+    /// The timers fired, and how many steps read the timers.
+    fn run_through<S: StateStore>(
+        store: &mut S,
+        mut commit: impl FnMut(&mut S, i64) -> Result<(), StateError>,
+    ) -> Result<(Vec<(Millis, String)>, usize), HandlerError> {
+        let mut handler = Scheduler::default();
+        let config = StepConfig::default();
+        let mut reads = 0;
+        for n in 0..600 {
+            let event = record(n);
+            let input = Inbound {
+                event: &event,
+                topic: "in",
+                partition: 0,
+                offset: n,
+            };
+            let step = process(&mut handler, &*store, &input, 0, &config)?;
+            reads += usize::from(step.event_timer_floor.is_some());
+            step.apply_to(store, n)?;
+            commit(store, n)?;
+        }
+        Ok((handler.fired, reads))
+    }
+
+    /// The floor only skips reads that would find nothing due: the same timers fire in
+    /// the same order with it as without it, across commits.
+    #[test]
+    fn the_timer_floor_changes_no_timer_that_fires() -> Result<(), HandlerError> {
+        let (reference, every) = run_through(&mut Unknowing::default(), |_, _| Ok(()))?;
+        assert!(
+            reference.len() > 600,
+            "the scenario fires timers: {}",
+            reference.len()
+        );
+        let mut pending = Pending::new(MemoryStore::default());
+        let (fired, reads) = run_through(&mut pending, |pending, n| {
+            if n % 50 == 49 {
+                pending.commit(n)?;
+            }
+            Ok(())
+        })?;
+        assert_eq!(fired, reference);
+        assert!(reads < every, "the floor skipped reads: {reads} of {every}");
+        let (fired, _) = run_through(&mut MemoryStore::default(), |_, _| Ok(()))?;
+        assert_eq!(fired, reference);
+        // An abort drops writes the floor may have been learnt over: unknown again.
+        assert!(pending.event_timer_floor().is_some());
+        pending.abort();
+        assert_eq!(pending.event_timer_floor(), None);
+        Ok(())
+    }
 }

@@ -40,7 +40,7 @@ use crate::health::Health;
 use crate::metrics::{ErrorLabels, Metrics, TopicLabels};
 use crate::retry::RetryPolicy;
 use crate::shutdown::Shutdown;
-use crate::state::{Pending, SledStore, StateError, StateStore};
+use crate::state::{Pending, SledStore, StateError, WriteBehind};
 use crate::step::{self, Step, StepConfig};
 use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent};
 
@@ -188,6 +188,8 @@ struct Loop<'a, H: Handler> {
     codec: Arc<EventCodec>,
     runtime: tokio::runtime::Handle,
     db: sled::Db,
+    /// Applies committed batches to `db` off this thread.
+    behind: WriteBehind,
     clean_start: bool,
     partitions: BTreeMap<i32, Pending<SledStore>>,
     records_in: HashMap<i32, Counter>,
@@ -300,6 +302,7 @@ pub fn run<H: Handler>(
         codec,
         runtime,
         db,
+        behind: WriteBehind::start()?,
         clean_start,
         partitions: BTreeMap::new(),
         records_in: HashMap::new(),
@@ -313,10 +316,7 @@ pub fn run<H: Handler>(
     };
     let result = lp.run(&shutdown);
     if result.is_ok() {
-        lp.db.flush().map_err(|source| StateError::Sled {
-            tree: "db".into(),
-            source,
-        })?;
+        lp.flush()?;
         std::fs::write(&marker, b"clean stop\n").map_err(|source| ProcessorError::Io {
             path: marker.clone(),
             source,
@@ -444,6 +444,12 @@ impl<H: Handler> Loop<'_, H> {
             );
             self.abort_and_rewind()?;
         }
+        self.flush()
+    }
+
+    /// Puts every committed batch in sled and sled on disk.
+    fn flush(&self) -> Result<(), ProcessorError> {
+        self.behind.drain()?;
         self.db.flush().map_err(|source| StateError::Sled {
             tree: "db".into(),
             source,
@@ -636,7 +642,11 @@ impl<H: Handler> Loop<'_, H> {
         step: Step,
         trace: Option<&TraceContext>,
     ) -> Result<(), ProcessorError> {
-        for output in &step.outputs {
+        let outputs = match self.partitions.get_mut(&partition) {
+            Some(store) => step.apply_to(store, offset)?,
+            None => step.outputs,
+        };
+        for output in &outputs {
             self.send_output(output, trace)?;
             self.metrics
                 .records_out
@@ -644,9 +654,6 @@ impl<H: Handler> Loop<'_, H> {
                     topic: output.topic.clone(),
                 })
                 .inc();
-        }
-        if let Some(store) = self.partitions.get_mut(&partition) {
-            store.apply(&step.writes, offset)?;
         }
         Ok(())
     }

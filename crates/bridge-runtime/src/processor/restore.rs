@@ -51,6 +51,7 @@ impl<H: Handler> Loop<'_, H> {
         let mut store = SledStore::open(
             &self.db,
             &format!("{}-{partition}", self.config.input_topic),
+            &self.behind,
         )?;
         let trusted = trust_local_state(store.offset(), self.clean_start, committed);
         let mut restored = 0;
@@ -61,7 +62,7 @@ impl<H: Handler> Loop<'_, H> {
             let (mut writes, _) = restore(records, committed);
             writes.extend(expiry_index(&writes));
             if let Some(committed) = committed {
-                store.apply(&writes, committed - 1)?;
+                store.apply_owned(writes, committed - 1)?;
             }
         }
         self.metrics

@@ -3,8 +3,18 @@
 //! the records produced to the changelog topic — and applied to the store only after the
 //! transaction commits, so an aborted transaction leaves no trace.
 
+mod behind;
+mod sled_store;
+
 use std::collections::BTreeMap;
 use std::ops::Bound;
+
+use bridge_events::Millis;
+
+use crate::handler::event_timer_at;
+
+pub use self::behind::WriteBehind;
+pub use self::sled_store::SledStore;
 
 /// Why state could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +27,13 @@ pub enum StateError {
         /// The cause.
         #[source]
         source: sled::Error,
+    },
+    /// A committed batch could not be written to sled by the write-behind thread; every
+    /// later state call fails with this (the process restarts and rebuilds the state).
+    #[error("state writes in the background failed: {reason}")]
+    Behind {
+        /// The cause, as sled reported it.
+        reason: String,
     },
     /// A stored value is not in the expected format.
     #[error("state value for key `{key}` is corrupt: {reason}")]
@@ -52,7 +69,10 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn bounds<'k>(start: &'k [u8], end: Option<&'k [u8]>) -> (Bound<&'k [u8]>, Bound<&'k [u8]>) {
+pub(crate) fn bounds<'k>(
+    start: &'k [u8],
+    end: Option<&'k [u8]>,
+) -> (Bound<&'k [u8]>, Bound<&'k [u8]>) {
     (
         Bound::Included(start),
         end.map_or(Bound::Unbounded, Bound::Excluded),
@@ -72,8 +92,54 @@ pub trait StateStore: Send {
     }
     /// Applies the writes of a committed transaction that consumed input up to `offset`.
     fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError>;
+    /// [`StateStore::apply`], taking the writes (a store that keeps them saves a copy).
+    fn apply_owned(&mut self, writes: Vec<Write>, offset: i64) -> Result<(), StateError> {
+        self.apply(&writes, offset)
+    }
     /// The input offset the state reflects (the last `apply`), if any.
     fn offset(&self) -> Option<i64>;
+    /// A time no event-time timer in the store is due before (`None`: unknown). A record
+    /// that moves the watermark but not past it skips reading the timers.
+    fn event_timer_floor(&self) -> Option<Millis> {
+        None
+    }
+    /// After `apply`: a step that read the timers found none due before `floor`.
+    fn learn_event_timer_floor(&mut self, _floor: Millis) {}
+}
+
+/// What a store knows of its earliest event-time timer: a lower bound on every timer's
+/// due time, learnt when a step reads the timers and lowered by every timer written after.
+/// Reading the due timers was a range scan per record that moved the watermark — 11 % of
+/// the aggregator's loop, which moves it on nearly every record and has a timer per window.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TimerFloor(Option<Millis>);
+
+impl TimerFloor {
+    pub(crate) fn get(self) -> Option<Millis> {
+        self.0
+    }
+
+    pub(crate) fn learn(&mut self, floor: Millis) {
+        self.0 = Some(floor);
+    }
+
+    /// Unknown again (writes it was learnt over were dropped).
+    pub(crate) fn forget(&mut self) {
+        self.0 = None;
+    }
+
+    /// Lowers the floor for every timer `writes` set.
+    pub(crate) fn note<'w>(&mut self, writes: impl IntoIterator<Item = &'w Write>) {
+        if let Some(floor) = &mut self.0 {
+            for write in writes {
+                if write.value.is_some()
+                    && let Some(at) = event_timer_at(&write.key)
+                {
+                    *floor = (*floor).min(at);
+                }
+            }
+        }
+    }
 }
 
 /// State in memory: tests, the test driver, and stores rebuilt from the changelog.
@@ -81,6 +147,7 @@ pub trait StateStore: Send {
 pub struct MemoryStore {
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
     offset: Option<i64>,
+    timers: TimerFloor,
 }
 
 impl MemoryStore {
@@ -110,6 +177,7 @@ impl StateStore for MemoryStore {
     }
 
     fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
+        self.timers.note(writes);
         for write in writes {
             match &write.value {
                 Some(value) => self.entries.insert(write.key.clone(), value.clone()),
@@ -123,119 +191,21 @@ impl StateStore for MemoryStore {
     fn offset(&self) -> Option<i64> {
         self.offset
     }
-}
 
-const OFFSET_KEY: &[u8] = b"\x00meta/offset";
-
-/// State in a sled tree (one tree per input partition). The applied offset is stored in
-/// the same atomic batch as the writes, so tree and offset never disagree.
-pub struct SledStore {
-    tree: sled::Tree,
-    name: String,
-    offset: Option<i64>,
-}
-
-impl SledStore {
-    /// Opens (or creates) the tree `name` in `db`.
-    pub fn open(db: &sled::Db, name: &str) -> Result<Self, StateError> {
-        let sled_err = |source| StateError::Sled {
-            tree: name.to_owned(),
-            source,
-        };
-        let tree = db.open_tree(name).map_err(sled_err)?;
-        let offset = match tree.get(OFFSET_KEY).map_err(sled_err)? {
-            Some(raw) => Some(decode_offset(&raw).ok_or_else(|| StateError::Corrupt {
-                key: "meta/offset".into(),
-                reason: format!("{} bytes, expected 8", raw.len()),
-            })?),
-            None => None,
-        };
-        Ok(Self {
-            tree,
-            name: name.to_owned(),
-            offset,
-        })
+    fn event_timer_floor(&self) -> Option<Millis> {
+        self.timers.get()
     }
 
-    /// Flushes to disk (sled's `flush_async`, so the runtime thread is not blocked).
-    pub async fn flush(&self) -> Result<(), StateError> {
-        self.tree
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(|source| StateError::Sled {
-                tree: self.name.clone(),
-                source,
-            })
-    }
-
-    /// Removes every entry (before a rebuild from the changelog).
-    pub fn clear(&mut self) -> Result<(), StateError> {
-        self.offset = None;
-        self.tree.clear().map_err(|source| StateError::Sled {
-            tree: self.name.clone(),
-            source,
-        })
+    fn learn_event_timer_floor(&mut self, floor: Millis) {
+        self.timers.learn(floor);
     }
 }
 
-fn decode_offset(raw: &[u8]) -> Option<i64> {
-    <[u8; 8]>::try_from(raw).ok().map(i64::from_be_bytes)
-}
-
-impl StateStore for SledStore {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        self.tree
-            .get(key)
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|source| StateError::Sled {
-                tree: self.name.clone(),
-                source,
-            })
-    }
-
-    fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
-        self.tree
-            .range::<&[u8], _>(bounds(start, end))
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .filter(|r| !matches!(r, Ok((k, _)) if k.as_slice() == OFFSET_KEY))
-            .take(limit)
-            .collect::<Result<_, _>>()
-            .map_err(|source| StateError::Sled {
-                tree: self.name.clone(),
-                source,
-            })
-    }
-
-    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
-        let mut batch = sled::Batch::default();
-        for write in writes {
-            match &write.value {
-                Some(value) => batch.insert(write.key.as_slice(), value.as_slice()),
-                None => batch.remove(write.key.as_slice()),
-            }
-        }
-        batch.insert(OFFSET_KEY, &offset.to_be_bytes());
-        self.tree
-            .apply_batch(batch)
-            .map_err(|source| StateError::Sled {
-                tree: self.name.clone(),
-                source,
-            })?;
-        self.offset = Some(offset);
-        Ok(())
-    }
-
-    fn offset(&self) -> Option<i64> {
-        self.offset
-    }
-}
-
-/// The first `limit` entries of `[start, end)` in `base` with uncommitted `writes` laid
-/// over them. Enough committed entries are read that deletions cannot hide one that
-/// belongs in the answer.
-fn overlay_range(
-    base: &dyn StateStore,
+/// The first `limit` entries of `[start, end)` read by `base` with `writes` laid over
+/// them (uncommitted writes over committed state, or batches not yet in sled over sled).
+/// Enough base entries are read that deletions cannot hide one that belongs in the answer.
+pub(crate) fn overlay_range(
+    base: impl FnOnce(&[u8], Option<&[u8]>, usize) -> Result<Entries, StateError>,
     writes: &BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     start: &[u8],
     end: Option<&[u8]>,
@@ -243,8 +213,7 @@ fn overlay_range(
 ) -> Result<Entries, StateError> {
     let laid_over = || writes.range::<[u8], _>(bounds(start, end));
     let deletions = laid_over().filter(|(_, v)| v.is_none()).count();
-    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base
-        .range(start, end, limit.saturating_add(deletions))?
+    let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base(start, end, limit.saturating_add(deletions))?
         .into_iter()
         .collect();
     for (key, value) in laid_over() {
@@ -301,7 +270,22 @@ impl<'a> Overlay<'a> {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, StateError> {
-        overlay_range(self.base, &self.pending, start, end, limit)
+        overlay_range(
+            |s, e, l| self.base.range(s, e, l),
+            &self.pending,
+            start,
+            end,
+            limit,
+        )
+    }
+
+    /// The earliest event-time timer this transaction set itself.
+    pub(crate) fn earliest_own_event_timer(&self) -> Option<Millis> {
+        let prefix = crate::handler::timer_prefix(crate::handler::TimerKind::EventTime);
+        self.pending
+            .range::<[u8], _>(bounds(&prefix, prefix_end(&prefix).as_deref()))
+            .find(|(_, value)| value.is_some())
+            .and_then(|(key, _)| event_timer_at(key))
     }
 
     /// The transaction's writes, in key order: the changelog records to produce.
@@ -321,6 +305,7 @@ pub struct Pending<S: StateStore> {
     store: S,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     last_offset: Option<i64>,
+    timers: TimerFloor,
 }
 
 impl<S: StateStore> Pending<S> {
@@ -330,6 +315,7 @@ impl<S: StateStore> Pending<S> {
             store,
             writes: BTreeMap::new(),
             last_offset: None,
+            timers: TimerFloor::default(),
         }
     }
 
@@ -340,7 +326,7 @@ impl<S: StateStore> Pending<S> {
             .map(|(key, value)| Write { key, value })
             .collect();
         self.last_offset = None;
-        self.store.apply(&writes, offset)
+        self.store.apply_owned(writes, offset)
     }
 
     /// Whether anything waits for a commit.
@@ -359,6 +345,8 @@ impl<S: StateStore> Pending<S> {
     pub fn abort(&mut self) {
         self.writes.clear();
         self.last_offset = None;
+        // It may have been learnt over the dropped writes (timers they deleted are back).
+        self.timers.forget();
     }
 
     /// The committed store.
@@ -381,12 +369,23 @@ impl<S: StateStore> StateStore for Pending<S> {
     }
 
     fn range(&self, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Entries, StateError> {
-        overlay_range(&self.store, &self.writes, start, end, limit)
+        overlay_range(
+            |s, e, l| self.store.range(s, e, l),
+            &self.writes,
+            start,
+            end,
+            limit,
+        )
     }
 
     fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
+        self.apply_owned(writes.to_vec(), offset)
+    }
+
+    fn apply_owned(&mut self, writes: Vec<Write>, offset: i64) -> Result<(), StateError> {
+        self.timers.note(&writes);
         for write in writes {
-            self.writes.insert(write.key.clone(), write.value.clone());
+            self.writes.insert(write.key, write.value);
         }
         self.last_offset = Some(offset);
         Ok(())
@@ -394,6 +393,14 @@ impl<S: StateStore> StateStore for Pending<S> {
 
     fn offset(&self) -> Option<i64> {
         self.last_offset.or(self.store.offset())
+    }
+
+    fn event_timer_floor(&self) -> Option<Millis> {
+        self.timers.get()
+    }
+
+    fn learn_event_timer_floor(&mut self, floor: Millis) {
+        self.timers.learn(floor);
     }
 }
 
@@ -500,33 +507,6 @@ mod tests {
         assert_eq!(partition.get(b"a")?, Some(b"1".to_vec()));
         assert_eq!(partition.get(b"b")?, None);
         assert_eq!(partition.offset(), Some(0));
-        Ok(())
-    }
-
-    #[test]
-    fn sled_keeps_writes_and_offset_across_reopen() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        {
-            let db = sled::open(dir.path())?;
-            let mut store = SledStore::open(&db, "p0")?;
-            store.apply(
-                &[Write {
-                    key: b"count/x".to_vec(),
-                    value: Some(b"7".to_vec()),
-                }],
-                41,
-            )?;
-            db.flush()?;
-        }
-        let db = sled::open(dir.path())?;
-        let store = SledStore::open(&db, "p0")?;
-        assert_eq!(store.offset(), Some(41));
-        assert_eq!(store.get(b"count/x")?, Some(b"7".to_vec()));
-        assert_eq!(
-            store.scan_prefix(b"")?.len(),
-            1,
-            "the offset is not an entry"
-        );
         Ok(())
     }
 }
