@@ -222,6 +222,7 @@ impl Bench {
             commit_interval: self.commit,
             step: Default::default(),
             retry: Default::default(),
+            worker: None,
         };
         let kafka = KafkaConfig {
             bootstrap_servers: self.bootstrap.clone(),

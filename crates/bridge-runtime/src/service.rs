@@ -147,6 +147,8 @@ pub struct LoopSpec {
     pub input_topic: String,
     /// Builds the handler, given the service's metrics to register its own series.
     pub make_handler: Box<dyn FnOnce(Arc<crate::metrics::Metrics>) -> Box<dyn Handler> + Send>,
+    /// One of several loops of the same group in this process: see [`LoopSpec::worker`].
+    pub worker: Option<usize>,
 }
 
 impl LoopSpec {
@@ -160,7 +162,20 @@ impl LoopSpec {
             group_id: group_id.to_owned(),
             input_topic: input_topic.to_owned(),
             make_handler: Box::new(move |metrics| Box::new(make_handler(metrics))),
+            worker: None,
         }
+    }
+
+    /// Makes this loop worker `index` of several in this process reading the same group
+    /// (Kafka Streams' `num.stream.threads`): the group's partitions are shared among them,
+    /// so that many records are in the works at once — how a service whose handler waits
+    /// on a remote system bounds its concurrency. Each worker has its own consumer,
+    /// transactional producer (`transactional.id` and static member id end in `-<index>`),
+    /// state folder (`<state_dir>/<group>/worker-<index>`) and `/readyz` part; a worker
+    /// given no partition (more workers than partitions) is ready and idle.
+    pub fn worker(mut self, index: usize) -> Self {
+        self.worker = Some(index);
+        self
     }
 }
 
@@ -187,7 +202,8 @@ where
 
 /// [`run_handler`] for several loops in one process (one health endpoint and metrics
 /// registry, one blocking thread per loop); the service stops when any loop stops. With
-/// more than one loop each keeps its state in `<state_dir>/<group_id>`.
+/// more than one loop each keeps its state in `<state_dir>/<group_id>` (and a worker in
+/// `worker-<index>` below that).
 pub async fn run_handlers(
     name: &'static str,
     config: &crate::config::ServiceConfig,
@@ -232,10 +248,20 @@ pub async fn run_handlers(
                 if several {
                     loop_config.state_dir = loop_config.state_dir.join(&spec.group_id);
                 }
+                let mut kafka = kafka.clone();
+                if let Some(worker) = spec.worker {
+                    loop_config.worker = Some(worker);
+                    loop_config.state_dir = loop_config.state_dir.join(format!("worker-{worker}"));
+                    loop_config.instance_id = format!("{}-{worker}", loop_config.instance_id);
+                    // Static members of one group must differ, or they fence each other.
+                    if let Some(member) = kafka.librdkafka.get_mut("group.instance.id") {
+                        *member = format!("{member}-{worker}");
+                    }
+                }
                 // Not ready until the loop has joined its group (it marks itself).
-                health.waiting_for(&spec.group_id, "starting");
+                health.waiting_for(&loop_config.readiness_part(), "starting");
                 let handler = (spec.make_handler)(health.metrics());
-                let (kafka, codec, runtime) = (kafka.clone(), Arc::clone(&codec), runtime.clone());
+                let (codec, runtime) = (Arc::clone(&codec), runtime.clone());
                 let (health, shutdown) = (Arc::clone(&health), loops_shutdown.clone());
                 running.spawn_blocking(move || {
                     crate::processor::run(

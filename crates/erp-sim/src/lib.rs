@@ -77,6 +77,7 @@ impl ErpSim {
         let shared = Arc::new(Shared {
             books: Mutex::new(model::Books::new(config.rules)),
             faults: Mutex::new(faults::FaultState::new(config.faults)),
+            in_flight: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;

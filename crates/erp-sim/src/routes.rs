@@ -24,6 +24,40 @@ pub struct Shared {
     pub books: Mutex<Books>,
     /// The faults.
     pub faults: Mutex<FaultState>,
+    /// Sales-order calls being served, and the most at once so far.
+    pub in_flight: InFlight,
+}
+
+/// Calls being served at once (a client's concurrency, seen from the server).
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl InFlight {
+    /// The most calls served at once so far.
+    pub fn most(&self) -> usize {
+        self.most.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn enter(&self) -> InFlightGuard<'_> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.now.fetch_add(1, Relaxed) + 1;
+        self.most.fetch_max(now, Relaxed);
+        InFlightGuard(self)
+    }
+}
+
+/// Leaves [`InFlight`] when dropped (also when the client gave up and the call was cut).
+struct InFlightGuard<'a>(&'a InFlight);
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .now
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Shared {
@@ -120,6 +154,11 @@ async fn inject_faults(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let _serving = request
+        .uri()
+        .path()
+        .contains("/sales-order")
+        .then(|| shared.in_flight.enter());
     let verdict = shared.faults().request(now_ms());
     match verdict {
         Verdict::Fail {
@@ -487,5 +526,6 @@ async fn stats(State(shared): App) -> Json<Value> {
         "amendments": books.amendments,
         "rejected": books.rejected,
         "faults_fired": fired,
+        "most_sales_order_calls_at_once": shared.in_flight.most(),
     }))
 }

@@ -54,6 +54,10 @@ pub struct WriterSettings {
     pub results_topic: String,
     /// The mapping file.
     pub mapping_file: PathBuf,
+    /// Orders in the works at once in this instance: that many processing loops share the
+    /// orders topic's partitions (one ERP call in flight each), under one rate limit and
+    /// circuit breaker. More than the topic's partitions leaves some idle.
+    pub order_workers: usize,
     /// The ERP.
     pub erp: ErpSettings,
     /// Stock adjustments.
@@ -71,6 +75,7 @@ impl Default for WriterSettings {
             orders_topic: bridge_events::topics::ORDERS.into(),
             results_topic: bridge_events::topics::ERP_RESULTS.into(),
             mapping_file: PathBuf::from("deploy/config/mapping.toml"),
+            order_workers: 4,
             erp: ErpSettings::default(),
             stock: StockSettings::default(),
             resync: ResyncSettings::default(),
@@ -256,6 +261,12 @@ impl Validate for Config {
         }
         if erp.breaker_failures == 0 {
             return invalid("writer.erp.breaker_failures must be at least 1".into());
+        }
+        if !(1..=64).contains(&self.writer.order_workers) {
+            return invalid(format!(
+                "writer.order_workers = {} is not within 1..=64",
+                self.writer.order_workers
+            ));
         }
         let stock = &self.writer.stock;
         if stock.batch_limit == 0 {

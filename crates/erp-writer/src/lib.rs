@@ -84,7 +84,7 @@ async fn run_with<C: ErpConnector>(
     };
     let runtime = tokio::runtime::Handle::current();
     let mut loops = Vec::new();
-    {
+    for worker in 0..writer.order_workers {
         let (connector, mapping, guard, metrics_of) = (
             Arc::clone(&connector),
             Arc::clone(&mapping),
@@ -93,21 +93,22 @@ async fn run_with<C: ErpConnector>(
         );
         let (runtime, results_topic) = (runtime.clone(), writer.results_topic.clone());
         let shipments = writer.shipments.clone();
-        loops.push(LoopSpec::new(
-            &writer.group_id,
-            &writer.orders_topic,
-            move |registry| {
-                ErpWriter::new(
-                    connector,
-                    mapping,
-                    runtime,
-                    guard.clone(),
-                    &results_topic,
-                    metrics_of(&registry),
-                )
-                .with_shipments(shipments)
-            },
-        ));
+        let spec = LoopSpec::new(&writer.group_id, &writer.orders_topic, move |registry| {
+            ErpWriter::new(
+                connector,
+                mapping,
+                runtime,
+                guard.clone(),
+                &results_topic,
+                metrics_of(&registry),
+            )
+            .with_shipments(shipments)
+        });
+        // One worker: the loop of old (its state folder and member id unchanged).
+        loops.push(match writer.order_workers {
+            1 => spec,
+            _ => spec.worker(worker),
+        });
     }
     let resync = &writer.resync;
     if resync.enabled {

@@ -81,6 +81,14 @@ async fn every_order_reaches_the_erp_once_with_its_totals_cancellations_and_cred
     );
     assert!(flow.parked()?.is_empty(), "parked: {:?}", flow.parked()?);
     assert_eq!(flow.erp.shared.books().duplicate_creates, 0);
+    // `[writer] order_workers` (4 by default; the topic has 3 partitions): orders are in
+    // the works at once, each worker with its own call in flight — one loop would make
+    // its calls one after the other.
+    let at_once = flow.erp.shared.in_flight.most();
+    assert!(
+        at_once >= 2,
+        "the ERP never served two sales-order calls at once ({at_once})"
+    );
     written_back_once(&flow).await?;
     shipments_come_back_once(&flow).await?;
     writer.stop()?;

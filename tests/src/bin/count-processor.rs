@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         commit_interval: Duration::from_millis(100),
         step: Default::default(),
         retry: Default::default(),
+        worker: None,
     };
     let flaky_failures_left: u32 = std::env::var("COUNT_FLAKY_FAILURES")
         .ok()

@@ -79,9 +79,21 @@ pub struct ProcessorConfig {
     /// Retries of retryable handler errors; `max_delay` is also how long a partition pauses
     /// after they give up.
     pub retry: RetryPolicy,
+    /// Which of several loops of the same group in one process this is
+    /// ([`crate::service::LoopSpec::worker`]); `None`: the only one.
+    pub worker: Option<usize>,
 }
 
 impl ProcessorConfig {
+    /// The name of this loop's part of `/readyz`: the group, and the worker if several
+    /// loops share it.
+    pub fn readiness_part(&self) -> String {
+        match self.worker {
+            Some(worker) => format!("{} worker {worker}", self.group_id),
+            None => self.group_id.clone(),
+        }
+    }
+
     /// The loop of `service` reading `input_topic` in `group_id`, from the `[processor]`
     /// settings. Changelog `<group>-changelog`, parked `<group>-parked`.
     pub fn from_settings(
@@ -114,6 +126,7 @@ impl ProcessorConfig {
                 give_up_after: Duration::from_millis(settings.retry.give_up_after_ms),
                 ..RetryPolicy::default()
             },
+            worker: None,
         }
     }
 }
@@ -220,7 +233,11 @@ pub fn run<H: Handler>(
     shutdown: Shutdown,
 ) -> Result<(), ProcessorError> {
     let metrics = health.metrics();
-    let readiness = Readiness::new(Arc::clone(&health), &config.group_id, &config.input_topic);
+    let readiness = Readiness::new(
+        Arc::clone(&health),
+        &config.readiness_part(),
+        &config.input_topic,
+    );
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ProcessorError::Io {
         path: config.state_dir.clone(),
         source,

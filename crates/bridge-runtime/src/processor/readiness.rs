@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::health::Health;
 
-/// One loop's part of the service's readiness (the part is named by the group id).
+/// One loop's part of the service's readiness (named by the group id, and the worker when
+/// several loops share a group).
 pub(super) struct Readiness {
     health: Arc<Health>,
     part: String,
@@ -17,11 +18,11 @@ pub(super) struct Readiness {
 
 impl Readiness {
     /// Not ready: the loop is starting.
-    pub(super) fn new(health: Arc<Health>, group_id: &str, input_topic: &str) -> Self {
-        health.waiting_for(group_id, "starting");
+    pub(super) fn new(health: Arc<Health>, part: &str, input_topic: &str) -> Self {
+        health.waiting_for(part, "starting");
         Self {
             health,
-            part: group_id.to_owned(),
+            part: part.to_owned(),
             input_topic: input_topic.to_owned(),
             assigned: false,
             input_missing: false,
