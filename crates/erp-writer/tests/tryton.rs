@@ -115,6 +115,66 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
             "taxed: {order:?}"
         );
     }
+    // A credit memo on the first order (one item back, a refund Magento totalled itself):
+    // a confirmed return sale at minus the memo's total, under `<order>/<memo>`.
+    let memo_ref = format!("CM-{}", &run[..8]);
+    let credit_ref = format!("{}/{memo_ref}", refs[0]);
+    let mut memo: serde_json::Value = serde_json::from_str(include_str!(
+        "../../order-ingest/tests/fixtures/magento/orders/creditmemo_get.json"
+    ))?;
+    memo["entity_id"] = 990_001.into();
+    memo["increment_id"] = memo_ref.as_str().into();
+    memo["order_id"] = 880_000.into();
+    memo["updated_at"] = magento_sim::store::magento_now().into();
+    memo["order_currency_code"] = template["order_currency_code"].clone();
+    for (key, value) in [
+        ("grand_total", 30.5),
+        ("subtotal", 28.0),
+        ("tax_amount", 2.5),
+        ("shipping_amount", 0.0),
+    ] {
+        memo[key] = value.into();
+    }
+    let mut item = memo["items"][0].clone();
+    item["order_item_id"] = template["items"][0]["item_id"].clone();
+    item["sku"] = template["items"][0]["sku"].clone();
+    item["qty"] = 1.into();
+    item["row_total"] = 28.0.into();
+    item["tax_amount"] = 2.5.into();
+    memo["items"] = serde_json::json!([item]);
+    let answer = reqwest::Client::new()
+        .post(format!("{}/sim/import/creditmemos", flow.sim.url()))
+        .json(&memo)
+        .send()
+        .await?;
+    assert!(answer.status().is_success(), "{}", answer.text().await?);
+    let credited = || async {
+        matches!(
+            tryton.find_order(&credit_ref).await,
+            Ok(Some(sale)) if sale.status == "processing"
+        )
+    };
+    wait_until(
+        "the credit memo a confirmed Tryton return sale",
+        Duration::from_secs(120),
+        credited,
+    )
+    .await
+    .map_err(|e| format!("{e}\n{}", flow.writer_log()))?;
+    let credit = tryton.find_order(&credit_ref).await?.ok_or("no return")?;
+    assert_eq!(
+        credit.totals.grand_total,
+        Decimal::new(-3050, 2),
+        "{credit:?}"
+    );
+    assert!(
+        credit
+            .lines
+            .iter()
+            .any(|l| l.quantity == Decimal::from(-1) && l.item_code == item["sku"]),
+        "the item comes back: {credit:?}"
+    );
+
     // The reconciler's walk over every sale, two references a page, finds ours, sorted.
     let mut walked = Vec::new();
     let mut after: Option<String> = None;
@@ -161,7 +221,7 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
         },
     )
     .await?;
-    for reference in &refs {
+    for reference in refs.iter().chain([&credit_ref]) {
         let sales = tryton.sales_with_reference(reference).await?;
         assert_eq!(sales.len(), 1, "{reference}: sales {sales:?}");
     }

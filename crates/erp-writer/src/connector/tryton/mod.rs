@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod credit;
 mod stock;
 
 use base64::Engine as _;
@@ -587,13 +588,7 @@ impl ErpConnector for TrytonConnector {
     }
 
     async fn credit(&self, note: &CreditNoteDoc) -> Result<Posted<String>, ErpError> {
-        Err(ErpError::Rejected {
-            code: "unsupported".into(),
-            reason: format!(
-                "credit note {}: the Tryton connector does not book credit notes yet",
-                note.external_ref
-            ),
-        })
+        self.book_credit(note).await
     }
 
     async fn post_stock_adjustment(
