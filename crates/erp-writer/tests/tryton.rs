@@ -12,7 +12,7 @@ mod harness;
 use std::time::Duration;
 
 use bridge_events::Event;
-use bridge_events::erp::ErpOutcome;
+use bridge_events::erp::{ErpOutcome, OrderShipped};
 use bridge_testkit::{create_topic, stack, wait_until};
 use erp_writer::connector::tryton::{TrytonConnector, TrytonSettings};
 use erp_writer::connector::{ErpConnector, ErpError, ErpLine, StockAdjustmentDoc};
@@ -47,6 +47,19 @@ fn tryton_mapping() -> String {
         "rules = [ { pattern = \".+\", code = \"$0\" } ]\n",
     );
     mapping.replace("default = \"WH-MAIN\"", "default = \"WH\"")
+}
+
+/// The `OrderShipped` events of `order_ref` on the results topic.
+async fn shipped_events(flow: &Flow, order_ref: &str) -> Vec<OrderShipped> {
+    flow.events(&flow.results)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::OrderShipped(s) if s.order_ref == order_ref => Some(s),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -175,6 +188,24 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
         "the item comes back: {credit:?}"
     );
 
+    // Tryton ships the second order: it comes back as OrderShipped with its tracking.
+    let shipped = tryton.find_order(&refs[1]).await?.ok_or("not booked")?;
+    let sale_id: i64 = shipped.id.parse()?;
+    let tracking = format!("TRK-{}", &run[..8]);
+    tryton.ship_sale(sale_id, &tracking).await?;
+    wait_until(
+        "the Tryton shipment back as OrderShipped",
+        Duration::from_secs(60),
+        || async { !shipped_events(&flow, &refs[1]).await.is_empty() },
+    )
+    .await
+    .map_err(|e| format!("{e}\n{}", flow.writer_log()))?;
+    let first = shipped_events(&flow, &refs[1]).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].tracking_number.as_deref(), Some(tracking.as_str()));
+    assert_eq!(first[0].erp_order_id, shipped.id);
+    assert_eq!(first[0].erp_system, "tryton");
+
     // The reconciler's walk over every sale, two references a page, finds ours, sorted.
     let mut walked = Vec::new();
     let mut after: Option<String> = None;
@@ -221,6 +252,21 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
         },
     )
     .await?;
+    // The second writer read Tryton's shipments from the start: the same shipment is the
+    // same event (one id), so the shop ships the order once.
+    wait_until(
+        "the second writer read the shipments again",
+        Duration::from_secs(60),
+        || async { shipped_events(&flow, &refs[1]).await.len() >= 2 },
+    )
+    .await?;
+    let again_shipped = shipped_events(&flow, &refs[1]).await;
+    assert!(
+        again_shipped
+            .iter()
+            .all(|s| s.envelope.event_id == first[0].envelope.event_id),
+        "{again_shipped:?}"
+    );
     for reference in refs.iter().chain([&credit_ref]) {
         let sales = tryton.sales_with_reference(reference).await?;
         assert_eq!(sales.len(), 1, "{reference}: sales {sales:?}");

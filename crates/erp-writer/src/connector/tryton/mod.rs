@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 mod credit;
+mod shipments;
 mod stock;
 
 use base64::Engine as _;
@@ -598,17 +599,12 @@ impl ErpConnector for TrytonConnector {
         self.adjust_stock(adjustment).await
     }
 
-    /// Not read from Tryton yet (its shipments, `stock.shipment.out`, reach the sale
-    /// only through move origins): refused, and erp-writer stops asking.
     async fn shipments_after(
         &self,
-        _cursor: Option<&str>,
-        _limit: usize,
+        cursor: Option<&str>,
+        limit: usize,
     ) -> Result<ShipmentPage, ErpError> {
-        Err(ErpError::Rejected {
-            code: "unsupported".into(),
-            reason: "the Tryton connector does not read shipments yet".into(),
-        })
+        self.done_shipments_after(cursor, limit).await
     }
 
     async fn stock_levels(&self, warehouse: &str) -> Result<Vec<StockLevel>, ErpError> {
