@@ -284,7 +284,9 @@ impl<C: ErpConnector> Reconciler<C> {
             if let Some(booked) = erp.booked_at {
                 let seconds = (booked - placed.updated_at).max(0) as f64 / 1000.0;
                 self.metrics.sync_delay.observe(seconds);
-                self.summary().delay(seconds);
+                let mut summary = self.summary();
+                summary.turn_to(day_of(ctx.now()));
+                summary.delay(seconds);
             }
             expected.synced = true;
             let raw = serde_json::to_vec(&*expected).map_err(|e| corrupt("expected order", e))?;
@@ -540,18 +542,9 @@ impl<C: ErpConnector> Reconciler<C> {
             seconds,
             "reconciliation run finished"
         );
-        let day = day_of(now);
         {
             let mut summary = self.summary();
-            if summary.day != day {
-                if !summary.day.is_empty() {
-                    summary.log();
-                }
-                *summary = DailySummary {
-                    day,
-                    ..DailySummary::default()
-                };
-            }
+            summary.turn_to(day_of(now));
             summary.runs += 1;
             summary.orders_checked += run.checked;
             summary.rounding += run.rounding;

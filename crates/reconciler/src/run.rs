@@ -102,6 +102,21 @@ const DELAY_SAMPLE: usize = 100_000;
 pub type SharedSummary = std::sync::Arc<std::sync::Mutex<DailySummary>>;
 
 impl DailySummary {
+    /// Makes this `day`'s summary: another day's is logged and started afresh. Called
+    /// before anything is counted, so what a run counts before its end is in its day (the
+    /// first run's sync delays were dropped when its end set the day).
+    pub fn turn_to(&mut self, day: String) {
+        if self.day != day {
+            if !self.day.is_empty() {
+                self.log();
+            }
+            *self = DailySummary {
+                day,
+                ..DailySummary::default()
+            };
+        }
+    }
+
     /// Notes a sync delay.
     pub fn delay(&mut self, seconds: f64) {
         if self.delays.len() < DELAY_SAMPLE {
@@ -167,6 +182,19 @@ mod tests {
         assert_eq!(day_of(951_782_400_000), "2000-02-29");
         assert_eq!(day_of(1_795_996_799_999), "2026-11-29");
         assert_eq!(day_of(1_795_996_800_000), "2026-11-30");
+    }
+
+    #[test]
+    fn what_is_counted_before_the_first_run_ends_stays_in_its_day() {
+        let mut summary = DailySummary::default();
+        summary.turn_to("2026-11-30".into());
+        summary.delay(4.0);
+        summary.turn_to("2026-11-30".into());
+        summary.runs += 1;
+        assert_eq!(summary.percentile(0.5), Some(4.0));
+        summary.turn_to("2026-12-01".into());
+        assert_eq!(summary.percentile(0.5), None);
+        assert_eq!(summary.runs, 0);
     }
 
     #[test]
