@@ -283,8 +283,8 @@ mod tests {
         ) -> Result<Entries, StateError> {
             self.0.range(start, end, limit)
         }
-        fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
-            self.0.apply(writes, offset)
+        fn apply_owned(&mut self, writes: Vec<Write>, offset: i64) -> Result<(), StateError> {
+            self.0.apply_owned(writes, offset)
         }
         fn offset(&self) -> Option<i64> {
             self.0.offset()

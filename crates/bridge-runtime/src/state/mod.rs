@@ -90,11 +90,12 @@ pub trait StateStore: Send {
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, StateError> {
         self.range(prefix, prefix_end(prefix).as_deref(), usize::MAX)
     }
-    /// Applies the writes of a committed transaction that consumed input up to `offset`.
-    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError>;
-    /// [`StateStore::apply`], taking the writes (a store that keeps them saves a copy).
-    fn apply_owned(&mut self, writes: Vec<Write>, offset: i64) -> Result<(), StateError> {
-        self.apply(&writes, offset)
+    /// Applies the writes of a committed transaction that consumed input up to `offset`
+    /// (taken, so a store that keeps them saves a copy).
+    fn apply_owned(&mut self, writes: Vec<Write>, offset: i64) -> Result<(), StateError>;
+    /// [`StateStore::apply_owned`] with borrowed writes.
+    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
+        self.apply_owned(writes.to_vec(), offset)
     }
     /// The input offset the state reflects (the last `apply`), if any.
     fn offset(&self) -> Option<i64>;
@@ -176,11 +177,11 @@ impl StateStore for MemoryStore {
             .collect())
     }
 
-    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
-        self.timers.note(writes);
+    fn apply_owned(&mut self, writes: Vec<Write>, offset: i64) -> Result<(), StateError> {
+        self.timers.note(&writes);
         for write in writes {
-            match &write.value {
-                Some(value) => self.entries.insert(write.key.clone(), value.clone()),
+            match write.value {
+                Some(value) => self.entries.insert(write.key, value),
                 None => self.entries.remove(&write.key),
             };
         }
@@ -376,10 +377,6 @@ impl<S: StateStore> StateStore for Pending<S> {
             end,
             limit,
         )
-    }
-
-    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
-        self.apply_owned(writes.to_vec(), offset)
     }
 
     fn apply_owned(&mut self, writes: Vec<Write>, offset: i64) -> Result<(), StateError> {

@@ -103,10 +103,6 @@ impl StateStore for SledStore {
         )
     }
 
-    fn apply(&mut self, writes: &[Write], offset: i64) -> Result<(), StateError> {
-        self.apply_owned(writes.to_vec(), offset)
-    }
-
     fn apply_owned(&mut self, writes: Vec<Write>, offset: i64) -> Result<(), StateError> {
         self.behind.submit(Batch {
             tree: self.tree.clone(),

@@ -120,13 +120,7 @@ impl TrytonConnector {
                 sale[key] = original[key].clone();
             }
         }
-        let created = self
-            .call("model.sale.sale.create", vec![json!([sale])])
-            .await?;
-        let id = created
-            .get(0)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| ErpError::Protocol(format!("sale.create answered {created}")))?;
+        let id = self.create_sale(sale).await?;
         self.match_total(id, note).await?;
         self.finish(id, "draft").await?;
         Ok(Posted {

@@ -376,6 +376,17 @@ impl TrytonConnector {
         })
     }
 
+    /// Creates the sale `values` (in draft); its id.
+    async fn create_sale(&self, values: Value) -> Result<i64, ErpError> {
+        let created = self
+            .call("model.sale.sale.create", vec![json!([values])])
+            .await?;
+        created
+            .get(0)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| ErpError::Protocol(format!("sale.create answered {created}")))
+    }
+
     /// Takes a sale left in draft or quotation (a crash mid-way) to confirmed.
     async fn finish(&self, id: i64, state: &str) -> Result<(), ErpError> {
         if state == "draft" {
@@ -551,13 +562,7 @@ impl ErpConnector for TrytonConnector {
         if let Some(term) = payment_term {
             sale["payment_term"] = term.into();
         }
-        let created = self
-            .call("model.sale.sale.create", vec![json!([sale])])
-            .await?;
-        let id = created
-            .get(0)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| ErpError::Protocol(format!("sale.create answered {created}")))?;
+        let id = self.create_sale(sale).await?;
         self.finish(id, "draft").await?;
         Ok(Posted {
             doc: self.read_order(id).await?,
