@@ -240,6 +240,9 @@ pub struct ProcessorSettings {
     pub dedupe_ttl_hours: u64,
     /// sled's page cache, in MiB (sled's own default is 1 GiB): the state's share of memory.
     pub state_cache_mb: u64,
+    /// Apply committed state to sled on a thread of its own instead of the loop's
+    /// (`state::WriteBehind`): headroom on machines with spare cores. Off by default.
+    pub write_behind: bool,
     /// Retries of retryable handler errors.
     pub retry: RetrySettings,
 }
@@ -253,6 +256,7 @@ impl Default for ProcessorSettings {
             instance_id: None,
             dedupe_ttl_hours: 7 * 24,
             state_cache_mb: 128,
+            write_behind: false,
             retry: RetrySettings::default(),
         }
     }

@@ -56,7 +56,7 @@ pub struct WriterSettings {
     pub mapping_file: PathBuf,
     /// Orders in the works at once in this instance: that many processing loops share the
     /// orders topic's partitions (one ERP call in flight each), under one rate limit and
-    /// circuit breaker. More than the topic's partitions leaves some idle.
+    /// circuit breaker. More than the topic's partitions leaves some idle. Default 1.
     pub order_workers: usize,
     /// The ERP.
     pub erp: ErpSettings,
@@ -75,7 +75,7 @@ impl Default for WriterSettings {
             orders_topic: bridge_events::topics::ORDERS.into(),
             results_topic: bridge_events::topics::ERP_RESULTS.into(),
             mapping_file: PathBuf::from("deploy/config/mapping.toml"),
-            order_workers: 4,
+            order_workers: 1,
             erp: ErpSettings::default(),
             stock: StockSettings::default(),
             resync: ResyncSettings::default(),

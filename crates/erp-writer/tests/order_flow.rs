@@ -46,7 +46,9 @@ async fn settle(flow: &Flow, timeout: Duration) -> TestResult {
 async fn every_order_reaches_the_erp_once_with_its_totals_cancellations_and_credits() -> TestResult
 {
     let stack = stack()?;
-    let flow = Flow::start(&stack.bootstrap, &stack.registry_url).await?;
+    let mut flow = Flow::start(&stack.bootstrap, &stack.registry_url).await?;
+    // Four orders in the works at once on three partitions: one worker stays idle.
+    flow.order_workers = 4;
     generate_with_lifecycles(&flow, orders_wanted());
     let mapping = flow.mapping_file("mapping.toml", MAPPING)?;
     let mut writer = flow.start_writer(&mapping).await?;
@@ -81,9 +83,9 @@ async fn every_order_reaches_the_erp_once_with_its_totals_cancellations_and_cred
     );
     assert!(flow.parked()?.is_empty(), "parked: {:?}", flow.parked()?);
     assert_eq!(flow.erp.shared.books().duplicate_creates, 0);
-    // `[writer] order_workers` (4 by default; the topic has 3 partitions): orders are in
-    // the works at once, each worker with its own call in flight — one loop would make
-    // its calls one after the other.
+    // `[writer] order_workers = 4` (the topic has 3 partitions): orders are in the works
+    // at once, each worker with its own call in flight — one loop would make its calls
+    // one after the other.
     let at_once = flow.erp.shared.in_flight.most();
     assert!(
         at_once >= 2,

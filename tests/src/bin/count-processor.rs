@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         parked_topic: format!("{group}-parked"),
         state_dir: env("COUNT_STATE_DIR")?.into(),
         state_cache_bytes: 64 << 20,
+        write_behind: false,
         instance_id: instance,
         guarantee: match std::env::var("COUNT_GUARANTEE").as_deref() {
             Ok("at_least_once") => Guarantee::AtLeastOnce,

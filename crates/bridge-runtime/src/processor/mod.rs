@@ -67,6 +67,9 @@ pub struct ProcessorConfig {
     pub state_dir: PathBuf,
     /// sled's page cache in bytes.
     pub state_cache_bytes: u64,
+    /// Committed batches reach sled on a thread of their own (`state::WriteBehind`); off,
+    /// each commit waits until its batch is in sled.
+    pub write_behind: bool,
     /// Unique and stable per running instance: `transactional.id` = `<group>-<instance>`,
     /// and the static `group.instance.id` unless the Kafka settings name one.
     pub instance_id: String,
@@ -113,6 +116,7 @@ impl ProcessorConfig {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!(".data/{service}/state"))),
             state_cache_bytes: settings.state_cache_mb * 1024 * 1024,
+            write_behind: settings.write_behind,
             instance_id: settings.instance(),
             guarantee: settings.guarantee,
             commit_interval: Duration::from_millis(settings.commit_interval_ms),
@@ -319,7 +323,7 @@ pub fn run<H: Handler>(
         codec,
         runtime,
         db,
-        behind: WriteBehind::start()?,
+        behind: WriteBehind::start(config.write_behind)?,
         clean_start,
         partitions: BTreeMap::new(),
         records_in: HashMap::new(),

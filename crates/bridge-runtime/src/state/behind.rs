@@ -40,6 +40,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     changed: Condvar,
+    /// Each submit waits until its batch is in sled (write-behind off).
+    synchronous: bool,
 }
 
 impl Shared {
@@ -75,9 +77,13 @@ pub struct WriteBehind {
 pub(super) struct Behind(Arc<Shared>);
 
 impl WriteBehind {
-    /// Starts the thread.
-    pub fn start() -> Result<Self, StateError> {
-        let shared = Arc::new(Shared::default());
+    /// Starts the thread; `behind` false makes every submit wait until its batch is in
+    /// sled (the loop then applies its state as it always did, through this thread).
+    pub fn start(behind: bool) -> Result<Self, StateError> {
+        let shared = Arc::new(Shared {
+            synchronous: !behind,
+            ..Shared::default()
+        });
         let worker = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -171,6 +177,9 @@ impl Behind {
         queue.batches.push_back(Arc::new(batch));
         drop(queue);
         self.0.changed.notify_all();
+        if self.0.synchronous {
+            self.drain()?;
+        }
         Ok(())
     }
 

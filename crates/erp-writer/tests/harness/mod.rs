@@ -42,6 +42,8 @@ pub struct Flow {
     pub dir: tempfile::TempDir,
     /// erp-writer's own rate limit (calls per second; 0 = none).
     pub writer_rate: f64,
+    /// `[writer] order_workers` of the writers started after it is set.
+    pub order_workers: usize,
     /// The `[writer.erp]` table instead of erp-sim's.
     pub writer_erp: Option<String>,
     ingest: Option<InProcess>,
@@ -163,6 +165,7 @@ impl Flow {
             erp,
             dir,
             writer_rate: 0.0,
+            order_workers: 1,
             writer_erp: None,
             ingest: None,
             magento_writer: None,
@@ -382,6 +385,7 @@ group_id = "{group}"
 orders_topic = "{orders}"
 results_topic = "{results}"
 mapping_file = "{mapping}"
+order_workers = {workers}
 [writer.stock]
 enabled = false
 [writer.resync]
@@ -399,6 +403,7 @@ poll_interval_ms = 300
                 orders = self.orders,
                 results = self.results,
                 mapping = mapping.display(),
+                workers = self.order_workers,
                 resync = self.resync,
                 sim = self.sim.url(),
                 erp = self.writer_erp.clone().unwrap_or_else(|| format!(
