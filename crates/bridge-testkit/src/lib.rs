@@ -8,6 +8,7 @@
 //! [`records`], [`wait`] and [`metrics`]. Nothing here fakes Kafka.
 
 pub mod broker;
+pub mod config;
 pub mod metrics;
 pub mod records;
 pub mod registry;
@@ -17,6 +18,7 @@ pub mod wait;
 use std::sync::OnceLock;
 
 pub use broker::KafkaBroker;
+pub use config::runtime_sections;
 pub use metrics::metric_sum;
 pub use records::{Isolation, Record, consume_all, produce};
 pub use topics::{create_topic, free_port, unique_name};

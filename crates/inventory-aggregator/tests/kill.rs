@@ -11,7 +11,8 @@ use std::time::Duration;
 use bridge_events::inventory::MovementKind;
 use bridge_events::{Event, EventCodec, Millis, samples};
 use bridge_testkit::{
-    Isolation, consume_all, create_topic, free_port, stack, unique_name, wait_until,
+    Isolation, consume_all, create_topic, free_port, runtime_sections, stack, unique_name,
+    wait_until,
 };
 use erp_sim::{ErpSim, ErpSimConfig};
 use rdkafka::ClientConfig;
@@ -154,17 +155,7 @@ async fn movements_survive_five_aggregator_kills_and_the_erp_gets_exactly_their_
     std::fs::write(
         &writer_config,
         format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{port}"
-[processor]
-state_dir = "{state}"
-instance_id = "0"
-commit_interval_ms = 200
+            r#"{sections}commit_interval_ms = 200
 [writer]
 group_id = "{writer}"
 orders_topic = "{orders}"
@@ -178,8 +169,13 @@ batch_wait_ms = 500
 base_url = "{erp}"
 rate_limit_per_second = 0
 "#,
-            port = free_port()?,
-            state = dir.path().join("writer-state").display(),
+            sections = runtime_sections(
+                &bootstrap,
+                &registry,
+                free_port()?,
+                &dir.path().join("writer-state"),
+                "0"
+            ),
             writer = names.writer,
             orders = names.orders,
             results = names.results,
@@ -198,18 +194,9 @@ rate_limit_per_second = 0
     std::fs::write(
         &aggregator_config,
         format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-librdkafka = {{ "session.timeout.ms" = "10000" }}
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{port}"
-[processor]
-state_dir = "{state}"
-instance_id = "0"
-commit_interval_ms = 100
+            r#"{sections}commit_interval_ms = 100
+[kafka.librdkafka]
+"session.timeout.ms" = "10000"
 [aggregator]
 group_id = "{group}"
 input_topic = "{movements}"
@@ -217,8 +204,13 @@ output_topic = "{deltas}"
 window_ms = 2000
 grace_ms = 1000
 "#,
-            port = free_port()?,
-            state = dir.path().join("aggregator-state").display(),
+            sections = runtime_sections(
+                &bootstrap,
+                &registry,
+                free_port()?,
+                &dir.path().join("aggregator-state"),
+                "0"
+            ),
             group = names.aggregator,
             movements = names.movements,
             deltas = names.deltas,

@@ -205,7 +205,7 @@ struct Loop<'a, H: Handler> {
     codec: Arc<EventCodec>,
     runtime: tokio::runtime::Handle,
     db: sled::Db,
-    /// Applies committed batches to `db` off this thread.
+    /// Applies committed batches to `db` (on a thread of its own with `write_behind`).
     behind: WriteBehind,
     clean_start: bool,
     partitions: BTreeMap<i32, Pending<SledStore>>,

@@ -208,21 +208,12 @@ topic = "{resync}"
     /// health on `port`, state in `<dir>/<state>`, `instance_id`; lines appended before a new
     /// table still belong to `[processor]`.
     fn runtime_sections(&self, state: &str, port: u16, instance_id: &str) -> String {
-        format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{port}"
-[processor]
-state_dir = "{state}"
-instance_id = "{instance_id}"
-"#,
-            bootstrap = self.bootstrap,
-            registry = self.registry,
-            state = self.dir.path().join(state).display(),
+        bridge_testkit::runtime_sections(
+            &self.bootstrap,
+            &self.registry,
+            port,
+            &self.dir.path().join(state),
+            instance_id,
         )
     }
 

@@ -97,18 +97,15 @@ impl Harness {
 
     /// The ingest configuration of this harness.
     pub fn config(&self, state: &Path, paths: Paths) -> Result<Config, AnyError> {
+        let sections = bridge_testkit::runtime_sections(
+            &self.bootstrap,
+            &self.registry,
+            self.http_port,
+            state,
+            &unique_name("i"),
+        );
         let toml = format!(
-            r#"
-[kafka]
-bootstrap_servers = "{bootstrap}"
-[registry]
-url = "{registry}"
-[http]
-listen = "127.0.0.1:{http}"
-[processor]
-state_dir = "{state}"
-instance_id = "{instance}"
-[ingest]
+            r#"{sections}[ingest]
 orders_topic = "{orders}"
 movements_topic = "{movements}"
 parked_topic = "{parked}"
@@ -127,11 +124,6 @@ overlap_seconds = 5
 initial_lookback_hours = 100000
 source_items_interval_ms = {source_items}
 "#,
-            bootstrap = self.bootstrap,
-            registry = self.registry,
-            http = self.http_port,
-            state = state.display(),
-            instance = unique_name("i"),
             orders = self.orders,
             movements = self.movements,
             parked = self.parked,

@@ -131,13 +131,7 @@ impl TrytonConnector {
 
     /// Adds the untaxed line that makes the return's total minus the memo's amount.
     async fn match_total(&self, id: i64, note: &CreditNoteDoc) -> Result<(), ErpError> {
-        let read = self
-            .call(
-                "model.sale.sale.read",
-                vec![json!([id]), json!(["total_amount"])],
-            )
-            .await?;
-        let total = read_decimal(&read.pointer("/0/total_amount").cloned().unwrap_or_default());
+        let total = read_decimal(&self.read_field("sale.sale", id, "total_amount").await?);
         let difference = -note.amount.abs() - total;
         if difference.is_zero() {
             return Ok(());
@@ -160,13 +154,7 @@ impl TrytonConnector {
     }
 
     async fn sale_state(&self, id: i64) -> Result<String, ErpError> {
-        let read = self
-            .call("model.sale.sale.read", vec![json!([id]), json!(["state"])])
-            .await?;
-        Ok(read
-            .pointer("/0/state")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned())
+        let state = self.read_field("sale.sale", id, "state").await?;
+        Ok(state.as_str().unwrap_or_default().to_owned())
     }
 }

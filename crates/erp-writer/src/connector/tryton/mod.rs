@@ -232,6 +232,24 @@ impl TrytonConnector {
             .await
     }
 
+    /// `model.<model>.read(ids, fields)`: the records, or none when Tryton answers oddly.
+    async fn read(&self, model: &str, ids: &[i64], fields: Value) -> Result<Vec<Value>, ErpError> {
+        let rows = self
+            .call(&format!("model.{model}.read"), vec![json!(ids), fields])
+            .await?;
+        Ok(rows.as_array().cloned().unwrap_or_default())
+    }
+
+    /// One field of one record (`Null` when it is not there).
+    async fn read_field(&self, model: &str, id: i64, field: &str) -> Result<Value, ErpError> {
+        let rows = self.read(model, &[id], json!([field])).await?;
+        Ok(rows
+            .first()
+            .and_then(|row| row.get(field))
+            .cloned()
+            .unwrap_or_default())
+    }
+
     async fn search(&self, model: &str, domain: Value) -> Result<Vec<i64>, ErpError> {
         let ids = self
             .call(

@@ -80,23 +80,15 @@ impl TrytonConnector {
             .filter_map(|m| m.as_i64())
             .collect();
         let moves = self
-            .call(
-                "model.stock.move.read",
-                vec![json!(move_ids), json!(["shipment", "origin"])],
-            )
+            .read("stock.move", &move_ids, json!(["shipment", "origin"]))
             .await?;
-        let moves = moves.as_array().cloned().unwrap_or_default();
         let line_ids: Vec<i64> = moves
             .iter()
             .filter_map(|m| sale_line(&m["origin"]))
             .collect();
         let lines = self
-            .call(
-                "model.sale.line.read",
-                vec![json!(line_ids), json!(["sale", "sale.reference"])],
-            )
+            .read("sale.line", &line_ids, json!(["sale", "sale.reference"]))
             .await?;
-        let lines = lines.as_array().cloned().unwrap_or_default();
         let sale_of_line = |id: i64| {
             let line = lines.iter().find(|l| l["id"].as_i64() == Some(id))?;
             let reference = line.pointer("/sale./reference")?.as_str()?.to_owned();
@@ -142,13 +134,7 @@ impl TrytonConnector {
     /// (assignment forced, picked, packed, done), with `tracking` as its reference: how
     /// the tests and demos make Tryton ship.
     pub async fn ship_sale(&self, sale_id: i64, tracking: &str) -> Result<(), ErpError> {
-        let read = self
-            .call(
-                "model.sale.sale.read",
-                vec![json!([sale_id]), json!(["shipments"])],
-            )
-            .await?;
-        let shipments = read.pointer("/0/shipments").cloned().unwrap_or_default();
+        let shipments = self.read_field("sale.sale", sale_id, "shipments").await?;
         for id in shipments
             .as_array()
             .into_iter()
