@@ -152,6 +152,25 @@ impl Fixture {
         Ok(())
     }
 
+    /// Produces the inputs `ids` again, same event ids and SKUs: duplicates, which must count
+    /// for nothing.
+    async fn redeliver(&self, ids: std::ops::Range<usize>) -> TestResult {
+        for i in ids {
+            let sku = format!("SKU-{:02}", i % SKUS);
+            let mut movement = samples::inventory_movement(&sku, "ams", 1);
+            movement.envelope.event_id = format!("input-{i}");
+            let bytes = self.codec.encode(&self.input, &movement).await?;
+            self.producer
+                .send(
+                    FutureRecord::to(&self.input).key(&sku).payload(&bytes),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    }
+
     /// Waits until every input has its output, then checks each (SKU, count) is there once.
     async fn assert_exactly_once(&self) -> TestResult {
         let mut collector = Collector::new(&self.bootstrap, &self.output)?;
@@ -273,6 +292,48 @@ async fn state_is_rebuilt_from_the_changelog_when_the_disk_is_lost() -> TestResu
     fixture.produce(400).await?;
     // Counts continue from the restored state (a restart from zero would repeat counts).
     fixture.assert_exactly_once().await?;
+    assert!(processor.stop()?);
+    fixture.cleanup(&["0"]);
+    Ok(())
+}
+
+/// The value of the counter `name` a processor serves on `port` (0 before its first count).
+async fn counter(port: u16, name: &str) -> Result<f64, reqwest::Error> {
+    Ok(metrics(port)
+        .await?
+        .lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redelivered_events_are_skipped_in_the_run_and_after_a_lost_disk() -> TestResult {
+    let mut fixture = Fixture::new("eos-redelivered").await?;
+    let port = free_port()?;
+    let http = [("COUNT_HTTP", format!("127.0.0.1:{port}"))];
+    let mut processor = fixture.start_with("0", &http)?;
+    fixture.produce(300).await?;
+    fixture.assert_exactly_once().await?;
+    // Duplicates of committed inputs (remembered in committed buckets), then new inputs.
+    fixture.redeliver(0..300).await?;
+    fixture.produce(40).await?;
+    fixture.assert_exactly_once().await?;
+    wait_until("300 dedupe hits", Duration::from_secs(60), || async {
+        counter(port, "bridge_dedupe_hits_total").await.ok() == Some(300.0)
+    })
+    .await?;
+    // An unclean stop and a lost disk: what is remembered comes back from the changelog.
+    processor.kill()?;
+    std::fs::remove_dir_all(fixture.state_dir("0"))?;
+    let mut processor = fixture.start_with("0", &http)?;
+    fixture.redeliver(0..340).await?;
+    fixture.produce(40).await?;
+    fixture.assert_exactly_once().await?;
+    wait_until("340 dedupe hits", Duration::from_secs(60), || async {
+        counter(port, "bridge_dedupe_hits_total").await.ok() == Some(340.0)
+    })
+    .await?;
     assert!(processor.stop()?);
     fixture.cleanup(&["0"]);
     Ok(())

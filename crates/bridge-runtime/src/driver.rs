@@ -5,13 +5,13 @@
 use bridge_events::{Event, Millis};
 
 use crate::handler::{Handler, HandlerError, Inbound, Output};
-use crate::state::MemoryStore;
+use crate::state::{MemoryStore, Pending};
 use crate::step::{self, Outcome, StepConfig};
 
 /// Drives one handler over one partition.
 pub struct TestDriver<H: Handler> {
     handler: H,
-    store: MemoryStore,
+    store: Pending<MemoryStore>,
     now: Millis,
     next_offset: i64,
     config: StepConfig,
@@ -29,7 +29,7 @@ impl<H: Handler> TestDriver<H> {
     pub fn new(handler: H, now: Millis) -> Self {
         Self {
             handler,
-            store: MemoryStore::default(),
+            store: Pending::empty(),
             now,
             next_offset: 0,
             config: StepConfig::default(),
@@ -73,7 +73,9 @@ impl<H: Handler> TestDriver<H> {
                     self.parked
                         .push((event.clone(), HandlerError::Terminal { class, reason }));
                 }
-                Ok(step.apply_to(&mut self.store, offset)?)
+                let outputs = step.apply_to(&mut self.store, offset)?;
+                self.store.commit(offset)?;
+                Ok(outputs)
             }
             Err(error @ HandlerError::Terminal { .. }) => {
                 self.parked.push((event, error));
@@ -103,12 +105,14 @@ impl<H: Handler> TestDriver<H> {
             partition,
             &self.config,
         )?;
-        Ok(step.apply_to(&mut self.store, self.next_offset - 1)?)
+        let outputs = step.apply_to(&mut self.store, self.next_offset - 1)?;
+        self.store.commit(self.next_offset - 1)?;
+        Ok(outputs)
     }
 
     /// The committed state (all of it, runtime keys included).
     pub fn store(&self) -> &MemoryStore {
-        &self.store
+        self.store.store()
     }
 
     /// The handler.

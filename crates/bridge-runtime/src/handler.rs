@@ -127,8 +127,6 @@ pub(crate) mod keys {
     pub const TIMER: &[u8] = b"t/";
     pub const EXPIRY: &[u8] = b"x/";
     pub const WATERMARK: &[u8] = b"m/watermark";
-    /// The last dedupe key the incremental sweep looked at.
-    pub const DEDUPE_SWEEP: &[u8] = b"m/dedupe-sweep";
 
     pub fn with(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
         [prefix, rest].concat()
@@ -332,46 +330,20 @@ pub(crate) fn put_expiring(
     state.put(key, stored);
 }
 
-/// Remembers an event id until `expires_at`. Unlike [`put_expiring`] no expiry index entry
-/// is written: a dedupe entry is written once per input, and its index entry was half the
-/// loop's state writes (sled inserts of new keys were the largest cost in the benchmark).
-/// [`sweep_dedupe`] walks the dedupe entries instead.
-pub(crate) fn put_dedupe(state: &mut Overlay<'_>, key: Vec<u8>, expires_at: Millis) {
-    state.put(key, expires_at.to_be_bytes().to_vec());
-}
-
-/// Looks at up to `limit` dedupe entries after the last one looked at (from the start once
-/// the end is reached) and deletes the expired ones; returns how many it deleted. Called
-/// each punctuation, so every entry is looked at again within
-/// `entries / limit` punctuations.
+/// Deletes up to `limit` dedupe buckets that expired by `now` (their keys sort by expiry:
+/// one bounded range from the start); returns how many. Keys of an older format sort
+/// before every bucket and go the same way.
 pub(crate) fn sweep_dedupe(
     state: &mut Overlay<'_>,
     now: Millis,
     limit: usize,
 ) -> Result<usize, StateError> {
-    let end = crate::state::prefix_end(keys::DEDUPE);
-    let after = state.get(keys::DEDUPE_SWEEP)?;
-    let start = match &after {
-        // The next key after the last one looked at.
-        Some(last) => [last.as_slice(), &[0]].concat(),
-        None => keys::DEDUPE.to_vec(),
-    };
-    let entries = state.range(&start, end.as_deref(), limit)?;
-    let mut removed = 0;
-    for (key, raw) in &entries {
-        if unwrap_live(key, raw, now)?.is_none() {
-            state.delete(key.clone());
-            removed += 1;
-        }
+    let end = crate::state::dedupe::expired_end(now);
+    let expired = state.range(keys::DEDUPE, Some(&end), limit)?;
+    for (key, _) in &expired {
+        state.delete(key.clone());
     }
-    match entries.last() {
-        Some((last, _)) if entries.len() == limit => {
-            state.put(keys::DEDUPE_SWEEP.to_vec(), last.clone())
-        }
-        _ if after.is_some() => state.delete(keys::DEDUPE_SWEEP.to_vec()),
-        _ => {}
-    }
-    Ok(removed)
+    Ok(expired.len())
 }
 
 /// Whether `key` is an expiry index entry: derived from the entry it indexes, so kept out
@@ -482,7 +454,6 @@ mod tests {
     fn the_expiry_index_a_restore_derives_is_the_one_the_writes_made() {
         let base = crate::state::MemoryStore::default();
         let mut state = Overlay::new(&base);
-        put_dedupe(&mut state, keys::with(keys::DEDUPE, b"e-1"), 5_000);
         put_expiring(&mut state, keys::with(keys::STATE, b"count"), b"7", 9_000);
         put_expiring(
             &mut state,
@@ -494,53 +465,45 @@ mod tests {
         let writes = state.into_writes();
         let (made, entries): (Vec<Write>, Vec<Write>) =
             writes.into_iter().partition(|w| is_expiry_index(&w.key));
-        assert_eq!(
-            made.len(),
-            1,
-            "`count` only: not `forever`, not the dedupe entry"
-        );
+        assert_eq!(made.len(), 1, "`count` only: not `forever`");
         assert_eq!(expiry_index(&entries), made);
     }
 
     #[test]
-    fn the_dedupe_sweep_walks_every_entry_in_slices_and_removes_the_expired()
+    fn the_dedupe_sweep_deletes_expired_buckets_in_slices_and_keeps_live_ones()
     -> Result<(), StateError> {
+        use crate::state::dedupe;
         let mut store = crate::state::MemoryStore::default();
-        let mut state = Overlay::new(&store);
-        for n in 0..7 {
-            // Even ones expire at 1,000, odd ones at 9,000.
-            let expires = if n % 2 == 0 { 1_000 } else { 9_000 };
-            put_dedupe(
-                &mut state,
-                keys::with(keys::DEDUPE, format!("e-{n}").as_bytes()),
-                expires,
-            );
-        }
-        state.put(
-            keys::with(keys::STATE, b"x"),
-            b"not a dedupe entry".to_vec(),
-        );
-        let writes = state.into_writes();
-        store.apply(&writes, 0)?;
+        // Even ones expire at 1,000, odd ones at 9,000; and an entry of an older format.
+        let mut writes: Vec<Write> = (0..7)
+            .map(|n| dedupe::single(format!("e-{n}").as_bytes(), 1_000 + (n % 2) * 8_000, n))
+            .collect();
+        writes.push(Write {
+            key: keys::with(keys::DEDUPE, b"legacy-id"),
+            value: Some(500i64.to_be_bytes().to_vec()),
+        });
+        writes.push(Write {
+            key: keys::with(keys::STATE, b"x"),
+            value: Some(b"not a dedupe entry".to_vec()),
+        });
+        store.apply(&writes, 6)?;
         let mut removed = Vec::new();
-        // Slices of 3: e-0..e-2, e-3..e-5, e-6 (the end: the cursor goes back to the start).
         for _ in 0..3 {
             let mut state = Overlay::new(&store);
             removed.push(sweep_dedupe(&mut state, 2_000, 3)?);
             let writes = state.into_writes();
-            store.apply(&writes, 0)?;
+            store.apply(&writes, 6)?;
         }
-        assert_eq!(removed, [2, 1, 1]);
-        assert_eq!(store.get(keys::DEDUPE_SWEEP)?, None, "back to the start");
-        let left: Vec<Vec<u8>> = store
-            .scan_prefix(keys::DEDUPE)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
         assert_eq!(
-            left,
-            [b"d/e-1".to_vec(), b"d/e-3".to_vec(), b"d/e-5".to_vec()]
+            removed,
+            [3, 2, 0],
+            "four expired buckets and the legacy entry"
         );
+        assert_eq!(store.scan_prefix(keys::DEDUPE)?.len(), 3);
+        for n in 0..7 {
+            let id = format!("e-{n}");
+            assert_eq!(store.seen(id.as_bytes(), 2_000)?, n % 2 == 1, "{id}");
+        }
         assert!(store.get(b"s/x")?.is_some());
         Ok(())
     }

@@ -12,8 +12,8 @@ use std::time::Duration;
 use bridge_events::Millis;
 
 use crate::handler::{
-    Context, Handler, HandlerError, Inbound, Output, TimerKind, get_live, keys, parse_timer,
-    put_dedupe, sweep_dedupe, sweep_expired, timer_key, timer_prefix,
+    Context, Handler, HandlerError, Inbound, Output, TimerKind, keys, parse_timer, sweep_dedupe,
+    sweep_expired, timer_key, timer_prefix,
 };
 use crate::state::{Overlay, StateStore, Write, prefix_end};
 
@@ -33,7 +33,8 @@ pub struct StepConfig {
     pub dedupe_ttl: Duration,
     /// At most this many expired entries are removed per partition per punctuation.
     pub sweep_limit: usize,
-    /// Dedupe entries looked at per partition per punctuation (expired ones are removed).
+    /// At most this many expired dedupe buckets (each up to 64 KiB of event ids) are
+    /// removed per partition per punctuation.
     pub dedupe_sweep_limit: usize,
 }
 
@@ -42,7 +43,7 @@ impl Default for StepConfig {
         Self {
             dedupe_ttl: Duration::from_secs(7 * 24 * 3600),
             sweep_limit: 10_000,
-            dedupe_sweep_limit: 1_000,
+            dedupe_sweep_limit: 64,
         }
     }
 }
@@ -64,6 +65,8 @@ pub struct Step {
     pub outputs: Vec<Output>,
     /// State changes.
     pub writes: Vec<Write>,
+    /// The input's event id, to remember for dedupe until the time given.
+    pub remember: Option<(Vec<u8>, Millis)>,
     /// What happened to the input.
     pub outcome: Outcome,
     /// The handler parked the input too (class, reason): see [`Context::park`].
@@ -83,6 +86,9 @@ impl Step {
         offset: i64,
     ) -> Result<Vec<Output>, crate::state::StateError> {
         store.apply_owned(self.writes, offset)?;
+        if let Some((event_id, expires_at)) = self.remember {
+            store.remember(event_id, expires_at, offset)?;
+        }
         if let Some(floor) = self.event_timer_floor {
             store.learn_event_timer_floor(floor);
         }
@@ -106,18 +112,18 @@ pub fn process<H: Handler + ?Sized>(
     config: &StepConfig,
 ) -> Result<Step, HandlerError> {
     let envelope = input.event.envelope();
-    let dedupe_key = keys::with(keys::DEDUPE, envelope.event_id.as_bytes());
-    let mut state = Overlay::new(store);
-    if get_live(&state, &dedupe_key, now)?.is_some() {
+    if store.seen(envelope.event_id.as_bytes(), now)? {
         tracing::debug!(event_id = %envelope.event_id, offset = input.offset, "duplicate event skipped");
         return Ok(Step {
             outputs: Vec::new(),
             writes: Vec::new(),
+            remember: None,
             outcome: Outcome::Duplicate,
             parked: None,
             event_timer_floor: None,
         });
     }
+    let mut state = Overlay::new(store);
     let watermark = read_watermark(&state)?;
     let advanced = watermark.is_none_or(|w| envelope.occurred_at > w);
     if advanced {
@@ -134,10 +140,11 @@ pub fn process<H: Handler + ?Sized>(
         parked,
         ..
     } = ctx;
-    if parked.is_none() {
+    // A parked record is not remembered, so a replay of it is handled again.
+    let remember = parked.is_none().then(|| {
         let expires = now.saturating_add(config.dedupe_ttl.as_millis() as i64);
-        put_dedupe(&mut state, dedupe_key, expires);
-    }
+        (envelope.event_id.as_bytes().to_vec(), expires)
+    });
     let mut event_timer_floor = None;
     // Timers are read only if one may be due: below the store's floor there is none, so
     // only this record's own timers can be.
@@ -159,6 +166,7 @@ pub fn process<H: Handler + ?Sized>(
     Ok(Step {
         outputs,
         writes: state.into_writes(),
+        remember,
         outcome: Outcome::Handled,
         parked,
         event_timer_floor,
@@ -190,6 +198,7 @@ pub fn punctuate<H: Handler + ?Sized>(
     Ok(Step {
         outputs,
         writes: state.into_writes(),
+        remember: None,
         outcome: Outcome::Handled,
         parked: None,
         event_timer_floor,
@@ -374,7 +383,7 @@ mod tests {
             "the scenario fires timers: {}",
             reference.len()
         );
-        let mut pending = Pending::new(MemoryStore::default());
+        let mut pending = Pending::new(MemoryStore::default())?;
         let (fired, reads) = run_through(&mut pending, |pending, n| {
             if n % 50 == 49 {
                 pending.commit(n)?;

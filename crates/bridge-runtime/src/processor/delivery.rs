@@ -35,6 +35,9 @@ impl<H: Handler> Loop<'_, H> {
     /// refuses is aborted and its records read again.
     pub(super) fn commit(&mut self) -> Result<(), ProcessorError> {
         let started = Instant::now();
+        for store in self.partitions.values_mut() {
+            store.seal();
+        }
         self.send_changelogs()?;
         let mut offsets = TopicPartitionList::new();
         for (partition, next) in &self.next {

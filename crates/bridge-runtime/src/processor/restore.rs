@@ -86,7 +86,7 @@ impl<H: Handler> Loop<'_, H> {
         };
         let counter = self.metrics.records_in.get_or_create(&labels).clone();
         self.records_in.insert(partition, counter);
-        self.partitions.insert(partition, Pending::new(store));
+        self.partitions.insert(partition, Pending::new(store)?);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! transaction commits, so an aborted transaction leaves no trace.
 
 mod behind;
+pub(crate) mod dedupe;
 mod sled_store;
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::ops::Bound;
 
 use bridge_events::Millis;
 
-use crate::handler::event_timer_at;
+use crate::handler::{event_timer_at, keys};
 
 pub use self::behind::WriteBehind;
 pub use self::sled_store::SledStore;
@@ -106,6 +107,21 @@ pub trait StateStore: Send {
     }
     /// After `apply`: a step that read the timers found none due before `floor`.
     fn learn_event_timer_floor(&mut self, _floor: Millis) {}
+    /// Whether `event_id` is remembered for dedupe and has not expired at `now`. By
+    /// default every live bucket is read; [`Pending`] keeps an index.
+    fn seen(&self, event_id: &[u8], now: Millis) -> Result<bool, StateError> {
+        dedupe::seen_by_scan(self, event_id, now)
+    }
+    /// Remembers `event_id` until `expires_at`, for the input at `offset`. By default a
+    /// bucket of its own; [`Pending`] gathers a transaction's ids in one.
+    fn remember(
+        &mut self,
+        event_id: Vec<u8>,
+        expires_at: Millis,
+        offset: i64,
+    ) -> Result<(), StateError> {
+        self.apply_owned(vec![dedupe::single(&event_id, expires_at, offset)], offset)
+    }
 }
 
 /// What a store knows of its earliest event-time timer: a lower bound on every timer's
@@ -302,49 +318,99 @@ impl<'a> Overlay<'a> {
 /// transaction's writes on top (later records in the same transaction see earlier ones).
 /// [`Pending::commit`] moves them into the store once Kafka has committed; [`Pending::abort`]
 /// drops them, so the store only ever holds committed state.
+///
+/// It also keeps the dedupe index of the store's buckets and gathers the event ids the
+/// open transaction remembers into buckets of their own ([`dedupe`]).
 pub struct Pending<S: StateStore> {
     store: S,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     last_offset: Option<i64>,
     timers: TimerFloor,
+    fresh: dedupe::Fresh,
+    index: dedupe::Index,
 }
 
 impl<S: StateStore> Pending<S> {
-    /// Nothing pending over `store`.
-    pub fn new(store: S) -> Self {
-        Self {
+    /// Nothing pending over `store`; indexes the event ids it remembers.
+    pub fn new(store: S) -> Result<Self, StateError> {
+        let index = dedupe::Index::load(&store)?;
+        Ok(Self {
             store,
             writes: BTreeMap::new(),
             last_offset: None,
             timers: TimerFloor::default(),
+            fresh: dedupe::Fresh::default(),
+            index,
+        })
+    }
+
+    /// Nothing pending over nothing.
+    pub fn empty() -> Self
+    where
+        S: Default,
+    {
+        Self {
+            store: S::default(),
+            writes: BTreeMap::new(),
+            last_offset: None,
+            timers: TimerFloor::default(),
+            fresh: dedupe::Fresh::default(),
+            index: dedupe::Index::default(),
+        }
+    }
+
+    /// Puts the ids remembered since the last bucket into one, so [`Pending::pending`]
+    /// lists it; done by [`Pending::commit`] too.
+    pub fn seal(&mut self) {
+        if let Some(bucket) = self.fresh.seal() {
+            self.writes.insert(bucket.key, bucket.value);
         }
     }
 
     /// Applies the pending writes to the store, as of input `offset`.
     pub fn commit(&mut self, offset: i64) -> Result<(), StateError> {
+        self.seal();
         let writes: Vec<Write> = std::mem::take(&mut self.writes)
             .into_iter()
             .map(|(key, value)| Write { key, value })
             .collect();
+        for write in writes.iter().filter(|w| w.key.starts_with(keys::DEDUPE)) {
+            match &write.value {
+                Some(value) => self.index.add(&write.key, value)?,
+                None => {
+                    if let Some(old) = self.store.get(&write.key)? {
+                        self.index.remove(&write.key, &old)?;
+                    }
+                }
+            }
+        }
+        self.fresh.clear();
         self.last_offset = None;
         self.store.apply_owned(writes, offset)
     }
 
     /// Whether anything waits for a commit.
     pub fn has_pending(&self) -> bool {
-        !self.writes.is_empty()
+        !self.writes.is_empty() || !self.fresh.is_sealed()
     }
 
-    /// The writes waiting for a commit, one per key (the last one), in key order.
+    /// The writes waiting for a commit, one per key (the last one), in key order; ids
+    /// remembered since the last [`Pending::seal`] are not among them yet.
     pub fn pending(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.writes
             .iter()
             .map(|(k, v)| (k.as_slice(), v.as_deref()))
     }
 
+    /// Event ids remembered in committed buckets.
+    pub fn remembered(&self) -> usize {
+        self.index.len()
+    }
+
     /// Drops the pending writes.
     pub fn abort(&mut self) {
         self.writes.clear();
+        self.fresh.clear();
         self.last_offset = None;
         // It may have been learnt over the dropped writes (timers they deleted are back).
         self.timers.forget();
@@ -399,6 +465,23 @@ impl<S: StateStore> StateStore for Pending<S> {
     fn learn_event_timer_floor(&mut self, floor: Millis) {
         self.timers.learn(floor);
     }
+
+    fn seen(&self, event_id: &[u8], now: Millis) -> Result<bool, StateError> {
+        dedupe::seen(&self.fresh, &self.index, |k| self.get(k), event_id, now)
+    }
+
+    fn remember(
+        &mut self,
+        event_id: Vec<u8>,
+        expires_at: Millis,
+        offset: i64,
+    ) -> Result<(), StateError> {
+        if let Some(bucket) = self.fresh.add(event_id, expires_at, offset) {
+            self.writes.insert(bucket.key, bucket.value);
+        }
+        self.last_offset = Some(offset);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -425,7 +508,7 @@ mod tests {
             })
             .collect();
         store.apply(&committed, 0)?;
-        let mut pending = Pending::new(store);
+        let mut pending = Pending::new(store)?;
         let mut writes: Vec<Write> = (0..12u8)
             .map(|i| Write {
                 key: vec![b'k', i],
@@ -488,7 +571,7 @@ mod tests {
     #[test]
     fn pending_writes_are_seen_by_later_records_and_reach_the_store_only_on_commit()
     -> Result<(), StateError> {
-        let mut partition = Pending::new(MemoryStore::default());
+        let mut partition = Pending::new(MemoryStore::default())?;
         let put = |k: &str, v: &str| Write {
             key: k.as_bytes().to_vec(),
             value: Some(v.as_bytes().to_vec()),
@@ -504,6 +587,53 @@ mod tests {
         assert_eq!(partition.get(b"a")?, Some(b"1".to_vec()));
         assert_eq!(partition.get(b"b")?, None);
         assert_eq!(partition.offset(), Some(0));
+        Ok(())
+    }
+
+    /// Ids remembered in an open transaction are seen by later records of it, gone on
+    /// abort, written as one bucket on commit, found again by a store reopened from the
+    /// committed entries (a restart or a restore), and forgotten when the sweep deletes
+    /// their bucket.
+    #[test]
+    fn remembered_ids_follow_the_transaction_and_survive_a_reopen() -> Result<(), StateError> {
+        let mut partition = Pending::new(MemoryStore::default())?;
+        partition.remember(b"a".to_vec(), 5_000, 0)?;
+        assert!(partition.seen(b"a", 0)?);
+        partition.abort();
+        assert!(!partition.seen(b"a", 0)?, "aborted: never remembered");
+        for (n, id) in ["a", "b", "c"].iter().enumerate() {
+            partition.remember(id.as_bytes().to_vec(), 5_000 + n as i64, n as i64)?;
+        }
+        assert!(partition.has_pending());
+        partition.seal();
+        let buckets: Vec<_> = partition.pending().map(|(k, _)| k.to_vec()).collect();
+        assert_eq!(
+            buckets,
+            [dedupe::bucket_key(5_002, 2)],
+            "one bucket, latest expiry"
+        );
+        partition.commit(2)?;
+        assert!(!partition.has_pending());
+        assert_eq!(partition.remembered(), 3);
+        for id in ["a", "b", "c"] {
+            assert!(partition.seen(id.as_bytes(), 5_001)?, "{id}");
+            assert!(!partition.seen(id.as_bytes(), 5_002)?, "{id} expired");
+        }
+        let reopened = Pending::new(partition.store().clone())?;
+        assert_eq!(reopened.remembered(), 3);
+        assert!(reopened.seen(b"b", 0)? && !reopened.seen(b"d", 0)?);
+        // The sweep's deletion hides the bucket at once and unindexes it on commit.
+        partition.apply(
+            &[Write {
+                key: dedupe::bucket_key(5_002, 2),
+                value: None,
+            }],
+            3,
+        )?;
+        assert!(!partition.seen(b"a", 0)?);
+        partition.commit(3)?;
+        assert_eq!(partition.remembered(), 0);
+        assert!(partition.store().scan_prefix(keys::DEDUPE)?.is_empty());
         Ok(())
     }
 }
