@@ -4,7 +4,7 @@
 //! its time runs from its first record to the moment every input offset is committed.
 //!
 //! `BENCH_RECORDS` (default 200000), `BENCH_PARTITIONS` (4), `BENCH_SKUS` (1000),
-//! `BENCH_COMMIT_MS` (200); `BENCH_ONLY=count-eos` runs one loop. Uses `BRIDGE_TEST_BOOTSTRAP` / `BRIDGE_TEST_REGISTRY` when set,
+//! `BENCH_COMMIT_MS` (200); `BENCH_ONLY=count-eos` runs one loop, `BENCH_ONLY=aggregator,quix` two. Uses `BRIDGE_TEST_BOOTSTRAP` / `BRIDGE_TEST_REGISTRY` when set,
 //! else starts a broker and registry of its own.
 
 use std::sync::{Arc, OnceLock};
@@ -150,7 +150,7 @@ impl Bench {
         let Ok(python) = std::env::var("BENCH_QUIX_PYTHON") else {
             return Ok(None);
         };
-        if std::env::var("BENCH_ONLY").is_ok_and(|only| !"quix".contains(&only)) {
+        if !selected("quix") {
             return Ok(None);
         }
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/quix_aggregate.py");
@@ -190,7 +190,7 @@ impl Bench {
         guarantee: Guarantee,
         make: impl FnOnce(String) -> H,
     ) -> anyhow::Result<f64> {
-        if std::env::var("BENCH_ONLY").is_ok_and(|only| !name.contains(&only)) {
+        if !selected(name) {
             return Ok(f64::NAN);
         }
         let group = unique_name(&format!("bench-{name}"));
@@ -282,6 +282,12 @@ impl Bench {
     }
 }
 
+/// Whether the loop `name` runs: `BENCH_ONLY` unset, or one of its comma-separated parts is
+/// in the name (`BENCH_ONLY=aggregator,quix`).
+fn selected(name: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|part| name.contains(part)))
+}
+
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; a filter naming another benchmark skips this one.
     if std::env::args()
@@ -336,7 +342,11 @@ fn main() -> anyhow::Result<()> {
     let aggregator_eos = bench.processor("aggregator-eos", Guarantee::ExactlyOnce, aggregator)?;
     let quix = bench.quix()?;
     let row = |name: &str, rate: f64, note: String| {
-        println!("  {name:<34} {rate:>10.0} records/s   {note}");
+        if rate.is_nan() {
+            println!("  {name:<34} {:>10} (not selected by BENCH_ONLY)", "-");
+        } else {
+            println!("  {name:<34} {rate:>10.0} records/s   {note}");
+        }
     };
     println!();
     row("raw rdkafka consume (ceiling)", raw, String::new());

@@ -57,12 +57,19 @@ impl Aggregator {
         Ok(ctx.get(closed_key(start).as_bytes())?.is_some())
     }
 
+    /// Open: not closed (closing deletes the open marker in the step that writes the closed
+    /// one). The open marker is usually in the open batch already, the closed one is
+    /// almost never there: asking for it first saves a store miss per movement.
+    fn is_open(ctx: &Context<'_>, start: Millis) -> Result<bool, HandlerError> {
+        Ok(ctx.get(open_key(start).as_bytes())?.is_some())
+    }
+
     /// The window a movement at `at` goes into, and whether it is a late correction.
     fn target_window(&self, ctx: &Context<'_>, at: Millis) -> Result<(Millis, bool), HandlerError> {
         let own = self.windows.start_of(at);
         let watermark = ctx.watermark()?.unwrap_or(at);
         let closed_by_event_time = self.windows.closes_at(own) <= watermark;
-        if !closed_by_event_time && !Self::is_closed(ctx, own)? {
+        if !closed_by_event_time && (Self::is_open(ctx, own)? || !Self::is_closed(ctx, own)?) {
             return Ok((own, false));
         }
         // The window open at the partition's event time, or the first one after it that a
