@@ -54,7 +54,27 @@ impl Shared {
             .wait(guard)
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Waits like [`Shared::wait`], saying so in the log every [`STALL_WARNING`] (a loop
+    /// that waits on its state writer must never be silent about it).
+    fn wait_noisily<'a>(&self, guard: MutexGuard<'a, Queue>, why: &str) -> MutexGuard<'a, Queue> {
+        let (guard, timeout) = self
+            .changed
+            .wait_timeout(guard, STALL_WARNING)
+            .unwrap_or_else(PoisonError::into_inner);
+        if timeout.timed_out() {
+            tracing::warn!(
+                queued = guard.batches.len(),
+                waited_s = STALL_WARNING.as_secs(),
+                "{why}: the state writer has not finished a batch"
+            );
+        }
+        guard
+    }
 }
+
+/// How long a loop waits on the state writer before it logs that it does.
+const STALL_WARNING: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn failed(queue: &Queue) -> Result<(), StateError> {
     match &queue.failure {
@@ -142,7 +162,18 @@ fn write_batches(shared: &Shared) {
                 queue = shared.wait(queue);
             }
         };
-        let result = write(&batch);
+        // A panic in sled must not leave the loop waiting for a thread that is gone.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write(&batch)))
+            .unwrap_or_else(|panic| {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(sled::Error::ReportableBug(format!(
+                    "sled panicked: {reason}"
+                )))
+            });
         let mut queue = shared.lock();
         queue.batches.pop_front();
         if let Err(e) = result {
@@ -171,7 +202,9 @@ impl Behind {
     pub(super) fn submit(&self, batch: Batch) -> Result<(), StateError> {
         let mut queue = self.0.lock();
         while queue.batches.len() >= MAX_QUEUED && queue.failure.is_none() {
-            queue = self.0.wait(queue);
+            queue = self
+                .0
+                .wait_noisily(queue, "commit waits for room in the queue");
         }
         failed(&queue)?;
         queue.batches.push_back(Arc::new(batch));
@@ -226,7 +259,9 @@ impl Behind {
     pub(super) fn drain(&self) -> Result<(), StateError> {
         let mut queue = self.0.lock();
         while !queue.batches.is_empty() && queue.failure.is_none() {
-            queue = self.0.wait(queue);
+            queue = self
+                .0
+                .wait_noisily(queue, "waiting until committed state is in sled");
         }
         failed(&queue)
     }
