@@ -131,6 +131,7 @@ enum SchemasAction {
 const LOOP_GROUPS: &[&str] = &[
     "erp-writer",
     "erp-writer-stock",
+    "erp-writer-customers",
     "erp-writer-resync",
     "inventory-aggregator",
     "magento-writer",

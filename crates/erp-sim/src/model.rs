@@ -348,6 +348,10 @@ pub struct Books {
     pub duplicate_creates: u64,
     /// Orders amended (repairs).
     pub amendments: u64,
+    /// Find-or-create requests for customers, and the most customers one of them held.
+    pub customer_batches: u64,
+    /// See [`Books::customer_batches`].
+    pub largest_customer_batch: usize,
     /// The last sales-order number given (ids are never reused, even after a delete).
     pub last_order_number: u64,
     /// The shipment journal, in order (`seq` = position + 1).
@@ -365,6 +369,8 @@ impl Books {
 
     /// Finds or creates each customer.
     pub fn customers(&mut self, wanted: &[NewCustomer]) -> Vec<Customer> {
+        self.customer_batches += 1;
+        self.largest_customer_batch = self.largest_customer_batch.max(wanted.len());
         let mut out = Vec::with_capacity(wanted.len());
         for c in wanted {
             let next = self.customers.len() + 1;

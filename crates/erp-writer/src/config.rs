@@ -62,6 +62,8 @@ pub struct WriterSettings {
     pub erp: ErpSettings,
     /// Stock adjustments.
     pub stock: StockSettings,
+    /// Customers ensured in the ERP ahead of their orders.
+    pub customers: CustomerSettings,
     /// Repairs the reconciler asks for.
     pub resync: ResyncSettings,
     /// Shipments read back from the ERP.
@@ -78,6 +80,7 @@ impl Default for WriterSettings {
             order_workers: 1,
             erp: ErpSettings::default(),
             stock: StockSettings::default(),
+            customers: CustomerSettings::default(),
             resync: ResyncSettings::default(),
             shipments: ShipmentSettings::default(),
         }
@@ -159,6 +162,36 @@ impl Default for StockSettings {
             topic: bridge_events::topics::STOCK_DELTAS.into(),
             batch_wait_ms: 5_000,
             batch_limit: 500,
+        }
+    }
+}
+
+/// `[writer.customers]`: customers found or created in the ERP ahead of their orders, in
+/// batches, by a loop of their own over the orders topic (the order loop ensures a customer
+/// itself only when the ERP does not know it yet).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomerSettings {
+    /// Batch customers at all (a processing loop of its own in the process).
+    pub enabled: bool,
+    /// Its consumer group (and changelog/parked topic prefix).
+    pub group_id: String,
+    /// How long new customers are collected before a batch is sent.
+    pub batch_wait_ms: u64,
+    /// Most customers per request (the ERP's batch limit; erp-sim takes 200).
+    pub batch_limit: usize,
+    /// How long an ensured customer is not ensured again.
+    pub remember_hours: u64,
+}
+
+impl Default for CustomerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            group_id: "erp-writer-customers".into(),
+            batch_wait_ms: 500,
+            batch_limit: 200,
+            remember_hours: 24,
         }
     }
 }
@@ -284,6 +317,22 @@ impl Validate for Config {
                 stock.group_id
             ));
         }
+        let customers = &self.writer.customers;
+        if !(1..=1000).contains(&customers.batch_limit) {
+            return invalid(format!(
+                "writer.customers.batch_limit = {} is not within 1..=1000",
+                customers.batch_limit
+            ));
+        }
+        if customers.batch_wait_ms > 600_000 {
+            return invalid(format!(
+                "writer.customers.batch_wait_ms = {} is over 600000 (10 min)",
+                customers.batch_wait_ms
+            ));
+        }
+        if customers.remember_hours == 0 {
+            return invalid("writer.customers.remember_hours must be at least 1".into());
+        }
         let shipments = &self.writer.shipments;
         if shipments.enabled && !(1..=1000).contains(&shipments.page_size) {
             return invalid(format!(
@@ -298,6 +347,15 @@ impl Validate for Config {
             return invalid(format!(
                 "writer.resync.group_id = `{}` must differ from writer.group_id and writer.stock.group_id",
                 resync.group_id
+            ));
+        }
+        if customers.enabled
+            && [&self.writer.group_id, &stock.group_id, &resync.group_id]
+                .contains(&&customers.group_id)
+        {
+            return invalid(format!(
+                "writer.customers.group_id = `{}` must differ from the other loops' groups",
+                customers.group_id
             ));
         }
         if resync.enabled
@@ -317,6 +375,7 @@ impl Validate for Config {
             ("writer.stock.group_id", &stock.group_id),
             ("writer.resync.topic", &resync.topic),
             ("writer.resync.group_id", &resync.group_id),
+            ("writer.customers.group_id", &customers.group_id),
         ] {
             if topic.trim().is_empty() {
                 return invalid(format!("{key} is empty"));

@@ -89,10 +89,6 @@ fn order_key(order_ref: &str) -> Vec<u8> {
     format!("order/{order_ref}").into_bytes()
 }
 
-fn customer_key(customer_ref: &str) -> Vec<u8> {
-    format!("customer/{customer_ref}").into_bytes()
-}
-
 fn state_error(what: &str, e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Fatal {
         reason: format!("{what}: {e}"),
@@ -249,20 +245,6 @@ impl<C: ErpConnector> ErpWriter<C> {
             }
         };
         let connector = Arc::clone(&self.connector);
-        let known = customer_key(&doc.customer.external_ref);
-        if ctx.get(&known)?.is_none() {
-            let customers = [doc.customer.clone()];
-            match self
-                .caller
-                .call("ensure_customers", connector.ensure_customers(&customers))?
-            {
-                Ok(()) => ctx.put(&known, b"1", None),
-                Err(refusal) => {
-                    self.refuse(ctx, cause, record, order_ref, refusal);
-                    return Ok(());
-                }
-            }
-        }
         let existing = match self
             .caller
             .call("find_order", connector.find_order(order_ref))?
@@ -283,18 +265,18 @@ impl<C: ErpConnector> ErpWriter<C> {
                     .caller
                     .call("create_order", connector.create_order(&doc))?;
                 if matches!(&created, Err(r) if r.code == "unknown_customer") {
-                    // Our memory of the customer is stale (merged or deleted in the ERP):
-                    // find or create it again, then try once more.
+                    // Customers are ensured ahead of their orders in batches (`customers`);
+                    // this one is not there yet (that loop behind, or the customer merged
+                    // or deleted in the ERP): find or create it alone, then try once more.
                     tracing::info!(
                         order_ref,
-                        "the ERP does not know the customer any more; ensuring it again"
+                        "the ERP does not know the customer yet; ensuring it"
                     );
                     let customers = [doc.customer.clone()];
                     if let Err(refusal) = self
                         .caller
                         .call("ensure_customers", connector.ensure_customers(&customers))?
                     {
-                        ctx.delete(&known);
                         self.refuse(ctx, cause, record, order_ref, refusal);
                         return Ok(());
                     }

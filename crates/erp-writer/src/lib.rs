@@ -10,6 +10,7 @@
 pub mod calls;
 pub mod config;
 pub mod connector;
+pub mod customers;
 pub mod handler;
 pub mod mapping;
 pub mod metrics;
@@ -28,6 +29,7 @@ pub use config::Config;
 use crate::calls::ErpCaller;
 use crate::connector::ErpConnector;
 use crate::connector::configured::Configured;
+use crate::customers::{CustomerBatching, CustomerSync};
 use crate::handler::ErpWriter;
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
@@ -109,6 +111,35 @@ async fn run_with<C: ErpConnector>(
             1 => spec,
             _ => spec.worker(worker),
         });
+    }
+    let customers = &writer.customers;
+    if customers.enabled {
+        let batching = CustomerBatching {
+            wait: Duration::from_millis(customers.batch_wait_ms),
+            limit: customers.batch_limit,
+            remember: Duration::from_secs(customers.remember_hours * 3600),
+        };
+        let (connector, mapping, guard, metrics_of, runtime) = (
+            Arc::clone(&connector),
+            Arc::clone(&mapping),
+            guard.clone(),
+            metrics_of.clone(),
+            runtime.clone(),
+        );
+        loops.push(LoopSpec::new(
+            &customers.group_id,
+            &writer.orders_topic,
+            move |registry| {
+                let metrics = metrics_of(&registry);
+                CustomerSync::new(
+                    connector,
+                    mapping,
+                    ErpCaller::new(runtime, guard.clone(), metrics.clone()),
+                    batching,
+                    metrics,
+                )
+            },
+        ));
     }
     let resync = &writer.resync;
     if resync.enabled {

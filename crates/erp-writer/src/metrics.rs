@@ -47,6 +47,8 @@ pub struct WriterMetrics {
     pub stock_lines: Counter,
     /// Resync requests handled, by what they did.
     pub resyncs: Family<VerdictLabels, Counter>,
+    /// Customers found or created in the ERP ahead of their orders, in batches.
+    pub customers_ensured: Counter,
 }
 
 impl WriterMetrics {
@@ -61,6 +63,7 @@ impl WriterMetrics {
             stock_adjustments: Family::default(),
             stock_lines: Counter::default(),
             resyncs: Family::default(),
+            customers_ensured: Counter::default(),
         };
         metrics.register(
             "erp_calls",
@@ -92,6 +95,11 @@ impl WriterMetrics {
             "erp_stock_lines",
             "Window aggregates taken into stock adjustment batches",
             this.stock_lines.clone(),
+        );
+        metrics.register(
+            "erp_customers_ensured",
+            "Customers found or created in the ERP ahead of their orders, in batches",
+            this.customers_ensured.clone(),
         );
         metrics.register(
             "erp_resyncs",

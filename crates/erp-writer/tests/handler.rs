@@ -229,3 +229,88 @@ fn the_erps_shipments_come_back_once_each_as_order_shipped() -> TestResult {
     assert!(shipped(&s.driver.advance_to(61_000)?).is_empty());
     Ok(())
 }
+
+/// New customers are found or created in batches ahead of their orders (chunks of the
+/// limit, one request each); customers already ensured are not sent again; the orders of
+/// ensured customers are booked without any customer call of their own.
+#[test]
+fn customers_are_ensured_in_batches_ahead_of_their_orders() -> TestResult {
+    use erp_writer::calls::ErpCaller;
+    use erp_writer::customers::{CustomerBatching, CustomerSync};
+
+    let mut s = setup()?;
+    let metrics = Arc::new(bridge_runtime::metrics::Metrics::new("erp-writer"));
+    let writer_metrics = WriterMetrics::register(&metrics);
+    let guard = Guard::new(
+        "the ERP",
+        RateLimiter::new(0.0, 1),
+        CircuitBreaker::new(3, Duration::from_secs(60)),
+    );
+    let sync = CustomerSync::new(
+        Arc::new(ErpSimConnector::new(&s.erp.url(), Duration::from_secs(2))?),
+        Arc::new(Mapping::parse(MAPPING)?),
+        ErpCaller::new(s.runtime.handle().clone(), guard, writer_metrics.clone()),
+        CustomerBatching {
+            wait: Duration::from_millis(500),
+            limit: 200,
+            remember: Duration::from_secs(3600),
+        },
+        writer_metrics.clone(),
+    );
+    let mut customers = TestDriver::new(sync, 0);
+    let order_of = |n: usize| -> Result<OrderPlaced, Box<dyn std::error::Error>> {
+        let mut order = placed(&format!("BATCH-{n}"))?;
+        order.customer_ref = format!("customer:batch-{}", n % 450);
+        order.customer_is_guest = false;
+        Ok(order)
+    };
+    // 900 orders of 450 customers, each customer twice.
+    for n in 0..900 {
+        customers.send(order_of(n)?)?;
+    }
+    assert_eq!(s.erp.shared.books().customer_batches, 0, "collecting");
+    customers.advance_to(500)?;
+    {
+        let books = s.erp.shared.books();
+        assert_eq!(books.customer_batches, 3, "200 + 200 + 50");
+        assert_eq!(books.largest_customer_batch, 200);
+        assert_eq!(
+            books
+                .customers
+                .keys()
+                .filter(|r| r.starts_with("customer:batch-"))
+                .count(),
+            450
+        );
+    }
+    assert_eq!(writer_metrics.customers_ensured.get(), 450);
+    // Known customers are not sent again.
+    for n in 0..450 {
+        customers.send(order_of(n)?)?;
+    }
+    customers.advance_to(2_000)?;
+    assert_eq!(s.erp.shared.books().customer_batches, 3);
+    // Their orders are booked with no customer call.
+    for n in 0..5 {
+        let outputs = s.driver.send(order_of(n)?)?;
+        assert!(matches!(verdict(&outputs), Some((ErpOutcome::Accepted, _))));
+    }
+    assert_eq!(s.erp.shared.books().customer_batches, 3);
+    Ok(())
+}
+
+/// An order that arrives before its customer's batch is sent ensures that customer alone.
+#[test]
+fn an_order_ahead_of_its_customer_batch_ensures_the_customer_itself() -> TestResult {
+    let mut s = setup()?;
+    let mut order = placed("AHEAD-1")?;
+    order.customer_ref = "customer:new-one".into();
+    order.customer_is_guest = false;
+    let outputs = s.driver.send(order)?;
+    assert!(matches!(verdict(&outputs), Some((ErpOutcome::Accepted, _))));
+    let books = s.erp.shared.books();
+    assert_eq!(books.customer_batches, 1);
+    assert!(books.customers.contains_key("customer:new-one"));
+    assert_eq!(books.rejected.get("unknown_customer"), Some(&1));
+    Ok(())
+}

@@ -118,9 +118,11 @@ impl Flow {
         for topic in [&orders, &movements, &results, &findings, &resync] {
             create_topic(bootstrap, topic, 3, &[]).await?;
         }
-        // erp-writer's resync loop, magento-writer's stock loop and the reconciler.
+        // erp-writer's resync and customer loops, magento-writer's stock loop and the
+        // reconciler.
         let others = [
             format!("{group}-resync"),
+            format!("{group}-customers"),
             format!("{back_group}-resync"),
             format!("{group}-reconciler"),
         ];
@@ -379,6 +381,8 @@ mapping_file = "{mapping}"
 order_workers = {workers}
 [writer.stock]
 enabled = false
+[writer.customers]
+group_id = "{group}-customers"
 [writer.resync]
 enabled = true
 group_id = "{group}-resync"

@@ -1,0 +1,165 @@
+//! Customers found-or-created in the ERP ahead of their orders, in batches, as a runtime
+//! [`Handler`] over the orders topic in a consumer group of its own.
+//!
+//! Each `OrderPlaced` whose customer this loop has not ensured yet adds the customer to
+//! the pending batch; the first one sets a wall-clock timer `batch_wait` later, and the
+//! timer sends the batch in chunks of `batch_limit` (one `ensure_customers` request each).
+//! Ensured customers are remembered for `remember` (then ensured again: a customer merged
+//! or deleted in the ERP comes back within that time without any order failing).
+//!
+//! The order loop never waits for this one: it creates the order at once and, should the
+//! ERP not know the customer yet (this loop behind, a customer deleted in the ERP), ensures
+//! that one customer and tries again. Finding or creating by reference is idempotent, so a
+//! batch sent again after a crash creates nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bridge_events::Event;
+use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer, TimerKind};
+
+use crate::calls::ErpCaller;
+use crate::connector::{CustomerDoc, ErpConnector};
+use crate::mapping::Mapping;
+use crate::metrics::WriterMetrics;
+
+const PENDING: &str = "pending/";
+const KNOWN: &str = "known/";
+const COLLECTING: &[u8] = b"collecting";
+const SEND: &str = "send";
+
+/// How customers are batched.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerBatching {
+    /// How long customers are collected before a batch is sent.
+    pub wait: Duration,
+    /// Most customers per request (the ERP's limit: erp-sim takes 200).
+    pub limit: usize,
+    /// How long an ensured customer is not ensured again.
+    pub remember: Duration,
+}
+
+/// The handler.
+pub struct CustomerSync<C: ErpConnector> {
+    connector: Arc<C>,
+    mapping: Arc<Mapping>,
+    caller: ErpCaller,
+    batching: CustomerBatching,
+    metrics: WriterMetrics,
+}
+
+fn corrupt(key: &[u8], e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Fatal {
+        reason: format!(
+            "customer state `{}` is unreadable: {e}",
+            String::from_utf8_lossy(key)
+        ),
+    }
+}
+
+impl<C: ErpConnector> CustomerSync<C> {
+    /// A customer sync calling the ERP through `caller`.
+    pub fn new(
+        connector: Arc<C>,
+        mapping: Arc<Mapping>,
+        caller: ErpCaller,
+        batching: CustomerBatching,
+        metrics: WriterMetrics,
+    ) -> Self {
+        Self {
+            connector,
+            mapping,
+            caller,
+            batching,
+            metrics,
+        }
+    }
+
+    fn schedule_send(&self, ctx: &mut Context<'_>, after: Duration) {
+        ctx.put(COLLECTING, &[], None);
+        let at = ctx.now().saturating_add(after.as_millis() as i64);
+        ctx.schedule(TimerKind::WallClock, at, SEND);
+    }
+
+    /// Sends up to one request's worth of pending customers; more wait for the next timer.
+    fn send(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        ctx.delete(COLLECTING);
+        let pending = ctx.scan(PENDING.as_bytes())?;
+        let chunk: Vec<(Vec<u8>, CustomerDoc)> = pending
+            .into_iter()
+            .take(self.batching.limit)
+            .map(|(key, raw)| {
+                let doc = serde_json::from_slice(&raw).map_err(|e| corrupt(&key, e))?;
+                Ok((key, doc))
+            })
+            .collect::<Result<_, HandlerError>>()?;
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let docs: Vec<CustomerDoc> = chunk.iter().map(|(_, doc)| doc.clone()).collect();
+        let connector = Arc::clone(&self.connector);
+        // Retryable trouble returns here with nothing kept: the timer fires again at the
+        // next punctuation.
+        match self
+            .caller
+            .call("ensure_customers", connector.ensure_customers(&docs))?
+        {
+            Ok(()) => {
+                self.metrics.customers_ensured.inc_by(docs.len() as u64);
+                for (key, doc) in &chunk {
+                    ctx.delete(key);
+                    let known = format!("{KNOWN}{}", doc.external_ref);
+                    ctx.put(known.as_bytes(), &[], Some(self.batching.remember));
+                }
+            }
+            Err(refusal) => {
+                // The orders of these customers ensure them one by one and are refused
+                // with the ERP's reason if it refuses again.
+                tracing::warn!(
+                    customers = docs.len(),
+                    code = %refusal.code,
+                    reason = %refusal.reason,
+                    "the ERP refused a customer batch; their orders will ensure them one by one"
+                );
+                for (key, _) in &chunk {
+                    ctx.delete(key);
+                }
+            }
+        }
+        if !ctx.scan(PENDING.as_bytes())?.is_empty() {
+            self.schedule_send(ctx, Duration::ZERO);
+        }
+        Ok(())
+    }
+}
+
+impl<C: ErpConnector> Handler for CustomerSync<C> {
+    fn handle(&mut self, input: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let Event::OrderPlaced(placed) = input.event else {
+            return Ok(());
+        };
+        // An order the mapping refuses is refused by the order loop, with the reason.
+        let Ok(doc) = self.mapping.sales_order(placed) else {
+            return Ok(());
+        };
+        let customer = doc.customer;
+        let known = format!("{KNOWN}{}", customer.external_ref);
+        if ctx.get(known.as_bytes())?.is_some() {
+            return Ok(());
+        }
+        let pending = format!("{PENDING}{}", customer.external_ref);
+        let raw = serde_json::to_vec(&customer).map_err(|e| corrupt(pending.as_bytes(), e))?;
+        ctx.put(pending.as_bytes(), &raw, None);
+        if ctx.get(COLLECTING)?.is_none() {
+            self.schedule_send(ctx, self.batching.wait);
+        }
+        Ok(())
+    }
+
+    fn on_timer(&mut self, timer: &Timer, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        if timer.name == SEND {
+            self.send(ctx)?;
+        }
+        Ok(())
+    }
+}
