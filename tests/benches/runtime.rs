@@ -217,7 +217,7 @@ impl Bench {
             parked_topic: parked,
             state_dir: state.path().to_owned(),
             state_cache_bytes: 64 << 20,
-            write_behind: true,
+            write_behind: false,
             instance_id: "0".into(),
             guarantee,
             commit_interval: self.commit,

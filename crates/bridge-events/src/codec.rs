@@ -224,22 +224,34 @@ impl EventCodec {
 
     /// Encodes an [`Event`] of any type.
     pub async fn encode_event(&self, topic: &str, event: &Event) -> Result<Vec<u8>, CodecError> {
-        let record = event.record_name();
-        if let Some(registered) = self.registered(topic, record) {
-            let mut bytes = registered.header.to_vec();
-            return match event.write_body(&registered.writer, &mut bytes) {
-                Ok(_) => Ok(bytes),
-                Err(e) => Err(CodecError::Encode {
-                    record: record.to_owned(),
-                    reason: e.to_string(),
-                }),
-            };
+        if let Some(encoded) = self.encode_event_cached(topic, event) {
+            return encoded;
         }
+        let record = event.record_name();
         let value = event.to_value().map_err(|e| CodecError::Encode {
             record: record.to_owned(),
             reason: e.to_string(),
         })?;
         self.encode_value(topic, record, value).await
+    }
+
+    /// [`EventCodec::encode_event`] without waiting: `None` until the subject's schema is
+    /// registered by this codec (call `encode_event`).
+    pub fn encode_event_cached(
+        &self,
+        topic: &str,
+        event: &Event,
+    ) -> Option<Result<Vec<u8>, CodecError>> {
+        let record = event.record_name();
+        let registered = self.registered(topic, record)?;
+        let mut bytes = registered.header.to_vec();
+        Some(match event.write_body(&registered.writer, &mut bytes) {
+            Ok(_) => Ok(bytes),
+            Err(e) => Err(CodecError::Encode {
+                record: record.to_owned(),
+                reason: e.to_string(),
+            }),
+        })
     }
 
     async fn encode_value(
@@ -347,28 +359,19 @@ impl EventCodec {
     pub async fn decode(&self, bytes: &[u8]) -> Result<Event, CodecError> {
         let (id, body) = split_header(bytes)?;
         let writer = self.writer(id).await?;
-        let reader = schema::record(&writer.name).map_err(|_| CodecError::UnknownRecordType {
-            id,
-            name: writer.name.clone(),
-        })?;
-        let mismatch = |reason: String| CodecError::BodyMismatch {
-            id,
-            record: writer.name.clone(),
-            reason,
+        decode_body(id, &writer, body)
+    }
+
+    /// [`EventCodec::decode`] without waiting: `None` when the writer schema is not cached
+    /// yet (the registry must be asked; call `decode`). A loop decoding every record
+    /// spares itself an async runtime round per record.
+    pub fn decode_cached(&self, bytes: &[u8]) -> Option<Result<Event, CodecError>> {
+        let (id, body) = match split_header(bytes) {
+            Ok(split) => split,
+            Err(e) => return Some(Err(e)),
         };
-        if writer.same_as_reader
-            && let Ok(event) = read_direct(&writer.name, &writer.reader, body)
-        {
-            return Ok(event);
-        }
-        let value = read_guarded(&writer.reader, body).map_err(&mismatch)?;
-        let value = match writer.same_as_reader {
-            true => value,
-            false => widen_decimals(value)
-                .resolve(&reader.schema)
-                .map_err(|e| mismatch(e.to_string()))?,
-        };
-        Event::from_value(&writer.name, &value).map_err(mismatch)
+        let writer = self.writers.read().ok()?.get(&id).cloned()?;
+        Some(decode_body(id, &writer, body))
     }
 
     /// Decodes a record value that must be of type `E`.
@@ -393,6 +396,32 @@ impl EventCodec {
             reason: e.to_string(),
         })
     }
+}
+
+/// An event from its body written with `writer` (registered under `id`).
+fn decode_body(id: u32, writer: &Writer, body: &[u8]) -> Result<Event, CodecError> {
+    let reader = schema::record(&writer.name).map_err(|_| CodecError::UnknownRecordType {
+        id,
+        name: writer.name.clone(),
+    })?;
+    let mismatch = |reason: String| CodecError::BodyMismatch {
+        id,
+        record: writer.name.clone(),
+        reason,
+    };
+    if writer.same_as_reader
+        && let Ok(event) = read_direct(&writer.name, &writer.reader, body)
+    {
+        return Ok(event);
+    }
+    let value = read_guarded(&writer.reader, body).map_err(&mismatch)?;
+    let value = match writer.same_as_reader {
+        true => value,
+        false => widen_decimals(value)
+            .resolve(&reader.schema)
+            .map_err(|e| mismatch(e.to_string()))?,
+    };
+    Event::from_value(&writer.name, &value).map_err(mismatch)
 }
 
 /// Reads an Avro body written with `writer` and resolves it to `reader` (schema evolution:

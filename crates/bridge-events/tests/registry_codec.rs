@@ -103,21 +103,36 @@ async fn the_direct_path_writes_and_reads_exactly_what_the_value_path_does() -> 
     // Negative, to cover sign-extended decimal bytes (the codec does not judge meaning).
     big.totals.discount_amount = -big.totals.discount_amount - rust_decimal::Decimal::new(12345, 2);
     events.push(Event::OrderPlaced(big));
+    let mut registered = std::collections::BTreeSet::new();
     for event in &events {
+        if registered.insert(event.record_name()) {
+            assert!(
+                codec.encode_event_cached(&topic, event).is_none(),
+                "{}: nothing registered yet",
+                event.record_name()
+            );
+        }
         let first = codec.encode_event(&topic, event).await?;
         let direct = codec.encode_event(&topic, event).await?;
         assert_eq!(first, direct, "{}", event.record_name());
+        let cached = codec.encode_event_cached(&topic, event).transpose()?;
+        assert_eq!(cached.as_ref(), Some(&direct), "{}", event.record_name());
+        // A codec that has not read this schema id yet has to ask the registry.
+        let fresh = EventCodec::new(&stack.registry_url);
+        assert!(fresh.decode_cached(&direct).is_none());
         let (_, body) = split_header(&direct)?;
         let ours = schema::record(event.record_name())?;
         let through_value = bridge_events::codec::read_body(&ours.schema, &ours.schema, body)?;
         let through_value = Event::from_value(event.record_name(), &through_value)?;
         assert_eq!(&through_value, event, "{}", event.record_name());
         assert_eq!(
-            &codec.decode(&direct).await?,
+            &fresh.decode(&direct).await?,
             event,
             "{}",
             event.record_name()
         );
+        let cached = fresh.decode_cached(&direct).transpose()?;
+        assert_eq!(cached.as_ref(), Some(event), "{}", event.record_name());
     }
     let movement = samples::inventory_movement("SKU-1", "default", -3);
     let first = codec.encode(&topic, &movement).await?;

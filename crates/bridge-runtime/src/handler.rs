@@ -214,7 +214,7 @@ impl<'a> Context<'a> {
         let full = keys::with(keys::STATE, prefix);
         let mut live = Vec::new();
         for (key, raw) in self.state.scan_prefix(&full)? {
-            if let Some(value) = unwrap_live(&key, &raw, self.now)? {
+            if let Some(value) = unwrap_live(&key, raw, self.now)? {
                 live.push((key[keys::STATE.len()..].to_vec(), value));
             }
         }
@@ -246,7 +246,7 @@ impl<'a> Context<'a> {
             for (key, raw) in batch {
                 from = [key.as_slice(), &[0]].concat();
                 if live.len() < limit
-                    && let Some(value) = unwrap_live(&key, &raw, self.now)?
+                    && let Some(value) = unwrap_live(&key, raw, self.now)?
                 {
                     live.push((key[keys::STATE.len()..].to_vec(), value));
                 }
@@ -375,14 +375,20 @@ fn expiry_key(expires_at: Millis, key: &[u8]) -> Vec<u8> {
     [keys::EXPIRY, &at, key].concat()
 }
 
-fn unwrap_live(key: &[u8], raw: &[u8], now: Millis) -> Result<Option<Vec<u8>>, StateError> {
-    let Some((expiry, value)) = raw.split_first_chunk::<8>() else {
+/// The value of a stored entry (an 8-byte expiry, then the value) if it is live at `now`;
+/// the expiry is cut off in place, no copy.
+fn unwrap_live(key: &[u8], mut raw: Vec<u8>, now: Millis) -> Result<Option<Vec<u8>>, StateError> {
+    let Some(expiry) = raw.first_chunk::<8>() else {
         return Err(StateError::Corrupt {
             key: String::from_utf8_lossy(key).into_owned(),
             reason: format!("{} bytes, shorter than the 8-byte expiry", raw.len()),
         });
     };
-    Ok((i64::from_be_bytes(*expiry) > now).then(|| value.to_vec()))
+    if i64::from_be_bytes(*expiry) <= now {
+        return Ok(None);
+    }
+    raw.drain(..8);
+    Ok(Some(raw))
 }
 
 pub(crate) fn get_live(
@@ -391,7 +397,7 @@ pub(crate) fn get_live(
     now: Millis,
 ) -> Result<Option<Vec<u8>>, StateError> {
     match state.get(key)? {
-        Some(raw) => unwrap_live(key, &raw, now),
+        Some(raw) => unwrap_live(key, raw, now),
         None => Ok(None),
     }
 }

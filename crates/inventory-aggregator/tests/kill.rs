@@ -23,9 +23,14 @@ use rust_decimal::Decimal;
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
-const MOVEMENTS: usize = 100_000;
-const WAVES: usize = 5;
-const SKUS: usize = 1_000;
+/// A setting from the environment (`KILL_MOVEMENTS=500000 cargo test … --test kill`), or
+/// its default.
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
 const SOURCES: [(&str, &str); 3] = [
     ("default", "WH-MAIN"),
     ("wh_east", "WH-EAST"),
@@ -161,6 +166,8 @@ group_id = "{writer}"
 orders_topic = "{orders}"
 results_topic = "{results}"
 mapping_file = "{mapping}"
+[writer.customers]
+enabled = false
 [writer.stock]
 group_id = "{stock}"
 topic = "{deltas}"
@@ -226,23 +233,41 @@ grace_ms = 1000
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
+    // The stream: `KILL_MOVEMENTS` over `KILL_SKUS` SKUs × 3 sources, in `KILL_WAVES`
+    // waves with a SIGKILL each, from `KILL_SEED`; one in `KILL_DUPLICATE_EVERY` sent again
+    // with its event id (must count once), one in `KILL_LATE_EVERY` dated 10 s back (its
+    // window closed: a late correction). 0 turns either off.
+    let movements = setting("KILL_MOVEMENTS", 100_000) as usize;
+    let waves = setting("KILL_WAVES", 5).max(1) as usize;
+    let skus = setting("KILL_SKUS", 1_000).max(1) as usize;
+    let duplicate_every = setting("KILL_DUPLICATE_EVERY", 97) as usize;
+    let late_every = setting("KILL_LATE_EVERY", 89) as usize;
+    let mut seed: u64 = setting("KILL_SEED", 42);
+    eprintln!(
+        "{movements} movements, {skus} SKUs, {waves} kills, seed {seed}, a duplicate every \
+         {duplicate_every}, a late one every {late_every}"
+    );
     let mut expected: BTreeMap<(String, String), Decimal> = BTreeMap::new();
-    let mut seed: u64 = 42;
-    let per_wave = MOVEMENTS / WAVES;
+    let (mut duplicates, mut late) = (0, 0);
+    let per_wave = movements / waves;
     let started = std::time::Instant::now();
-    for wave in 0..WAVES {
+    for wave in 0..waves {
         eprintln!("wave {wave} at {:?}", started.elapsed());
         for i in wave * per_wave..(wave + 1) * per_wave {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let sku = format!("SKU-{:04}", (seed >> 33) as usize % SKUS);
+            let sku = format!("SKU-{:04}", (seed >> 33) as usize % skus);
             let (source, warehouse) = SOURCES[(seed >> 20) as usize % SOURCES.len()];
             let qty = ((seed >> 40) % 7) as i64 - 3;
             let qty = if qty == 0 { 5 } else { qty };
             let mut movement = samples::inventory_movement(&sku, source, 0);
             movement.envelope.event_id = format!("{name}-movement-{i}");
             movement.envelope.occurred_at = now_ms();
+            if late_every > 0 && i % late_every == late_every - 1 {
+                movement.envelope.occurred_at -= 10_000;
+                late += 1;
+            }
             movement.kind = if qty < 0 {
                 MovementKind::Reservation
             } else {
@@ -256,19 +281,29 @@ grace_ms = 1000
             let bytes = codec
                 .encode_event(&names.movements, &Event::InventoryMovement(movement))
                 .await?;
-            let mut record = BaseRecord::to(&names.movements).key(&key).payload(&bytes);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        record = back;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
+            let sends = match duplicate_every > 0 && i % duplicate_every == duplicate_every - 1 {
+                true => {
+                    duplicates += 1;
+                    2
+                }
+                false => 1,
+            };
+            for _ in 0..sends {
+                let mut record = BaseRecord::to(&names.movements).key(&key).payload(&bytes);
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((_, back)) => {
+                            record = back;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
                     }
                 }
             }
         }
         producer.flush(Duration::from_secs(60))?;
-        // Kill it once it has committed part of this wave, then start it again.
+        // Kill it once it has committed part of this wave, then start it again (records
+        // sent so far: the movements and the duplicates among them).
         let target = (wave * per_wave + per_wave / 3) as i64;
         wait_until(
             "the aggregator to commit part of the wave",
@@ -309,7 +344,10 @@ grace_ms = 1000
             .collect()
     };
     expected.retain(|_, q| !q.is_zero());
-    eprintln!("waves done at {:?}", started.elapsed());
+    eprintln!(
+        "waves done at {:?} ({duplicates} duplicates, {late} late movements sent)",
+        started.elapsed()
+    );
     let settled = wait_until(
         "the ERP's stock to equal the movements",
         Duration::from_secs(240),
@@ -371,7 +409,7 @@ grace_ms = 1000
         keys.len()
     );
     eprintln!(
-        "{MOVEMENTS} movements, {} keys, {} adjustments, {} aggregator lines",
+        "{movements} movements, {} keys, {} adjustments, {} aggregator lines",
         expected.len(),
         keys.len(),
         seen.len()

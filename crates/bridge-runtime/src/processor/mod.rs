@@ -492,7 +492,11 @@ impl<H: Handler> Loop<'_, H> {
         }
         self.begin()?;
         let payload = message.payload().unwrap_or_default();
-        let event = match self.runtime.block_on(self.codec.decode(payload)) {
+        let decoded = match self.codec.decode_cached(payload) {
+            Some(decoded) => decoded,
+            None => self.runtime.block_on(self.codec.decode(payload)),
+        };
+        let event = match decoded {
             Ok(event) => event,
             Err(e) if e.is_retryable() => {
                 return self.retry_later(partition, offset, &e.to_string());

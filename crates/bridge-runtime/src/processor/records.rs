@@ -20,12 +20,15 @@ impl<H: Handler> Loop<'_, H> {
         output: &Output,
         trace: Option<&TraceContext>,
     ) -> Result<(), ProcessorError> {
-        let bytes = self
-            .runtime
-            .block_on(self.codec.encode_event(&output.topic, &output.event))
-            .map_err(|e| {
-                ProcessorError::Handler(format!("cannot encode output for `{}`: {e}", output.topic))
-            })?;
+        let bytes = match self.codec.encode_event_cached(&output.topic, &output.event) {
+            Some(encoded) => encoded,
+            None => self
+                .runtime
+                .block_on(self.codec.encode_event(&output.topic, &output.event)),
+        }
+        .map_err(|e| {
+            ProcessorError::Handler(format!("cannot encode output for `{}`: {e}", output.topic))
+        })?;
         // Caused by an input: same trace, new span. Caused by a timer: a trace of its own.
         let traceparent = trace
             .map_or_else(TraceParent::new_root, |t| t.parent.child())
