@@ -31,8 +31,11 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     /// Commits the batch: the changelog of its state writes (the last value per key), its
-    /// outputs and the input offsets; then its state writes reach sled. A batch Kafka
-    /// refuses is aborted and its records read again.
+    /// outputs and the input offsets. Its state writes go to the state writer first, so
+    /// sled applies them while Kafka commits (the loop reads no state meanwhile); without
+    /// write-behind the loop then waits until they are in sled. A batch Kafka refuses is
+    /// aborted and its records read again; its writes may be in sled by then, so the state
+    /// of every partition is rebuilt from the changelog.
     pub(super) fn commit(&mut self) -> Result<(), ProcessorError> {
         let started = Instant::now();
         for store in self.partitions.values_mut() {
@@ -45,20 +48,24 @@ impl<H: Handler> Loop<'_, H> {
                 .add_partition_offset(&self.config.input_topic, *partition, Offset::Offset(*next))
                 .map_err(kafka("offsets"))?;
         }
+        for (partition, store) in self.partitions.iter_mut() {
+            let next = self.next.get(partition).or(self.committed.get(partition));
+            store.commit(next.map_or(-1, |n| n - 1))?;
+        }
         let committed = match self.config.guarantee {
             Guarantee::ExactlyOnce => self.commit_transaction(&offsets)?,
             Guarantee::AtLeastOnce => self.commit_flushed(&offsets),
         };
         if !committed {
-            return self.abort_and_rewind();
+            self.abort_and_rewind()?;
+            return self.rebuild_state();
         }
         self.batch_open = false;
         for (partition, next) in std::mem::take(&mut self.next) {
             self.committed.insert(partition, next);
         }
-        for (partition, store) in self.partitions.iter_mut() {
-            let at = self.committed.get(partition).map_or(-1, |n| n - 1);
-            store.commit(at)?;
+        if !self.config.write_behind {
+            self.behind.drain()?;
         }
         self.metrics.commits.inc();
         self.metrics
@@ -68,6 +75,21 @@ impl<H: Handler> Loop<'_, H> {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch committed"
         );
+        Ok(())
+    }
+
+    /// After a refused commit whose writes went to sled: every partition's state again from
+    /// its changelog, up to the committed offsets (rare: a broker refusing a transaction).
+    fn rebuild_state(&mut self) -> Result<(), ProcessorError> {
+        self.behind.drain()?;
+        let partitions: Vec<i32> = self.partitions.keys().copied().collect();
+        tracing::warn!(
+            ?partitions,
+            "the commit was refused after its state writes went to sled: rebuilding the state from the changelog"
+        );
+        for partition in partitions {
+            self.restore_from(partition, false)?;
+        }
         Ok(())
     }
 

@@ -67,8 +67,9 @@ pub struct ProcessorConfig {
     pub state_dir: PathBuf,
     /// sled's page cache in bytes.
     pub state_cache_bytes: u64,
-    /// Committed batches reach sled on a thread of their own (`state::WriteBehind`); off,
-    /// each commit waits until its batch is in sled.
+    /// Committed batches reach sled on a thread of their own (`state::WriteBehind`) while
+    /// the loop goes on; off (the default), sled applies a batch while Kafka commits it
+    /// and the loop waits for both before it reads state again.
     pub write_behind: bool,
     /// Unique and stable per running instance: `transactional.id` = `<group>-<instance>`,
     /// and the static `group.instance.id` unless the Kafka settings name one.
@@ -323,7 +324,7 @@ pub fn run<H: Handler>(
         codec,
         runtime,
         db,
-        behind: WriteBehind::start(config.write_behind)?,
+        behind: WriteBehind::start()?,
         clean_start,
         partitions: BTreeMap::new(),
         records_in: HashMap::new(),

@@ -46,6 +46,16 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     pub(super) fn restore(&mut self, partition: i32) -> Result<(), ProcessorError> {
+        self.restore_from(partition, true)
+    }
+
+    /// Readies `partition`'s state; `may_trust_local` false rebuilds it from the changelog
+    /// whatever the local tree holds.
+    pub(super) fn restore_from(
+        &mut self,
+        partition: i32,
+        may_trust_local: bool,
+    ) -> Result<(), ProcessorError> {
         let started = Instant::now();
         let committed = self.committed_offset(partition)?;
         let mut store = SledStore::open(
@@ -53,7 +63,8 @@ impl<H: Handler> Loop<'_, H> {
             &format!("{}-{partition}", self.config.input_topic),
             &self.behind,
         )?;
-        let trusted = trust_local_state(store.offset(), self.clean_start, committed);
+        let trusted =
+            may_trust_local && trust_local_state(store.offset(), self.clean_start, committed);
         let mut restored = 0;
         if !trusted {
             store.clear()?;
@@ -63,6 +74,8 @@ impl<H: Handler> Loop<'_, H> {
             writes.extend(expiry_index(&writes));
             if let Some(committed) = committed {
                 store.apply_owned(writes, committed - 1)?;
+                // In sled before anything reads it: sled is never read and written at once.
+                self.behind.drain()?;
             }
         }
         self.metrics

@@ -8,6 +8,11 @@
 //! An unclean stop rebuilds the state from it whatever sled holds; a clean stop drains
 //! the queue and flushes before it writes its checkpoint.
 //!
+//! Without write-behind (the default) the same thread applies a batch while Kafka commits
+//! its transaction, and the loop waits for it at the end of the commit: sled is never read
+//! and written at once (sled 0.34 has a reported deadlock under concurrent reads and
+//! writes), yet its apply overlaps the broker round trips.
+//!
 //! One queue per processing loop (per sled database), batches applied in commit order.
 //! The loop is the only writer, so a read that misses the queue and then reads sled cannot
 //! miss a batch: one leaves the queue only after it is in sled.
@@ -40,8 +45,6 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     changed: Condvar,
-    /// Each submit waits until its batch is in sled (write-behind off).
-    synchronous: bool,
 }
 
 impl Shared {
@@ -97,13 +100,10 @@ pub struct WriteBehind {
 pub(super) struct Behind(Arc<Shared>);
 
 impl WriteBehind {
-    /// Starts the thread; `behind` false makes every submit wait until its batch is in
-    /// sled (the loop then applies its state as it always did, through this thread).
-    pub fn start(behind: bool) -> Result<Self, StateError> {
-        let shared = Arc::new(Shared {
-            synchronous: !behind,
-            ..Shared::default()
-        });
+    /// Starts the thread. Submitting never waits (but for room in the queue): a loop
+    /// without write-behind calls [`WriteBehind::drain`] at the end of its commit.
+    pub fn start() -> Result<Self, StateError> {
+        let shared = Arc::new(Shared::default());
         let worker = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -210,9 +210,6 @@ impl Behind {
         queue.batches.push_back(Arc::new(batch));
         drop(queue);
         self.0.changed.notify_all();
-        if self.0.synchronous {
-            self.drain()?;
-        }
         Ok(())
     }
 

@@ -136,14 +136,14 @@ mod tests {
         let dir = tempfile::tempdir()?;
         {
             let db = sled::open(dir.path())?;
-            let behind = WriteBehind::start(true)?;
+            let behind = WriteBehind::start()?;
             let mut store = SledStore::open(&db, "p0", &behind)?;
             store.apply(&[put(b"count/x", b"7")], 41)?;
             behind.drain()?;
             db.flush()?;
         }
         let db = sled::open(dir.path())?;
-        let store = SledStore::open(&db, "p0", &WriteBehind::start(true)?)?;
+        let store = SledStore::open(&db, "p0", &WriteBehind::start()?)?;
         assert_eq!(store.offset(), Some(41));
         assert_eq!(store.get(b"count/x")?, Some(b"7".to_vec()));
         assert_eq!(
@@ -199,7 +199,7 @@ mod tests {
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let db = sled::open(dir.path())?;
-        let behind = WriteBehind::start(true)?;
+        let behind = WriteBehind::start()?;
         let mut store = SledStore::open(&db, "p0", &behind)?;
         let mut mirror = MemoryStore::default();
         for round in 0..300i64 {
