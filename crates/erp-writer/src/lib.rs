@@ -58,6 +58,42 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
     run_with(config, shutdown, mapping, Arc::new(connector)).await
 }
 
+/// What every loop that calls the ERP shares: the connector, the mapping, one rate limit
+/// and circuit breaker (clones share them), one set of metric series, the runtime.
+struct Shared<C> {
+    connector: Arc<C>,
+    mapping: Arc<Mapping>,
+    guard: Guard,
+    series: Arc<OnceLock<WriterMetrics>>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl<C> Clone for Shared<C> {
+    fn clone(&self) -> Self {
+        Self {
+            connector: Arc::clone(&self.connector),
+            mapping: Arc::clone(&self.mapping),
+            guard: self.guard.clone(),
+            series: Arc::clone(&self.series),
+            runtime: self.runtime.clone(),
+        }
+    }
+}
+
+impl<C> Shared<C> {
+    /// The writer's series, registered with the first loop's registry.
+    fn metrics(&self, registry: &Arc<bridge_runtime::metrics::Metrics>) -> WriterMetrics {
+        self.series
+            .get_or_init(|| WriterMetrics::register(registry))
+            .clone()
+    }
+
+    /// A caller under the shared guard, counting into `metrics`.
+    fn caller(&self, metrics: &WriterMetrics) -> ErpCaller {
+        ErpCaller::new(self.runtime.clone(), self.guard.clone(), metrics.clone())
+    }
+}
+
 async fn run_with<C: ErpConnector>(
     config: Config,
     shutdown: Shutdown,
@@ -65,44 +101,35 @@ async fn run_with<C: ErpConnector>(
     connector: Arc<C>,
 ) -> Result<(), ServiceError> {
     let writer = config.writer.clone();
-    // Both loops count into one set of series, registered once.
-    let series = Arc::new(OnceLock::new());
-    let metrics_of = move |registry: &Arc<bridge_runtime::metrics::Metrics>| {
-        series
-            .get_or_init(|| WriterMetrics::register(registry))
-            .clone()
-    };
-    // One limit and one breaker for every loop that calls the ERP (clones share them).
-    let guard = {
-        let erp = &writer.erp;
-        Guard::new(
+    let erp = &writer.erp;
+    let shared = Shared {
+        connector,
+        mapping,
+        guard: Guard::new(
             "the ERP",
             RateLimiter::new(erp.rate_limit_per_second, erp.burst),
             CircuitBreaker::new(
                 erp.breaker_failures,
                 Duration::from_millis(erp.breaker_open_ms),
             ),
-        )
+        ),
+        series: Arc::new(OnceLock::new()),
+        runtime: tokio::runtime::Handle::current(),
     };
-    let runtime = tokio::runtime::Handle::current();
     let mut loops = Vec::new();
     for worker in 0..writer.order_workers {
-        let (connector, mapping, guard, metrics_of) = (
-            Arc::clone(&connector),
-            Arc::clone(&mapping),
-            guard.clone(),
-            metrics_of.clone(),
-        );
-        let (runtime, results_topic) = (runtime.clone(), writer.results_topic.clone());
+        let shared = shared.clone();
+        let results_topic = writer.results_topic.clone();
         let shipments = writer.shipments.clone();
         let spec = LoopSpec::new(&writer.group_id, &writer.orders_topic, move |registry| {
+            let metrics = shared.metrics(&registry);
             ErpWriter::new(
-                connector,
-                mapping,
-                runtime,
-                guard.clone(),
+                shared.connector,
+                shared.mapping,
+                shared.runtime,
+                shared.guard,
                 &results_topic,
-                metrics_of(&registry),
+                metrics,
             )
             .with_shipments(shipments)
         });
@@ -119,49 +146,33 @@ async fn run_with<C: ErpConnector>(
             limit: customers.batch_limit,
             remember: Duration::from_secs(customers.remember_hours * 3600),
         };
-        let (connector, mapping, guard, metrics_of, runtime) = (
-            Arc::clone(&connector),
-            Arc::clone(&mapping),
-            guard.clone(),
-            metrics_of.clone(),
-            runtime.clone(),
-        );
+        let shared = shared.clone();
         loops.push(LoopSpec::new(
             &customers.group_id,
             &writer.orders_topic,
             move |registry| {
-                let metrics = metrics_of(&registry);
-                CustomerSync::new(
-                    connector,
-                    mapping,
-                    ErpCaller::new(runtime, guard.clone(), metrics.clone()),
-                    batching,
-                    metrics,
-                )
+                let metrics = shared.metrics(&registry);
+                let caller = shared.caller(&metrics);
+                CustomerSync::new(shared.connector, shared.mapping, caller, batching, metrics)
             },
         ));
     }
     let resync = &writer.resync;
     if resync.enabled {
         let magento = magento_rest::Magento::new(&resync.magento);
-        let (connector, mapping, guard, metrics_of, runtime) = (
-            Arc::clone(&connector),
-            Arc::clone(&mapping),
-            guard.clone(),
-            metrics_of.clone(),
-            runtime.clone(),
-        );
+        let shared = shared.clone();
         loops.push(LoopSpec::new(
             &resync.group_id,
             &resync.topic,
             move |registry| {
-                let metrics = metrics_of(&registry);
+                let metrics = shared.metrics(&registry);
+                let caller = shared.caller(&metrics);
                 Resyncer::new(
-                    connector,
-                    mapping,
+                    shared.connector,
+                    shared.mapping,
                     magento,
-                    runtime.clone(),
-                    ErpCaller::new(runtime, guard.clone(), metrics.clone()),
+                    shared.runtime,
+                    caller,
                     metrics,
                 )
             },
@@ -178,11 +189,12 @@ async fn run_with<C: ErpConnector>(
             &stock.group_id,
             &stock.topic,
             move |registry| {
-                let metrics = metrics_of(&registry);
+                let metrics = shared.metrics(&registry);
+                let caller = shared.caller(&metrics);
                 StockWriter::new(
-                    connector,
-                    mapping,
-                    ErpCaller::new(runtime, guard.clone(), metrics.clone()),
+                    shared.connector,
+                    shared.mapping,
+                    caller,
                     batching,
                     &results_topic,
                     metrics,

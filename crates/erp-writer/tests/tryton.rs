@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bridge_events::Event;
 use bridge_events::erp::{ErpOutcome, OrderShipped};
-use bridge_testkit::{create_topic, stack, wait_until};
+use bridge_testkit::{stack, wait_until};
 use erp_writer::connector::tryton::{TrytonConnector, TrytonSettings};
 use erp_writer::connector::{ErpConnector, ErpError, ErpLine, StockAdjustmentDoc};
 use harness::{Flow, MAPPING, TestResult};
@@ -231,17 +231,7 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
 
     // Lost state, everything delivered again: a new group reads the topic from the start.
     flow.group = format!("{}-again", flow.group);
-    // The writer's order loop and its resync loop (`<group>-resync`).
-    for group in [flow.group.clone(), format!("{}-resync", flow.group)] {
-        create_topic(&flow.bootstrap, &format!("{group}-parked"), 1, &[]).await?;
-        create_topic(
-            &flow.bootstrap,
-            &format!("{group}-changelog"),
-            3,
-            &[("cleanup.policy", "compact")],
-        )
-        .await?;
-    }
+    harness::create_writer_topics(&flow.bootstrap, &flow.group).await?;
     let mut again = flow.start_writer(&mapping).await?;
     wait_until(
         "the second writer caught up",

@@ -26,6 +26,27 @@ pub type TestResult = Result<(), AnyError>;
 /// The shipped mapping.
 pub const MAPPING: &str = include_str!("../../../../deploy/config/mapping.toml");
 
+/// The parked and changelog topics of the loop whose consumer group is `group`.
+pub async fn create_loop_topics(bootstrap: &str, group: &str) -> TestResult {
+    create_topic(bootstrap, &format!("{group}-parked"), 1, &[]).await?;
+    let compact = [("cleanup.policy", "compact")];
+    create_topic(bootstrap, &format!("{group}-changelog"), 3, &compact).await?;
+    Ok(())
+}
+
+/// The topics of erp-writer's loops under `group` as the harness configures them: orders,
+/// resync (`<group>-resync`) and customers (`<group>-customers`).
+pub async fn create_writer_topics(bootstrap: &str, group: &str) -> TestResult {
+    for group in [
+        group.to_owned(),
+        format!("{group}-resync"),
+        format!("{group}-customers"),
+    ] {
+        create_loop_topics(bootstrap, &group).await?;
+    }
+    Ok(())
+}
+
 /// One flow.
 pub struct Flow {
     pub bootstrap: String,
@@ -118,33 +139,17 @@ impl Flow {
         for topic in [&orders, &movements, &results, &findings, &resync] {
             create_topic(bootstrap, topic, 3, &[]).await?;
         }
-        // erp-writer's resync and customer loops, magento-writer's stock loop and the
-        // reconciler.
+        create_writer_topics(bootstrap, &group).await?;
+        // magento-writer's loops and the reconciler.
         let others = [
-            format!("{group}-resync"),
-            format!("{group}-customers"),
+            back_group.clone(),
             format!("{back_group}-resync"),
             format!("{group}-reconciler"),
         ];
-        for parked in [
-            format!("{name}-ingest-parked"),
-            format!("{group}-parked"),
-            format!("{back_group}-parked"),
-        ]
-        .into_iter()
-        .chain(others.iter().map(|g| format!("{g}-parked")))
-        {
-            create_topic(bootstrap, &parked, 1, &[]).await?;
+        for other in &others {
+            create_loop_topics(bootstrap, other).await?;
         }
-        for changelog in [
-            format!("{group}-changelog"),
-            format!("{back_group}-changelog"),
-        ]
-        .into_iter()
-        .chain(others.iter().map(|g| format!("{g}-changelog")))
-        {
-            create_topic(bootstrap, &changelog, 3, &[("cleanup.policy", "compact")]).await?;
-        }
+        create_topic(bootstrap, &format!("{name}-ingest-parked"), 1, &[]).await?;
         let sim = Sim::start(SimConfig::default()).await?;
         let erp = ErpSim::start(ErpSimConfig {
             rules: erp_sim::Rules {
