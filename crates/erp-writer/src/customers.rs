@@ -7,12 +7,15 @@
 //! Ensured customers are remembered for `remember` (then ensured again: a customer merged
 //! or deleted in the ERP comes back within that time without any order failing).
 //!
-//! The order loop never waits for this one: it creates the order at once and, should the
-//! ERP not know the customer yet (this loop behind, a customer deleted in the ERP), ensures
-//! that one customer and tries again. Finding or creating by reference is idempotent, so a
-//! batch sent again after a crash creates nothing twice.
+//! The order loops of the process never wait for this one: they skip their own
+//! find-or-create for a customer it has ensured ([`Ensured`], shared in memory) and do it
+//! themselves, one customer, for any other (a store at a trickle books each order before a
+//! batch would go; a backlog after downtime is where batches save calls). Finding or
+//! creating by reference is idempotent, so a batch sent again after a crash, or a customer
+//! ensured by both loops, creates nothing twice.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bridge_events::Event;
@@ -27,6 +30,35 @@ const PENDING: &str = "pending/";
 const KNOWN: &str = "known/";
 const COLLECTING: &[u8] = b"collecting";
 const SEND: &str = "send";
+
+/// Customers the batch loop has ensured, shared with the order loops of the process;
+/// the oldest are forgotten past a bound (it is a cache: forgetting costs one call).
+#[derive(Debug, Clone, Default)]
+pub struct Ensured(Arc<Mutex<(HashSet<String>, VecDeque<String>)>>);
+
+impl Ensured {
+    /// At most this many customers are remembered.
+    const BOUND: usize = 200_000;
+
+    /// Whether `customer_ref` was ensured.
+    pub fn contains(&self, customer_ref: &str) -> bool {
+        let guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        guard.0.contains(customer_ref)
+    }
+
+    fn insert(&self, customer_ref: &str) {
+        let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (set, order) = &mut *guard;
+        if set.insert(customer_ref.to_owned()) {
+            order.push_back(customer_ref.to_owned());
+            while order.len() > Self::BOUND {
+                if let Some(oldest) = order.pop_front() {
+                    set.remove(&oldest);
+                }
+            }
+        }
+    }
+}
 
 /// How customers are batched.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +78,7 @@ pub struct CustomerSync<C: ErpConnector> {
     caller: ErpCaller,
     batching: CustomerBatching,
     metrics: WriterMetrics,
+    ensured: Ensured,
 }
 
 fn corrupt(key: &[u8], e: impl std::fmt::Display) -> HandlerError {
@@ -65,6 +98,7 @@ impl<C: ErpConnector> CustomerSync<C> {
         caller: ErpCaller,
         batching: CustomerBatching,
         metrics: WriterMetrics,
+        ensured: Ensured,
     ) -> Self {
         Self {
             connector,
@@ -72,6 +106,7 @@ impl<C: ErpConnector> CustomerSync<C> {
             caller,
             batching,
             metrics,
+            ensured,
         }
     }
 
@@ -108,13 +143,14 @@ impl<C: ErpConnector> CustomerSync<C> {
                 self.metrics.customers_ensured.inc_by(docs.len() as u64);
                 for (key, doc) in &chunk {
                     ctx.delete(key);
+                    self.ensured.insert(&doc.external_ref);
                     let known = format!("{KNOWN}{}", doc.external_ref);
                     ctx.put(known.as_bytes(), &[], Some(self.batching.remember));
                 }
             }
             Err(refusal) => {
-                // The orders of these customers ensure them one by one and are refused
-                // with the ERP's reason if it refuses again.
+                // The order loops ensure these customers one by one and refuse their
+                // orders with the ERP's reason if it refuses again.
                 tracing::warn!(
                     customers = docs.len(),
                     code = %refusal.code,
@@ -145,6 +181,8 @@ impl<C: ErpConnector> Handler for CustomerSync<C> {
         let customer = doc.customer;
         let known = format!("{KNOWN}{}", customer.external_ref);
         if ctx.get(known.as_bytes())?.is_some() {
+            // Known to this loop's state (e.g. after a restart): known to the order loops too.
+            self.ensured.insert(&customer.external_ref);
             return Ok(());
         }
         let pending = format!("{PENDING}{}", customer.external_ref);

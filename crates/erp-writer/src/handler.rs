@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::calls::{ErpCaller, Refusal};
 use crate::config::ShipmentSettings;
 use crate::connector::{CreditNoteDoc, ErpConnector, ErpLine, ErpOrder};
+use crate::customers::Ensured;
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 use crate::shipments::ShipmentReader;
@@ -83,6 +84,11 @@ pub struct ErpWriter<C: ErpConnector> {
     results_topic: String,
     metrics: WriterMetrics,
     shipments: ShipmentReader,
+    ensured: Ensured,
+}
+
+fn customer_key(customer_ref: &str) -> Vec<u8> {
+    format!("customer/{customer_ref}").into_bytes()
 }
 
 fn order_key(order_ref: &str) -> Vec<u8> {
@@ -112,6 +118,7 @@ impl<C: ErpConnector> ErpWriter<C> {
             caller: ErpCaller::new(runtime, guard, metrics.clone()),
             results_topic: results_topic.to_owned(),
             metrics,
+            ensured: Ensured::default(),
             shipments: ShipmentReader::new(ShipmentSettings {
                 enabled: false,
                 ..ShipmentSettings::default()
@@ -122,6 +129,12 @@ impl<C: ErpConnector> ErpWriter<C> {
     /// Also reads the ERP's shipments back as `OrderShipped` events ([`ShipmentReader`]).
     pub fn with_shipments(mut self, settings: ShipmentSettings) -> Self {
         self.shipments = ShipmentReader::new(settings);
+        self
+    }
+
+    /// Skips finding or creating the customers the batch loop has ensured.
+    pub fn with_ensured(mut self, ensured: Ensured) -> Self {
+        self.ensured = ensured;
         self
     }
 
@@ -245,6 +258,22 @@ impl<C: ErpConnector> ErpWriter<C> {
             }
         };
         let connector = Arc::clone(&self.connector);
+        let customer = &doc.customer.external_ref;
+        let known = customer_key(customer);
+        if ctx.get(&known)?.is_none() {
+            // Ensured by the batch loop (`customers`), or else found or created here.
+            if !self.ensured.contains(customer) {
+                let customers = [doc.customer.clone()];
+                if let Err(refusal) = self
+                    .caller
+                    .call("ensure_customers", connector.ensure_customers(&customers))?
+                {
+                    self.refuse(ctx, cause, record, order_ref, refusal);
+                    return Ok(());
+                }
+            }
+            ctx.put(&known, b"1", None);
+        }
         let existing = match self
             .caller
             .call("find_order", connector.find_order(order_ref))?
@@ -265,18 +294,18 @@ impl<C: ErpConnector> ErpWriter<C> {
                     .caller
                     .call("create_order", connector.create_order(&doc))?;
                 if matches!(&created, Err(r) if r.code == "unknown_customer") {
-                    // Customers are ensured ahead of their orders in batches (`customers`);
-                    // this one is not there yet (that loop behind, or the customer merged
-                    // or deleted in the ERP): find or create it alone, then try once more.
+                    // Our memory of the customer is stale (merged or deleted in the ERP):
+                    // find or create it again, then try once more.
                     tracing::info!(
                         order_ref,
-                        "the ERP does not know the customer yet; ensuring it"
+                        "the ERP does not know the customer any more; ensuring it again"
                     );
                     let customers = [doc.customer.clone()];
                     if let Err(refusal) = self
                         .caller
                         .call("ensure_customers", connector.ensure_customers(&customers))?
                     {
+                        ctx.delete(&known);
                         self.refuse(ctx, cause, record, order_ref, refusal);
                         return Ok(());
                     }

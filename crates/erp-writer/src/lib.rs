@@ -29,7 +29,7 @@ pub use config::Config;
 use crate::calls::ErpCaller;
 use crate::connector::ErpConnector;
 use crate::connector::configured::Configured;
-use crate::customers::{CustomerBatching, CustomerSync};
+use crate::customers::{CustomerBatching, CustomerSync, Ensured};
 use crate::handler::ErpWriter;
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
@@ -66,6 +66,7 @@ struct Shared<C> {
     guard: Guard,
     series: Arc<OnceLock<WriterMetrics>>,
     runtime: tokio::runtime::Handle,
+    ensured: Ensured,
 }
 
 impl<C> Clone for Shared<C> {
@@ -76,6 +77,7 @@ impl<C> Clone for Shared<C> {
             guard: self.guard.clone(),
             series: Arc::clone(&self.series),
             runtime: self.runtime.clone(),
+            ensured: self.ensured.clone(),
         }
     }
 }
@@ -115,6 +117,7 @@ async fn run_with<C: ErpConnector>(
         ),
         series: Arc::new(OnceLock::new()),
         runtime: tokio::runtime::Handle::current(),
+        ensured: Ensured::default(),
     };
     let mut loops = Vec::new();
     for worker in 0..writer.order_workers {
@@ -132,6 +135,7 @@ async fn run_with<C: ErpConnector>(
                 metrics,
             )
             .with_shipments(shipments)
+            .with_ensured(shared.ensured)
         });
         // One worker: the loop of old (its state folder and member id unchanged).
         loops.push(match writer.order_workers {
@@ -153,7 +157,14 @@ async fn run_with<C: ErpConnector>(
             move |registry| {
                 let metrics = shared.metrics(&registry);
                 let caller = shared.caller(&metrics);
-                CustomerSync::new(shared.connector, shared.mapping, caller, batching, metrics)
+                CustomerSync::new(
+                    shared.connector,
+                    shared.mapping,
+                    caller,
+                    batching,
+                    metrics,
+                    shared.ensured,
+                )
             },
         ));
     }
