@@ -23,6 +23,7 @@ use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer, Ti
 
 use crate::calls::ErpCaller;
 use crate::connector::{CustomerDoc, ErpConnector};
+use crate::json_state::{decode, write};
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 
@@ -81,15 +82,6 @@ pub struct CustomerSync<C: ErpConnector> {
     ensured: Ensured,
 }
 
-fn corrupt(key: &[u8], e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Fatal {
-        reason: format!(
-            "customer state `{}` is unreadable: {e}",
-            String::from_utf8_lossy(key)
-        ),
-    }
-}
-
 impl<C: ErpConnector> CustomerSync<C> {
     /// A customer sync calling the ERP through `caller`.
     pub fn new(
@@ -119,14 +111,13 @@ impl<C: ErpConnector> CustomerSync<C> {
     /// Sends up to one request's worth of pending customers; more wait for the next timer.
     fn send(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
         ctx.delete(COLLECTING);
-        let pending = ctx.scan(PENDING.as_bytes())?;
-        let chunk: Vec<(Vec<u8>, CustomerDoc)> = pending
+        // One entry past the request: whether more wait, without reading them all.
+        let mut page = ctx.scan_page(PENDING.as_bytes(), None, self.batching.limit + 1)?;
+        let more = page.len() > self.batching.limit;
+        page.truncate(self.batching.limit);
+        let chunk: Vec<(Vec<u8>, CustomerDoc)> = page
             .into_iter()
-            .take(self.batching.limit)
-            .map(|(key, raw)| {
-                let doc = serde_json::from_slice(&raw).map_err(|e| corrupt(&key, e))?;
-                Ok((key, doc))
-            })
+            .map(|(key, raw)| Ok((key.clone(), decode(&key, &raw)?)))
             .collect::<Result<_, HandlerError>>()?;
         if chunk.is_empty() {
             return Ok(());
@@ -162,7 +153,7 @@ impl<C: ErpConnector> CustomerSync<C> {
                 }
             }
         }
-        if !ctx.scan(PENDING.as_bytes())?.is_empty() {
+        if more {
             self.schedule_send(ctx, Duration::ZERO);
         }
         Ok(())
@@ -185,9 +176,11 @@ impl<C: ErpConnector> Handler for CustomerSync<C> {
             self.ensured.insert(&customer.external_ref);
             return Ok(());
         }
-        let pending = format!("{PENDING}{}", customer.external_ref);
-        let raw = serde_json::to_vec(&customer).map_err(|e| corrupt(pending.as_bytes(), e))?;
-        ctx.put(pending.as_bytes(), &raw, None);
+        write(
+            ctx,
+            &format!("{PENDING}{}", customer.external_ref),
+            &customer,
+        )?;
         if ctx.get(COLLECTING)?.is_none() {
             self.schedule_send(ctx, self.batching.wait);
         }

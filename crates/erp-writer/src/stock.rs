@@ -26,11 +26,11 @@ use bridge_events::inventory::StockDeltaAggregated;
 use bridge_events::{AvroEvent, Envelope, Event, Millis};
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer, TimerKind};
 use rust_decimal::Decimal;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::calls::ErpCaller;
 use crate::connector::{ErpConnector, ErpLine, StockAdjustmentDoc};
+use crate::json_state::{corrupt, decode, read, write};
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 
@@ -75,27 +75,6 @@ pub struct StockWriter<C: ErpConnector> {
     batching: Batching,
     results_topic: String,
     metrics: WriterMetrics,
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Fatal {
-        reason: format!("stock state `{what}` is unreadable: {e}"),
-    }
-}
-
-fn read<T: DeserializeOwned>(ctx: &Context<'_>, key: &str) -> Result<Option<T>, HandlerError> {
-    match ctx.get(key.as_bytes())? {
-        Some(raw) => serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| corrupt(key, e)),
-        None => Ok(None),
-    }
-}
-
-fn write<T: Serialize>(ctx: &mut Context<'_>, key: &str, value: &T) -> Result<(), HandlerError> {
-    let raw = serde_json::to_vec(value).map_err(|e| corrupt(key, e))?;
-    ctx.put(key.as_bytes(), &raw, None);
-    Ok(())
 }
 
 /// `<warehouse>/<window start>`: one batch.
@@ -181,7 +160,7 @@ impl<C: ErpConnector> StockWriter<C> {
         let mut lines = Vec::new();
         for (key, raw) in ctx.scan(prefix.as_bytes())? {
             ctx.delete(&key);
-            let line: PendingLine = serde_json::from_slice(&raw).map_err(|e| corrupt(batch, e))?;
+            let line: PendingLine = decode(&key, &raw)?;
             lines.push(line);
         }
         lines.sort_by(|a, b| {
