@@ -135,18 +135,8 @@ impl Fixture {
         for i in self.produced..self.produced + n {
             let sku = sku_of(i);
             *self.expected.entry(sku.clone()).or_default() += 1;
-            let mut movement = samples::inventory_movement(&sku, "ams", 1);
-            movement.envelope.event_id = format!("input-{i}");
-            let bytes = self.codec.encode(&self.input, &movement).await?;
-            let delivered = self
-                .producer
-                .send(
-                    FutureRecord::to(&self.input).key(&sku).payload(&bytes),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| e)?;
-            self.partition_of.insert(sku, delivered.partition);
+            let partition = self.send(i, &sku).await?;
+            self.partition_of.insert(sku, partition);
         }
         self.produced += n;
         Ok(())
@@ -156,19 +146,25 @@ impl Fixture {
     /// for nothing.
     async fn redeliver(&self, ids: std::ops::Range<usize>) -> TestResult {
         for i in ids {
-            let sku = format!("SKU-{:02}", i % SKUS);
-            let mut movement = samples::inventory_movement(&sku, "ams", 1);
-            movement.envelope.event_id = format!("input-{i}");
-            let bytes = self.codec.encode(&self.input, &movement).await?;
-            self.producer
-                .send(
-                    FutureRecord::to(&self.input).key(&sku).payload(&bytes),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| e)?;
+            self.send(i, &format!("SKU-{:02}", i % SKUS)).await?;
         }
         Ok(())
+    }
+
+    /// Sends input `i` (event id `input-{i}`) for `sku`; returns its partition.
+    async fn send(&self, i: usize, sku: &str) -> Result<i32, Box<dyn std::error::Error>> {
+        let mut movement = samples::inventory_movement(sku, "ams", 1);
+        movement.envelope.event_id = format!("input-{i}");
+        let bytes = self.codec.encode(&self.input, &movement).await?;
+        let delivered = self
+            .producer
+            .send(
+                FutureRecord::to(&self.input).key(sku).payload(&bytes),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)?;
+        Ok(delivered.partition)
     }
 
     /// Waits until every input has its output, then checks each (SKU, count) is there once.
@@ -307,6 +303,19 @@ async fn counter(port: u16, name: &str) -> Result<f64, reqwest::Error> {
         .sum())
 }
 
+/// Waits until the processor on `port` has counted exactly `hits` duplicates.
+async fn wait_for_dedupe_hits(port: u16, hits: u32) -> TestResult {
+    wait_until(
+        &format!("{hits} dedupe hits"),
+        Duration::from_secs(60),
+        || async move {
+            counter(port, "bridge_dedupe_hits_total").await.ok() == Some(f64::from(hits))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn redelivered_events_are_skipped_in_the_run_and_after_a_lost_disk() -> TestResult {
     let mut fixture = Fixture::new("eos-redelivered").await?;
@@ -319,10 +328,7 @@ async fn redelivered_events_are_skipped_in_the_run_and_after_a_lost_disk() -> Te
     fixture.redeliver(0..300).await?;
     fixture.produce(40).await?;
     fixture.assert_exactly_once().await?;
-    wait_until("300 dedupe hits", Duration::from_secs(60), || async {
-        counter(port, "bridge_dedupe_hits_total").await.ok() == Some(300.0)
-    })
-    .await?;
+    wait_for_dedupe_hits(port, 300).await?;
     // An unclean stop and a lost disk: what is remembered comes back from the changelog.
     processor.kill()?;
     std::fs::remove_dir_all(fixture.state_dir("0"))?;
@@ -330,10 +336,7 @@ async fn redelivered_events_are_skipped_in_the_run_and_after_a_lost_disk() -> Te
     fixture.redeliver(0..340).await?;
     fixture.produce(40).await?;
     fixture.assert_exactly_once().await?;
-    wait_until("340 dedupe hits", Duration::from_secs(60), || async {
-        counter(port, "bridge_dedupe_hits_total").await.ok() == Some(340.0)
-    })
-    .await?;
+    wait_for_dedupe_hits(port, 340).await?;
     assert!(processor.stop()?);
     fixture.cleanup(&["0"]);
     Ok(())

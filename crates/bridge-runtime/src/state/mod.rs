@@ -316,8 +316,9 @@ impl<'a> Overlay<'a> {
 
 /// A partition's state while a transaction is open: committed state underneath, the open
 /// transaction's writes on top (later records in the same transaction see earlier ones).
-/// [`Pending::commit`] moves them into the store once Kafka has committed; [`Pending::abort`]
-/// drops them, so the store only ever holds committed state.
+/// [`Pending::commit`] moves them into the store as the batch commits; [`Pending::abort`]
+/// drops them. The loop hands them over while Kafka commits, and rebuilds the store from
+/// the changelog should Kafka refuse, so the store only ever holds committed state.
 ///
 /// It also keeps the dedupe index of the store's buckets and gathers the event ids the
 /// open transaction remembers into buckets of their own ([`dedupe`]).
@@ -334,14 +335,7 @@ impl<S: StateStore> Pending<S> {
     /// Nothing pending over `store`; indexes the event ids it remembers.
     pub fn new(store: S) -> Result<Self, StateError> {
         let index = dedupe::Index::load(&store)?;
-        Ok(Self {
-            store,
-            writes: BTreeMap::new(),
-            last_offset: None,
-            timers: TimerFloor::default(),
-            fresh: dedupe::Fresh::default(),
-            index,
-        })
+        Ok(Self::with_index(store, index))
     }
 
     /// Nothing pending over nothing.
@@ -349,13 +343,17 @@ impl<S: StateStore> Pending<S> {
     where
         S: Default,
     {
+        Self::with_index(S::default(), dedupe::Index::default())
+    }
+
+    fn with_index(store: S, index: dedupe::Index) -> Self {
         Self {
-            store: S::default(),
+            store,
             writes: BTreeMap::new(),
             last_offset: None,
             timers: TimerFloor::default(),
             fresh: dedupe::Fresh::default(),
-            index: dedupe::Index::default(),
+            index,
         }
     }
 
