@@ -153,16 +153,20 @@ impl Fresh {
     }
 
     /// Adds `id`; returns a sealed bucket once it is full.
-    pub(crate) fn add(&mut self, id: Vec<u8>, expires_at: Millis, offset: i64) -> Option<Write> {
+    pub(crate) fn add(
+        &mut self,
+        mut id: Vec<u8>,
+        expires_at: Millis,
+        offset: i64,
+    ) -> Option<Write> {
         self.expires_at = if self.bucket.is_empty() {
             expires_at
         } else {
             self.expires_at.max(expires_at)
         };
+        id.truncate(cut(&id).len());
         append(&mut self.bucket, &id);
         self.last_offset = offset;
-        let mut id = id;
-        id.truncate(usize::from(u16::MAX));
         self.ids.insert(id);
         (self.bucket.len() >= BUCKET_BYTES)
             .then(|| self.seal())
