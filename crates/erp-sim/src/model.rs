@@ -1053,13 +1053,12 @@ mod tests {
         assert!(books.ship("404", NewShipment::default(), 30).is_err());
 
         // The rule ships what is due (not the cancelled one), after the journal so far.
+        // Every order is booked at one instant: the wall clock moves between the creates.
         books.rules.ship_after_ms = Some(1_000);
-        let booked = books
-            .orders
-            .values()
-            .map(|o| o.created_at)
-            .max()
-            .unwrap_or(0);
+        let booked = 1_700_000_000_000;
+        for o in books.orders.values_mut() {
+            o.created_at = booked;
+        }
         books.ship_due(booked + 999);
         assert_eq!(books.shipments.len(), 1, "nothing due yet");
         books.ship_due(booked + 1_000);
