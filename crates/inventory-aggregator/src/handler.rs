@@ -64,20 +64,30 @@ impl Aggregator {
         Ok(ctx.get(open_key(start).as_bytes())?.is_some())
     }
 
-    /// The window a movement at `at` goes into, and whether it is a late correction.
-    fn target_window(&self, ctx: &Context<'_>, at: Millis) -> Result<(Millis, bool), HandlerError> {
+    /// The window a movement at `at` goes into, whether it is a late correction, and
+    /// whether it is known to be open already.
+    fn target_window(
+        &self,
+        ctx: &Context<'_>,
+        at: Millis,
+    ) -> Result<(Millis, bool, bool), HandlerError> {
         let own = self.windows.start_of(at);
         let watermark = ctx.watermark()?.unwrap_or(at);
         let closed_by_event_time = self.windows.closes_at(own) <= watermark;
-        if !closed_by_event_time && (Self::is_open(ctx, own)? || !Self::is_closed(ctx, own)?) {
-            return Ok((own, false));
+        if !closed_by_event_time {
+            if Self::is_open(ctx, own)? {
+                return Ok((own, false, true));
+            }
+            if !Self::is_closed(ctx, own)? {
+                return Ok((own, false, false));
+            }
         }
         // The window open at the partition's event time, or the first one after it that a
         // quiet partition has not closed yet (bounded: closed markers are finite).
         let mut start = self.windows.start_of(watermark).max(own);
         for _ in 0..10_000 {
             if !Self::is_closed(ctx, start)? {
-                return Ok((start, true));
+                return Ok((start, true, false));
             }
             start = self.windows.end_of(start);
         }
@@ -141,7 +151,7 @@ impl Aggregator {
         for (key, raw) in ctx.scan(prefix.as_bytes())? {
             ctx.delete(&key);
             let entity = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            let aggregate: Aggregate = match serde_json::from_slice(&raw) {
+            let aggregate = match Aggregate::decode(&raw) {
                 Ok(aggregate) => aggregate,
                 Err(e) => {
                     return Err(HandlerError::Fatal {
@@ -186,7 +196,7 @@ impl Handler for Aggregator {
             });
         }
         let at = movement.envelope.occurred_at;
-        let (start, late) = self.target_window(ctx, at)?;
+        let (start, late, open) = self.target_window(ctx, at)?;
         if late {
             self.metrics.late_movements.inc();
             tracing::debug!(
@@ -198,7 +208,9 @@ impl Handler for Aggregator {
                 "movement after its window closed: carried into the next emission as a correction"
             );
         }
-        self.open(ctx, start)?;
+        if !open {
+            self.open(ctx, start)?;
+        }
         fold(ctx, start, movement, late)
     }
 
@@ -219,23 +231,19 @@ fn fold(
     movement: &InventoryMovement,
     late: bool,
 ) -> Result<(), HandlerError> {
-    let key = format!(
-        "{}{}|{}",
-        agg_prefix(start),
-        movement.sku,
-        movement.source_code
-    );
+    let mut key = agg_prefix(start);
+    key.reserve(movement.sku.len() + 1 + movement.source_code.len());
+    key.push_str(&movement.sku);
+    key.push('|');
+    key.push_str(&movement.source_code);
     let mut aggregate = match ctx.get(key.as_bytes())? {
-        Some(raw) => serde_json::from_slice(&raw).map_err(|e| HandlerError::Fatal {
+        Some(raw) => Aggregate::decode(&raw).map_err(|e| HandlerError::Fatal {
             reason: format!("window state `{key}` is corrupt: {e}"),
         })?,
         None => Aggregate::new(&movement.envelope.source, movement.envelope.occurred_at),
     };
     aggregate.add(movement, late);
-    let raw = serde_json::to_vec(&aggregate).map_err(|e| HandlerError::Fatal {
-        reason: format!("cannot encode window state `{key}`: {e}"),
-    })?;
-    ctx.put(key.as_bytes(), &raw, None);
+    ctx.put(key.as_bytes(), &aggregate.encode(), None);
     Ok(())
 }
 
@@ -280,19 +288,49 @@ fn emission(
     }
 }
 
-fn window_tag(start: Millis) -> String {
-    // Sortable as text for every start a movement can have (after 1970).
-    format!("{start:020}")
+/// `prefix`, the window start zero-padded to 20 digits, then `suffix`: sortable as text
+/// for every start a movement can have (after 1970). Written by hand: `format!` was a
+/// tenth of the aggregator's time in the benchmark (several keys per movement).
+fn window_key(prefix: &str, start: Millis, suffix: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + 20 + suffix.len());
+    key.push_str(prefix);
+    match u64::try_from(start) {
+        Ok(mut n) => {
+            let mut digits = [b'0'; 20];
+            for digit in digits.iter_mut().rev() {
+                *digit = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            key.extend(digits.iter().map(|&d| char::from(d)));
+        }
+        Err(_) => key.push_str(&format!("{start:020}")),
+    }
+    key.push_str(suffix);
+    key
 }
 
 fn agg_prefix(start: Millis) -> String {
-    format!("agg/{}/", window_tag(start))
+    window_key("agg/", start, "/")
 }
 
 fn open_key(start: Millis) -> String {
-    format!("open/{}", window_tag(start))
+    window_key("open/", start, "")
 }
 
 fn closed_key(start: Millis) -> String {
-    format!("closed/{}", window_tag(start))
+    window_key("closed/", start, "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_keys_are_the_zero_padded_start_that_sorts_as_text() {
+        for start in [0, 7, 1_700_000_040_000, i64::MAX, -300_000, i64::MIN] {
+            assert_eq!(open_key(start), format!("open/{start:020}"));
+            assert_eq!(agg_prefix(start), format!("agg/{start:020}/"));
+        }
+        assert!(closed_key(59_999) < closed_key(60_000));
+    }
 }

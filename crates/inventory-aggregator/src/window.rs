@@ -47,6 +47,11 @@ impl Windows {
     }
 }
 
+/// The tag of [`Aggregate::encode`]'s format (JSON starts with `{`).
+const BINARY_V1: u8 = 0x01;
+/// Tag, net delta, level flag and level, count, first and last event time, late flag.
+const FIXED_LEN: usize = 1 + 16 + 1 + 16 + 8 + 8 + 8 + 1;
+
 /// What one key has accumulated in one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Aggregate {
@@ -78,6 +83,81 @@ impl Aggregate {
             late_correction: false,
             source: source.to_owned(),
         }
+    }
+
+    /// The state value: a version byte, then fixed-width fields and the source
+    /// (serde_json was a tenth of the aggregator's time in the benchmark).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(FIXED_LEN + self.source.len());
+        out.push(BINARY_V1);
+        out.extend_from_slice(&self.net_delta.serialize());
+        match self.absolute_level {
+            Some(level) => {
+                out.push(1);
+                out.extend_from_slice(&level.serialize());
+            }
+            None => {
+                out.push(0);
+                out.extend_from_slice(&[0; 16]);
+            }
+        }
+        out.extend_from_slice(&self.movement_count.to_be_bytes());
+        out.extend_from_slice(&self.first_event_at.to_be_bytes());
+        out.extend_from_slice(&self.last_event_at.to_be_bytes());
+        out.push(u8::from(self.late_correction));
+        out.extend_from_slice(self.source.as_bytes());
+        out
+    }
+
+    /// Reads a state value: [`Self::encode`]'s, or the JSON earlier versions wrote (a
+    /// changelog restored after an upgrade still holds it).
+    pub fn decode(raw: &[u8]) -> Result<Self, String> {
+        match raw.first() {
+            Some(&BINARY_V1) => Self::decode_v1(&raw[1..]),
+            Some(b'{') => serde_json::from_slice(raw).map_err(|e| e.to_string()),
+            Some(tag) => Err(format!("unknown aggregate format {tag:#04x}")),
+            None => Err("empty aggregate".into()),
+        }
+    }
+
+    fn decode_v1(raw: &[u8]) -> Result<Self, String> {
+        if raw.len() < FIXED_LEN - 1 {
+            return Err(format!(
+                "aggregate of {} bytes, shorter than its {} fixed bytes",
+                raw.len() + 1,
+                FIXED_LEN
+            ));
+        }
+        let (decimal, rest) = raw.split_at(16);
+        let (has_level, rest) = rest.split_at(1);
+        let (level, rest) = rest.split_at(16);
+        let (count, rest) = rest.split_at(8);
+        let (first, rest) = rest.split_at(8);
+        let (last, rest) = rest.split_at(8);
+        let (late, source) = rest.split_at(1);
+        let decimal_at = |b: &[u8]| -> Result<Decimal, String> {
+            Ok(Decimal::deserialize(
+                b.try_into().map_err(|_| "bad decimal width")?,
+            ))
+        };
+        let millis = |b: &[u8]| -> Result<i64, String> {
+            Ok(i64::from_be_bytes(
+                b.try_into().map_err(|_| "bad integer width")?,
+            ))
+        };
+        Ok(Self {
+            net_delta: decimal_at(decimal)?,
+            absolute_level: match has_level[0] {
+                0 => None,
+                _ => Some(decimal_at(level)?),
+            },
+            movement_count: millis(count)?,
+            first_event_at: millis(first)?,
+            last_event_at: millis(last)?,
+            late_correction: late[0] != 0,
+            source: String::from_utf8(source.to_vec())
+                .map_err(|e| format!("source is not UTF-8: {e}"))?,
+        })
     }
 
     /// Folds one movement in; `late` marks it as a correction of an already closed window.
@@ -129,6 +209,27 @@ mod tests {
         let w = windows();
         assert_eq!(w.idle_close_at(0, MIN), 6 * MIN);
         assert_eq!(w.idle_close_at(0, 60 * MIN), 61 * MIN);
+    }
+
+    #[test]
+    fn the_state_value_round_trips_and_json_from_earlier_versions_still_reads() {
+        let mut movement = samples::inventory_movement("SKU-1", "default", -3);
+        let mut aggregate = Aggregate::new("magento:default", movement.envelope.occurred_at);
+        aggregate.add(&movement, false);
+        assert_eq!(
+            Aggregate::decode(&aggregate.encode()),
+            Ok(aggregate.clone())
+        );
+        movement.kind = MovementKind::SourceItemSet;
+        movement.quantity = "12.5".parse().unwrap_or_default();
+        aggregate.add(&movement, true);
+        let raw = aggregate.encode();
+        assert_eq!(Aggregate::decode(&raw), Ok(aggregate.clone()));
+        let json = serde_json::to_vec(&aggregate).unwrap_or_default();
+        assert_eq!(Aggregate::decode(&json), Ok(aggregate));
+        assert!(Aggregate::decode(&raw[..FIXED_LEN - 1]).is_err());
+        assert!(Aggregate::decode(&[]).is_err());
+        assert!(Aggregate::decode(&[0x7f]).is_err());
     }
 
     #[test]
