@@ -47,8 +47,9 @@ pub struct Output {
     pub topic: String,
     /// Record key (the entity, so its events stay ordered).
     pub key: String,
-    /// The event.
-    pub event: Event,
+    /// The event, boxed: an `Event` is 600 bytes, and a window closing emits thousands
+    /// of outputs into one vector (growing it moved them all and faulted fresh pages in).
+    pub event: Box<Event>,
 }
 
 /// Which clock a timer follows.
@@ -199,7 +200,7 @@ impl<'a> Context<'a> {
         self.outputs.push(Output {
             topic: topic.to_owned(),
             key: key.to_owned(),
-            event: event.into(),
+            event: Box::new(event.into()),
         });
     }
 

@@ -98,7 +98,7 @@ fn a_wall_clock_timer_fires_on_an_idle_partition() -> Result<(), HandlerError> {
     // No record arrives; the clock alone makes it due.
     let outputs = driver.advance_to(T0 + 60_000)?;
     assert_eq!(outputs.len(), 1);
-    let Event::InventoryMovement(summary) = &outputs[0].event else {
+    let Event::InventoryMovement(summary) = outputs[0].event.as_ref() else {
         panic!("wrong output")
     };
     assert_eq!(summary.quantity, Decimal::from(-2));

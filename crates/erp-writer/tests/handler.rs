@@ -99,7 +99,7 @@ fn placed(reference: &str) -> Result<OrderPlaced, Box<dyn std::error::Error>> {
 }
 
 fn verdict(outputs: &[bridge_runtime::handler::Output]) -> Option<(ErpOutcome, Option<String>)> {
-    outputs.iter().find_map(|o| match &o.event {
+    outputs.iter().find_map(|o| match o.event.as_ref() {
         Event::ErpOrderResult(r) => Some((r.outcome, r.erp_order_id.clone())),
         _ => None,
     })
@@ -197,7 +197,7 @@ fn the_erps_shipments_come_back_once_each_as_order_shipped() -> TestResult {
     let shipped = |outputs: &[bridge_runtime::handler::Output]| -> Vec<(String, Option<String>)> {
         outputs
             .iter()
-            .filter_map(|o| match &o.event {
+            .filter_map(|o| match o.event.as_ref() {
                 Event::OrderShipped(e) => Some((e.order_ref.clone(), e.tracking_number.clone())),
                 _ => None,
             })

@@ -137,7 +137,7 @@ impl Setup {
 fn posted(outputs: &[Output]) -> Vec<String> {
     outputs
         .iter()
-        .filter_map(|o| match &o.event {
+        .filter_map(|o| match o.event.as_ref() {
             Event::StockAdjustmentPosted(p) => Some(p.window_key.clone()),
             _ => None,
         })

@@ -81,7 +81,7 @@ impl Fixture {
 fn deltas(outputs: Vec<Output>) -> Vec<StockDeltaAggregated> {
     outputs
         .into_iter()
-        .map(|output| match output.event {
+        .map(|output| match *output.event {
             Event::StockDeltaAggregated(delta) => {
                 assert_eq!(output.topic, "deltas");
                 assert_eq!(

@@ -38,7 +38,7 @@ use crate::config::{Guarantee, KafkaConfig, ProcessorSettings};
 use crate::handler::{Handler, HandlerError, Inbound};
 use crate::health::Health;
 use crate::metrics::{ErrorLabels, Metrics, TopicLabels};
-use crate::retry::RetryPolicy;
+use crate::retry::{Retries, RetryPolicy};
 use crate::shutdown::Shutdown;
 use crate::state::{Pending, SledStore, StateError, WriteBehind};
 use crate::step::{self, Step, StepConfig};
@@ -185,6 +185,11 @@ fn kafka(context: &str) -> impl FnOnce(KafkaError) -> ProcessorError + '_ {
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const CLEAN_MARKER: &str = "CLEAN";
+
+/// The attempt a parked record was on: one more than the retries it had.
+fn attempt(retries: &Option<Retries>) -> u32 {
+    retries.as_ref().map_or(0, Retries::attempts) + 1
+}
 
 fn now_ms() -> Millis {
     std::time::SystemTime::now()
@@ -381,8 +386,10 @@ impl<H: Handler> Loop<'_, H> {
             if let Some(message) = message {
                 self.on_message(&message)?;
             }
-            if last_punctuation.elapsed() >= self.config.commit_interval {
-                last_punctuation = Instant::now();
+            // One clock read per round for both intervals.
+            let round = Instant::now();
+            if round.duration_since(last_punctuation) >= self.config.commit_interval {
+                last_punctuation = round;
                 // A punctuation starts a fresh batch, so the state it reads is committed
                 // (bar its own writes): a timer can then act outside Kafka on what an
                 // earlier punctuation sealed, and a replay sees the same sealed data.
@@ -392,7 +399,10 @@ impl<H: Handler> Loop<'_, H> {
                 self.punctuate()?;
                 self.resume_due()?;
             }
-            if self.batch_open && self.batch_started.elapsed() >= self.config.commit_interval {
+            if self.batch_open
+                && round.saturating_duration_since(self.batch_started)
+                    >= self.config.commit_interval
+            {
                 self.commit()?;
             }
         }
@@ -530,7 +540,9 @@ impl<H: Handler> Loop<'_, H> {
             partition,
             offset,
         };
-        let mut retries = self.config.retry.start();
+        // Started at the first retryable error: most records never need it (and starting
+        // reads the clock).
+        let mut retries = None;
         loop {
             let store = self
                 .partitions
@@ -549,7 +561,7 @@ impl<H: Handler> Loop<'_, H> {
                     }
                     self.begin()?;
                     if let Some((class, reason)) = &step.parked {
-                        self.park(message, class, reason, retries.attempts() + 1)?;
+                        self.park(message, class, reason, attempt(&retries))?;
                     }
                     self.emit(partition, offset, step, Some(&trace))?;
                     self.next.insert(partition, offset + 1);
@@ -557,7 +569,7 @@ impl<H: Handler> Loop<'_, H> {
                 }
                 Err(HandlerError::Terminal { class, reason }) => {
                     self.begin()?;
-                    self.park(message, class, &reason, retries.attempts() + 1)?;
+                    self.park(message, class, &reason, attempt(&retries))?;
                     self.next.insert(partition, offset + 1);
                     return Ok(());
                 }
@@ -573,6 +585,7 @@ impl<H: Handler> Loop<'_, H> {
                     if self.batch_open {
                         self.commit()?;
                     }
+                    let retries = retries.get_or_insert_with(|| self.config.retry.start());
                     match retries.next_delay(retry_after) {
                         Some(delay) => {
                             tracing::warn!(partition, offset, error = %reason, delay_ms = delay.as_millis() as u64, "retrying");
