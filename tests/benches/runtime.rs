@@ -3,6 +3,10 @@
 //! topic as the ceiling. Each loop runs in this process with its own group and topics;
 //! its time runs from its first record to the moment every input offset is committed.
 //!
+//! Each loop (and Quix Streams) runs once to warm up, then `BENCH_RUNS` times (default 3),
+//! and prints the median with the range: on a small shared machine one run varies by ±15 %, and the ratios the
+//! targets name are taken between medians.
+//!
 //! `BENCH_RECORDS` (default 200000), `BENCH_PARTITIONS` (4), `BENCH_SKUS` (1000),
 //! `BENCH_COMMIT_MS` (200); `BENCH_ONLY=count-eos` runs one loop, `BENCH_ONLY=aggregator,quix` two. Uses `BRIDGE_TEST_BOOTSTRAP` / `BRIDGE_TEST_REGISTRY` when set,
 //! else starts a broker and registry of its own.
@@ -30,6 +34,48 @@ static ALLOCATOR: bridge_runtime::Allocator = bridge_runtime::Allocator {};
 
 /// MSI sources the movements cycle through (the aggregator keys by SKU and source).
 const SOURCES: [&str; 3] = ["default", "wh_east", "wh_west"];
+
+/// The runs of one measurement: median and range (NaN: not run).
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    median: f64,
+    min: f64,
+    max: f64,
+    runs: usize,
+}
+
+impl Rate {
+    const NOT_RUN: Rate = Rate {
+        median: f64::NAN,
+        min: f64::NAN,
+        max: f64::NAN,
+        runs: 0,
+    };
+}
+
+/// `once` run `runs` times after one warm-up run that is not counted (the first run after
+/// the input is produced was 20 % slower: the broker's JIT and page cache warm up); a NaN
+/// from it (not selected) ends the measurement as not run.
+fn measure(runs: usize, mut once: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<Rate> {
+    let warm_up = once()?;
+    if warm_up.is_nan() {
+        return Ok(Rate::NOT_RUN);
+    }
+    eprintln!("    warm-up: {warm_up:.0} records/s");
+    let mut rates = Vec::new();
+    for _ in 0..runs.max(1) {
+        let rate = once()?;
+        eprintln!("    run {}: {rate:.0} records/s", rates.len() + 1);
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    Ok(Rate {
+        median: rates[rates.len() / 2],
+        min: rates[0],
+        max: rates[rates.len() - 1],
+        runs: rates.len(),
+    })
+}
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -145,16 +191,10 @@ impl Bench {
     }
 
     /// Records per second of `bench/quix_aggregate.py` (Quix Streams, exactly once) on the
-    /// same input, run by the Python in `BENCH_QUIX_PYTHON`; `None` when that is not set.
-    fn quix(&self) -> anyhow::Result<Option<f64>> {
-        let Ok(python) = std::env::var("BENCH_QUIX_PYTHON") else {
-            return Ok(None);
-        };
-        if !selected("quix") {
-            return Ok(None);
-        }
+    /// same input, run by `python`.
+    fn quix(&self, python: &str) -> anyhow::Result<f64> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/quix_aggregate.py");
-        let output = std::process::Command::new(&python)
+        let output = std::process::Command::new(python)
             .arg(script)
             .args(["--broker", &self.bootstrap, "--registry", &self.registry])
             .args([
@@ -180,7 +220,13 @@ impl Bench {
             .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .and_then(|summary| summary["records_per_s"].as_f64())
             .with_context(|| format!("no records_per_s in: {stdout}"))?;
-        Ok(Some(rate))
+        Ok(rate)
+    }
+
+    /// The Python in `BENCH_QUIX_PYTHON` when Quix Streams is to run.
+    fn quix_python(&self) -> Option<String> {
+        let python = std::env::var("BENCH_QUIX_PYTHON").ok()?;
+        selected("quix").then_some(python)
     }
 
     /// Records per second of the runtime loop with `handler` under `guarantee`.
@@ -188,7 +234,7 @@ impl Bench {
         &self,
         name: &str,
         guarantee: Guarantee,
-        make: impl FnOnce(String) -> H,
+        make: impl Fn(String) -> H,
     ) -> anyhow::Result<f64> {
         if !selected(name) {
             return Ok(f64::NAN);
@@ -329,32 +375,53 @@ fn main() -> anyhow::Result<()> {
         bench.commit.as_millis(),
         started.elapsed().as_secs_f64()
     );
-    let raw = bench.raw_consume()?;
+    let runs = setting("BENCH_RUNS", 3);
+    let raw = measure(runs, || bench.raw_consume())?;
     let out = |output: String| PassThrough { output };
     let count = |output: String| CountPerSku {
         output,
         flaky_failures_left: 0,
     };
-    let pass_alo = bench.processor("pass-alo", Guarantee::AtLeastOnce, out)?;
-    let pass_eos = bench.processor("pass-eos", Guarantee::ExactlyOnce, out)?;
-    let count_alo = bench.processor("count-alo", Guarantee::AtLeastOnce, count)?;
-    let count_eos = bench.processor("count-eos", Guarantee::ExactlyOnce, count)?;
-    let aggregator_eos = bench.processor("aggregator-eos", Guarantee::ExactlyOnce, aggregator)?;
-    let quix = bench.quix()?;
-    let row = |name: &str, rate: f64, note: String| {
-        if rate.is_nan() {
+    let pass_alo = measure(runs, || {
+        bench.processor("pass-alo", Guarantee::AtLeastOnce, out)
+    })?;
+    let pass_eos = measure(runs, || {
+        bench.processor("pass-eos", Guarantee::ExactlyOnce, out)
+    })?;
+    let count_alo = measure(runs, || {
+        bench.processor("count-alo", Guarantee::AtLeastOnce, count)
+    })?;
+    let count_eos = measure(runs, || {
+        bench.processor("count-eos", Guarantee::ExactlyOnce, count)
+    })?;
+    let aggregator_eos = measure(runs, || {
+        bench.processor("aggregator-eos", Guarantee::ExactlyOnce, aggregator)
+    })?;
+    let quix = match bench.quix_python() {
+        Some(python) => Some(measure(runs, || bench.quix(&python))?),
+        None => None,
+    };
+    let row = |name: &str, rate: Rate, note: String| {
+        if rate.median.is_nan() {
             println!("  {name:<34} {:>10} (not selected by BENCH_ONLY)", "-");
         } else {
-            println!("  {name:<34} {rate:>10.0} records/s   {note}");
+            println!(
+                "  {name:<34} {:>10.0} records/s  ({:.0}-{:.0}, {} runs)   {note}",
+                rate.median, rate.min, rate.max, rate.runs
+            );
         }
     };
+    let ratio = |a: Rate, b: Rate| a.median / b.median;
     println!();
     row("raw rdkafka consume (ceiling)", raw, String::new());
     row("pass-through, at least once", pass_alo, String::new());
     row(
         "pass-through, exactly once",
         pass_eos,
-        format!("{:.2}x at-least-once (target >= 0.90)", pass_eos / pass_alo),
+        format!(
+            "{:.2}x at-least-once (target >= 0.90)",
+            ratio(pass_eos, pass_alo)
+        ),
     );
     row("stateful count, at least once", count_alo, String::new());
     row(
@@ -362,8 +429,8 @@ fn main() -> anyhow::Result<()> {
         count_eos,
         format!(
             "{:.2}x at-least-once (target >= 0.90), {:.2}x raw consume (target >= 0.50)",
-            count_eos / count_alo,
-            count_eos / raw
+            ratio(count_eos, count_alo),
+            ratio(count_eos, raw)
         ),
     );
     row(
@@ -371,7 +438,7 @@ fn main() -> anyhow::Result<()> {
         aggregator_eos,
         format!(
             "{:.2}x raw consume (target >= 0.50); 60 s windows per SKU and source",
-            aggregator_eos / raw
+            ratio(aggregator_eos, raw)
         ),
     );
     match quix {
@@ -381,7 +448,7 @@ fn main() -> anyhow::Result<()> {
             format!(
                 "the same windows and commit interval in Python; inventory-aggregator is {:.1}x \
                  (target >= 10)",
-                aggregator_eos / quix
+                ratio(aggregator_eos, quix)
             ),
         ),
         None => println!("  (Quix Streams not run: set BENCH_QUIX_PYTHON, as `make bench` does)"),
