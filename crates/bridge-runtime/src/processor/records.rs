@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bridge_events::CodecError;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
 use super::{Loop, ProcessorError, TraceContext, kafka, now_ms};
@@ -107,7 +107,7 @@ impl<H: Handler> Loop<'_, H> {
     /// Parks `message` as it came (key, value, headers) with the reason in headers.
     pub(super) fn park(
         &self,
-        message: &OwnedMessage,
+        message: &impl Message,
         class: &str,
         reason: &str,
         attempts: u32,
