@@ -28,6 +28,8 @@
 //! own for the reconciler), `DELETE /sales-orders/{external_ref}` (the ERP loses it),
 //! `GET /stats`. `PUT /api/sales-orders/{id}` amends an order (priced again; repairs), and
 //! `GET /api/sales-order-refs?after=&size=` pages the external references.
+//! `POST /api/sales-orders/search {"external_refs": [..]}` finds up to 1,000 orders by
+//! external reference in one request (the reconciler's page).
 
 pub mod faults;
 pub mod model;

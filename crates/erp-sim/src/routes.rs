@@ -122,6 +122,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/sales-orders", get(list_orders).post(create_order))
         .route("/sales-orders/{id}", get(get_order).put(amend_order))
         .route("/sales-order-refs", get(order_refs))
+        .route("/sales-orders/search", post(search_orders))
         .route("/sales-orders/{id}/cancel", post(cancel_order))
         .route("/credit-notes", post(credit))
         .route("/shipments", get(shipments))
@@ -254,6 +255,44 @@ async fn list_orders(State(shared): App, Query(q): Query<OrderQuery>) -> Json<Va
         .take(size)
         .collect();
     Json(json!({ "items": items, "total": books.orders.len(), "page": q.page, "size": size }))
+}
+
+#[derive(Deserialize)]
+struct OrderSearch {
+    external_refs: Vec<String>,
+}
+
+/// The most references one search takes.
+const SEARCH_LIMIT: usize = 1000;
+
+/// The orders with these external references (each found one once; with duplicate
+/// references allowed, the last booked one, as `GET /sales-orders?external_ref=` lists last).
+async fn search_orders(State(shared): App, Json(search): Json<OrderSearch>) -> Response {
+    if search.external_refs.len() > SEARCH_LIMIT {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "search_too_large",
+            format!("at most {SEARCH_LIMIT} external references per search"),
+        );
+    }
+    let books = shared.books();
+    let wanted: std::collections::HashSet<&str> =
+        search.external_refs.iter().map(String::as_str).collect();
+    let items: Vec<_> = if books.rules.allow_duplicate_refs {
+        let mut last = std::collections::BTreeMap::new();
+        for order in books.orders.values() {
+            if wanted.contains(order.external_ref.as_str()) {
+                last.insert(order.external_ref.as_str(), order);
+            }
+        }
+        last.into_values().collect()
+    } else {
+        wanted
+            .iter()
+            .filter_map(|r| books.order_by_ref(r))
+            .collect()
+    };
+    Json(json!({ "items": items, "total": items.len() })).into_response()
 }
 
 #[derive(Deserialize)]

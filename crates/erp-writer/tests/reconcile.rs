@@ -66,6 +66,17 @@ async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<S
         .collect())
 }
 
+/// The process's peak resident set (`VmHWM`), in MiB (0 where /proc is not there).
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
+
 async fn findings(flow: &Flow) -> Result<Vec<ReconciliationFinding>, AnyError> {
     Ok(flow
         .events(&flow.findings)
@@ -471,11 +482,19 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     let stack = stack()?;
     let mut flow = Flow::start(&stack.bootstrap, &stack.registry_url).await?;
     let wanted = count("RECONCILE_CLEAN_ORDERS", 10_000);
+    // Bounds that grow with the store (`RECONCILE_CLEAN_ORDERS=100000` for a large one).
+    let scaled = |at_least: u64| Duration::from_secs(at_least.max(wanted as u64 / 10));
     generate_with_lifecycles(&flow, wanted);
     let mapping = flow.mapping_file("mapping.toml", MAPPING)?;
     let mut writer = flow.start_writer(&mapping).await?;
-    let faulted = booked_but_faulted(&flow, Duration::from_secs(900)).await?;
+    let booking = std::time::Instant::now();
+    let faulted = booked_but_faulted(&flow, scaled(900)).await?;
     assert!(faulted.is_empty());
+    println!(
+        "{wanted} orders booked through the flow in {:.1} s",
+        booking.elapsed().as_secs_f64()
+    );
+    let rss_before = peak_rss_mib();
     let started = std::time::Instant::now();
     let control = bridge_testkit::free_port()?;
     let extra = format!(
@@ -484,18 +503,14 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     flow.start_reconciler(&mapping, 3_600_000, &extra).await?;
     // One full run on every partition: every order the ERP has compared.
     let in_erp = flow.erp.shared.books().orders.len() as f64;
-    wait_until(
-        "a full run over every order",
-        Duration::from_secs(600),
-        || async {
-            let checked = flow
-                .reconciler_metrics()
-                .await
-                .map(|m| metric_sum(&m, "bridge_reconciler_orders_checked_total"))
-                .unwrap_or_default();
-            runs(&flow).await >= 3.0 && checked >= in_erp
-        },
-    )
+    wait_until("a full run over every order", scaled(600), || async {
+        let checked = flow
+            .reconciler_metrics()
+            .await
+            .map(|m| metric_sum(&m, "bridge_reconciler_orders_checked_total"))
+            .unwrap_or_default();
+        runs(&flow).await >= 3.0 && checked >= in_erp
+    })
     .await?;
     let checked = metric_sum(
         &flow.reconciler_metrics().await?,
@@ -508,8 +523,11 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
         found.iter().take(5).collect::<Vec<_>>()
     );
     println!(
-        "clean run: {checked} orders compared in {:.1} s, no finding",
-        started.elapsed().as_secs_f64()
+        "clean run: {checked} orders compared in {:.1} s, no finding; the test process's \
+         peak RSS {rss_before} MiB before the run (sims, broker clients, services), {} MiB \
+         after",
+        started.elapsed().as_secs_f64(),
+        peak_rss_mib()
     );
     // Today's summary: what the daily line will say.
     let summary: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{control}/summary"))
@@ -543,7 +561,7 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
         .send()
         .await?;
     assert_eq!(answer.status(), reqwest::StatusCode::ACCEPTED);
-    wait_until("the run asked for", Duration::from_secs(300), || async {
+    wait_until("the run asked for", scaled(300), || async {
         runs(&flow).await >= before + 3.0
     })
     .await?;

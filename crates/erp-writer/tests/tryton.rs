@@ -221,6 +221,20 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
     let mut sorted = walked.clone();
     sorted.sort();
     assert_eq!(walked, sorted);
+    // The reconciler's page lookup: every sale by reference, an unknown one left out.
+    let mut asked = refs.to_vec();
+    asked.push("NEVER-BOOKED".into());
+    let found = tryton.find_orders(&asked).await?;
+    assert_eq!(
+        found.len(),
+        refs.len(),
+        "{:?}",
+        found.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        found.get(&refs[1]).map(|o| o.id.clone()),
+        Some(shipped.id.clone())
+    );
     for reference in &refs {
         assert!(
             walked.contains(reference),

@@ -245,15 +245,16 @@ impl<C: ErpConnector> Reconciler<C> {
             .filter_map(MagentoOrder::from_json)
             .map(|m| (m.increment_id.clone(), m))
             .collect();
+        let refs: Vec<String> = due.iter().map(|(r, _)| r.clone()).collect();
+        let erp = self.erp(self.connector.find_orders(&refs))?;
         for (order_ref, mut expected) in due {
-            let erp = self.erp(self.connector.find_order(&order_ref))?;
             self.compare_one(
                 ctx,
                 run,
                 &order_ref,
                 &mut expected,
                 magento.get(&order_ref),
-                erp.as_ref(),
+                erp.get(&order_ref),
             )?;
         }
         run.cursor = Some(last);

@@ -2,6 +2,7 @@
 //! the ERP (erp-writer, the reconciler): [`Configured`] is whichever connector the
 //! settings chose, and an [`ErpConnector`] itself, passing each call on.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::erp_sim::ErpSimConnector;
@@ -66,6 +67,13 @@ impl ErpConnector for Configured {
 
     async fn find_order(&self, external_ref: &str) -> Result<Option<ErpOrder>, ErpError> {
         on_each!(self, c => c.find_order(external_ref).await)
+    }
+
+    async fn find_orders(
+        &self,
+        external_refs: &[String],
+    ) -> Result<HashMap<String, ErpOrder>, ErpError> {
+        on_each!(self, c => c.find_orders(external_refs).await)
     }
 
     async fn order_refs(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, ErpError> {

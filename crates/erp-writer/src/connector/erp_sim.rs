@@ -2,6 +2,7 @@
 //! new document, 409 with the existing one for a known external reference, 422 with a
 //! code for a business rejection, 429/503 with `Retry-After` when it wants a pause.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use reqwest::{RequestBuilder, StatusCode};
@@ -245,6 +246,34 @@ impl ErpConnector for ErpSimConnector {
             "sales order search",
         )?;
         Ok(items.pop().map(ErpOrder::from))
+    }
+
+    /// `POST /sales-orders/search`, 1,000 references per request.
+    async fn find_orders(
+        &self,
+        external_refs: &[String],
+    ) -> Result<HashMap<String, ErpOrder>, ErpError> {
+        let mut found = HashMap::new();
+        for chunk in external_refs.chunks(1000) {
+            let body = json!({ "external_refs": chunk });
+            let (_, body) = exchange(
+                self.client
+                    .post(self.url("/sales-orders/search"))
+                    .json(&body),
+            )
+            .await?;
+            let items: Vec<SimOrder> = parse(
+                body.get("items").cloned().unwrap_or(Value::Null),
+                "sales order search",
+            )?;
+            found.extend(
+                items
+                    .into_iter()
+                    .map(ErpOrder::from)
+                    .map(|o| (o.external_ref.clone(), o)),
+            );
+        }
+        Ok(found)
     }
 
     async fn order_refs(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, ErpError> {

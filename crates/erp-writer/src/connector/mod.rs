@@ -8,6 +8,7 @@ pub mod configured;
 pub mod erp_sim;
 pub mod tryton;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -248,6 +249,13 @@ pub trait ErpConnector: Send + Sync + 'static {
         &self,
         external_ref: &str,
     ) -> impl Future<Output = Result<Option<ErpOrder>, ErpError>> + Send;
+
+    /// The sales orders with these external references, by reference (those the ERP lacks
+    /// are not in it): the reconciler's page of orders in as few requests as the ERP allows.
+    fn find_orders(
+        &self,
+        external_refs: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, ErpOrder>, ErpError>> + Send;
 
     /// Up to `limit` external references of sales orders, sorted, after `after` (a keyset
     /// page: the reconciler walks every ERP order with it to find those Magento lacks).

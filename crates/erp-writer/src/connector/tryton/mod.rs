@@ -472,6 +472,21 @@ impl ErpConnector for TrytonConnector {
         Ok(Some(order))
     }
 
+    /// One search and read per order: a draft sale found is confirmed on the way, which
+    /// [`Self::find_order`] does one sale at a time.
+    async fn find_orders(
+        &self,
+        external_refs: &[String],
+    ) -> Result<HashMap<String, ErpOrder>, ErpError> {
+        let mut found = HashMap::new();
+        for external_ref in external_refs {
+            if let Some(order) = self.find_order(external_ref).await? {
+                found.insert(external_ref.clone(), order);
+            }
+        }
+        Ok(found)
+    }
+
     async fn order_refs(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, ErpError> {
         let domain = match after {
             Some(after) => json!([["reference", ">", after], ["reference", "!=", null]]),
