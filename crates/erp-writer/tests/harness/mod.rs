@@ -108,12 +108,12 @@ impl Writer {
 
     /// Its Prometheus text.
     pub async fn metrics(&self) -> Result<String, AnyError> {
-        Ok(
-            reqwest::get(format!("http://127.0.0.1:{}/metrics", self.http_port))
-                .await?
-                .text()
-                .await?,
-        )
+        Ok(http()
+            .get(format!("http://127.0.0.1:{}/metrics", self.http_port))
+            .send()
+            .await?
+            .text()
+            .await?)
     }
 }
 
@@ -346,7 +346,9 @@ base_url = "{sim}"
         let port = self
             .reconciler_port
             .ok_or("the reconciler is not running")?;
-        Ok(reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        Ok(http()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
             .await?
             .text()
             .await?)
@@ -573,11 +575,20 @@ impl Drop for Flow {
     }
 }
 
+/// One HTTP client for the tests' polling: a client per request loaded the system's CA
+/// certificates each time, a fifth of the CPU while a large run was watched.
+pub fn http() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new)
+}
+
 /// Waits until the service on `port` answers `/readyz`.
 async fn ready(port: u16, what: &str) -> TestResult {
     let url = format!("http://127.0.0.1:{port}/readyz");
     bridge_testkit::wait_until(what, Duration::from_secs(60), || async {
-        reqwest::get(&url)
+        http()
+            .get(&url)
+            .send()
             .await
             .is_ok_and(|r| r.status().is_success())
     })
