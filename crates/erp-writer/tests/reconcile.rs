@@ -33,13 +33,14 @@ fn count(var: &str, default: usize) -> usize {
 async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<String>, AnyError> {
     let mut last = Vec::new();
     // The comparison reads every order of both sims under their locks: at most every two
-    // seconds, so a large store's pipeline is not held up by the test watching it.
-    let mut compared: Option<std::time::Instant> = None;
+    // seconds and never more than a fifth of the time, so a large store's pipeline is not
+    // held up by the test watching it.
+    let mut next_compare = std::time::Instant::now();
     let outcome = wait_until("the ERP to book every order", timeout, || {
-        if compared.is_some_and(|at| at.elapsed() < Duration::from_secs(2)) {
+        if std::time::Instant::now() < next_compare {
             return std::future::ready(false);
         }
-        compared = Some(std::time::Instant::now());
+        let comparing = std::time::Instant::now();
         let faulted: BTreeSet<String> = flow.erp.shared.books().faulted.keys().cloned().collect();
         let diff: Vec<String> = differences(&flow.erp, &expected(&flow.sim))
             .into_iter()
@@ -53,6 +54,7 @@ async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<S
             .collect();
         let done = diff.is_empty();
         last = diff;
+        next_compare = comparing + (comparing.elapsed() * 5).max(Duration::from_secs(2));
         std::future::ready(done)
     })
     .await;

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod search;
 pub mod signing;
 pub mod store;
+pub mod table;
 pub mod templates;
 pub mod webhooks;
 

@@ -157,7 +157,7 @@ async fn authorize(
 fn search(
     shared: &Shared,
     query: Option<String>,
-    pick: impl for<'s> FnOnce(&'s Store) -> Box<dyn Iterator<Item = &'s Value> + 's>,
+    run: impl for<'s> FnOnce(&'s Store, &SearchCriteria) -> (Vec<&'s Value>, usize),
 ) -> Response {
     let criteria = match SearchCriteria::parse(query.as_deref().unwrap_or_default()) {
         Ok(criteria) => criteria,
@@ -165,7 +165,7 @@ fn search(
     };
     let (page, total) = {
         let store = shared.store();
-        let (page, total) = criteria.apply(pick(&store));
+        let (page, total) = run(&store, &criteria);
         (page.into_iter().cloned().collect::<Vec<Value>>(), total)
     };
     Json(json!({
@@ -177,7 +177,9 @@ fn search(
 }
 
 async fn search_orders(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
-    search(&shared, query, |store| Box::new(store.orders()))
+    search(&shared, query, |store, c| {
+        c.apply_indexed(store.order_table())
+    })
 }
 
 async fn get_order(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -223,7 +225,9 @@ async fn search_creditmemos(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    search(&shared, query, |store| Box::new(store.creditmemos()))
+    search(&shared, query, |store, c| {
+        c.apply_indexed(store.creditmemo_table())
+    })
 }
 
 async fn get_creditmemo(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -238,7 +242,9 @@ async fn search_shipments(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    search(&shared, query, |store| Box::new(store.shipments()))
+    search(&shared, query, |store, c| {
+        c.apply_indexed(store.shipment_table())
+    })
 }
 
 async fn get_shipment(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
@@ -253,7 +259,7 @@ async fn search_source_items(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    search(&shared, query, |store| Box::new(store.source_items()))
+    search(&shared, query, |store, c| c.apply(store.source_items()))
 }
 
 async fn post_source_items(State(shared): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {

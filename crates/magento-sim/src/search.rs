@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
+use crate::table::Table;
+
 /// One filter: `field <condition> value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filter {
@@ -167,6 +169,82 @@ impl SearchCriteria {
         (page_rows, total)
     }
 
+    /// [`Self::apply`] over a [`Table`]: a search sorted by `updated_at` then `entity_id`
+    /// (ascending) whose filters are on those two fields only — the pollers' keyset page —
+    /// walks the table's index from its lower bound and reads only the page's rows; any
+    /// other search scans the rows. (The index keeps timestamps as text, as a Magento
+    /// timestamp compares; a row with a null `updated_at` is not one a search finds by it.)
+    pub fn apply_indexed<'a>(&self, table: &'a Table) -> (Vec<&'a Value>, usize) {
+        let keyset = [
+            ("updated_at".to_owned(), true),
+            ("entity_id".to_owned(), true),
+        ];
+        let indexable = self.sort == keyset
+            && self
+                .groups
+                .iter()
+                .flatten()
+                .all(|f| f.field == "updated_at" || f.field == "entity_id");
+        if !indexable {
+            return self.apply(table.values());
+        }
+        // A group that is one `updated_at` bound on a timestamp (text) rules out every row
+        // before it; one that is `updated_at eq` ends the walk after it.
+        let mut from = String::new();
+        let mut until: Option<&str> = None;
+        for group in &self.groups {
+            if let [f] = group.as_slice()
+                && f.field == "updated_at"
+                && f.value.parse::<f64>().is_err()
+            {
+                if matches!(f.condition.as_str(), "eq" | "gteq" | "from" | "gt") {
+                    from = from.max(f.value.clone());
+                }
+                if f.condition == "eq" {
+                    until = Some(until.map_or(f.value.as_str(), |u| u.min(f.value.as_str())));
+                }
+            }
+        }
+        let prepared = Prepared::of(self);
+        let mut found: Vec<u64> = Vec::new();
+        for (updated, id) in table.updated_from(&from) {
+            if until.is_some_and(|u| updated.as_str() > u) {
+                break;
+            }
+            let id_text = id.to_string();
+            let passes = prepared.groups.iter().all(|group| {
+                group.iter().any(|filter| {
+                    let value = if filter.field() == "updated_at" {
+                        updated.as_str()
+                    } else {
+                        id_text.as_str()
+                    };
+                    filter.matches_field(Field {
+                        present: true,
+                        text: Some(Cow::Borrowed(value)),
+                    })
+                })
+            });
+            if passes {
+                found.push(*id);
+            }
+        }
+        let total = found.len();
+        let page: Vec<u64> = match self.page_size {
+            None => found,
+            Some(size) => {
+                let pages = total.div_ceil(size).max(1);
+                let page = self.current_page.min(pages);
+                found
+                    .into_iter()
+                    .skip((page - 1) * size)
+                    .take(size)
+                    .collect()
+            }
+        };
+        (page.iter().filter_map(|id| table.get(id)).collect(), total)
+    }
+
     /// The `search_criteria` echo of a search response.
     pub fn echo(&self) -> Value {
         let groups: Vec<Value> = self
@@ -261,16 +339,31 @@ impl<'c> PreparedFilter<'c> {
         }
     }
 
-    fn matches(&self, row: &Value) -> bool {
+    fn field(&self) -> &str {
         match self {
-            Self::Compared(filter, number) => filter.matches_value(row, *number),
+            Self::Compared(filter, _) => &filter.field,
+            Self::Listed { field, .. } => field,
+        }
+    }
+
+    fn matches(&self, row: &Value) -> bool {
+        let field = row.get(self.field());
+        self.matches_field(Field {
+            present: field.is_some(),
+            text: text(field),
+        })
+    }
+
+    fn matches_field(&self, field: Field<'_>) -> bool {
+        match self {
+            Self::Compared(filter, number) => filter.matches_field(field, *number),
             Self::Listed {
-                field,
                 numbers,
                 texts,
                 wanted,
+                ..
             } => {
-                let hit = text(row.get(*field)).is_some_and(|t| match t.parse::<f64>() {
+                let hit = field.text.is_some_and(|t| match t.parse::<f64>() {
                     Ok(number) => numbers.contains(&number_key(number)),
                     Err(_) => texts.contains(t.as_ref()),
                 });
@@ -286,10 +379,10 @@ fn number_key(number: f64) -> u64 {
 }
 
 impl Filter {
-    /// Whether `row` passes, `number` being the value parsed as a number (if it is one).
-    fn matches_value(&self, row: &Value, number: Option<f64>) -> bool {
-        let field = row.get(&self.field);
-        let order = || compare_to(field, &self.value, number);
+    /// Whether a row with `field` passes, `number` being the value parsed as a number (if
+    /// it is one).
+    fn matches_field(&self, field: Field<'_>, number: Option<f64>) -> bool {
+        let order = || compare_to(&field, &self.value, number);
         match self.condition.as_str() {
             "eq" => order() == Ordering::Equal,
             "neq" => order() != Ordering::Equal,
@@ -297,14 +390,24 @@ impl Filter {
             "gteq" | "from" => order() != Ordering::Less,
             "lt" => order() == Ordering::Less,
             "lteq" | "to" => order() != Ordering::Greater,
-            "in" | "nin" => PreparedFilter::of(self).matches(row),
+            "in" | "nin" => PreparedFilter::of(self).matches_field(field),
             "like" => {
                 let needle = self.value.trim_matches('%').to_lowercase();
-                text(field).is_some_and(|t| t.to_lowercase().contains(&needle))
+                field
+                    .text
+                    .is_some_and(|t| t.to_lowercase().contains(&needle))
             }
             _ => false,
         }
     }
+}
+
+/// A row's field as a filter sees it.
+struct Field<'v> {
+    /// The row has it (maybe null).
+    present: bool,
+    /// Its text; `None` when missing or null.
+    text: Option<Cow<'v, str>>,
 }
 
 /// A field as text, borrowed when it is a string.
@@ -318,10 +421,10 @@ fn text(value: Option<&Value>) -> Option<Cow<'_, str>> {
 
 /// [`compare`] of `field` with a filter's text `value` (`number`: the value as a number),
 /// without building a JSON value per row.
-fn compare_to(field: Option<&Value>, value: &str, number: Option<f64>) -> Ordering {
-    let Some(t) = text(field) else {
+fn compare_to(field: &Field<'_>, value: &str, number: Option<f64>) -> Ordering {
+    let Some(t) = &field.text else {
         // As `compare`: a null field is equal to anything, a missing one less.
-        return field.is_some().cmp(&true);
+        return field.present.cmp(&true);
     };
     match (t.parse::<f64>(), number) {
         (Ok(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
@@ -422,6 +525,62 @@ mod tests {
             ),
             Err(SearchError::Condition(_))
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn the_index_answers_the_keyset_pages_as_a_scan_does() -> Result<(), SearchError> {
+        // Rows in few seconds (ties by entity id), changed after they were stored.
+        let mut table = Table::default();
+        let second = |n: u64| format!("2024-03-0{} 10:00:0{}", 1 + n % 3, n % 4);
+        for id in 1..=60u64 {
+            table.insert(id, json!({"entity_id": id, "updated_at": second(id * 7)}));
+        }
+        for id in (1..=60u64).step_by(5) {
+            if let Some(mut row) = table.get_mut(&id) {
+                row["updated_at"] = second(id + 1).into();
+            }
+        }
+        let rows: Vec<Value> = table.values().cloned().collect();
+        let keyset = "&searchCriteria[sortOrders][0][field]=updated_at&searchCriteria[sortOrders][1][field]=entity_id";
+        let filter = |g: usize, field: &str, value: &str, condition: &str| {
+            format!(
+                "&searchCriteria[filter_groups][{g}][filters][0][field]={field}&searchCriteria[filter_groups][{g}][filters][0][value]={value}&searchCriteria[filter_groups][{g}][filters][0][condition_type]={condition}"
+            )
+        };
+        let mut queries = Vec::new();
+        for n in 0..12u64 {
+            let at = second(n).replace(' ', "%20");
+            for (size, page) in [(5, 1), (7, 2), (100, 1), (4, 99)] {
+                let paging =
+                    format!("&searchCriteria[pageSize]={size}&searchCriteria[currentPage]={page}");
+                queries.push(format!(
+                    "{}{keyset}{paging}",
+                    filter(0, "updated_at", &at, "gteq")
+                ));
+                queries.push(format!(
+                    "{}{}{keyset}{paging}",
+                    filter(0, "updated_at", &at, "eq"),
+                    filter(1, "entity_id", &(n * 4).to_string(), "gt")
+                ));
+                queries.push(format!(
+                    "{}{keyset}{paging}",
+                    filter(0, "entity_id", "3,9,27,40", "in")
+                ));
+                // Not the index's shape: a scan.
+                queries.push(format!("{}{paging}", filter(0, "updated_at", &at, "gteq")));
+            }
+        }
+        for query in &queries {
+            let criteria = SearchCriteria::parse(query)?;
+            let (scanned, scanned_total) = criteria.apply(rows.iter());
+            let (indexed, indexed_total) = criteria.apply_indexed(&table);
+            assert_eq!(
+                (ids(&indexed), indexed_total),
+                (ids(&scanned), scanned_total),
+                "{query}"
+            );
+        }
         Ok(())
     }
 }

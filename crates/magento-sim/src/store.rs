@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use serde_json::{Value, json};
 
+use crate::table::Table;
 use crate::templates::{self, Template};
 
 /// A write-back call the sim received (order comment/status, source-item quantity).
@@ -74,9 +75,9 @@ pub enum StoreError {
 /// The sim's data. Lock it as a whole; every operation is short.
 #[derive(Debug)]
 pub struct Store {
-    orders: BTreeMap<u64, Value>,
-    creditmemos: BTreeMap<u64, Value>,
-    shipments: BTreeMap<u64, Value>,
+    orders: Table,
+    creditmemos: Table,
+    shipments: Table,
     source_items: BTreeMap<(String, String), Value>,
     writebacks: Vec<WriteBack>,
     next_order: u64,
@@ -137,9 +138,9 @@ impl Store {
     /// A store holding the fixture orders (and the fixture credit memo) as they are.
     pub fn with_fixtures() -> Self {
         let mut store = Self {
-            orders: BTreeMap::new(),
-            creditmemos: BTreeMap::new(),
-            shipments: BTreeMap::new(),
+            orders: Table::default(),
+            creditmemos: Table::default(),
+            shipments: Table::default(),
             source_items: BTreeMap::new(),
             writebacks: Vec::new(),
             next_order: 1000,
@@ -196,6 +197,21 @@ impl Store {
     /// One shipment.
     pub fn shipment(&self, id: u64) -> Option<&Value> {
         self.shipments.get(&id)
+    }
+
+    /// The orders as a table (searches use its index).
+    pub fn order_table(&self) -> &Table {
+        &self.orders
+    }
+
+    /// The credit memos as a table.
+    pub fn creditmemo_table(&self) -> &Table {
+        &self.creditmemos
+    }
+
+    /// The shipments as a table.
+    pub fn shipment_table(&self) -> &Table {
+        &self.shipments
     }
 
     /// Every MSI source item.
@@ -363,10 +379,11 @@ impl Store {
             _ => String::new(),
         };
         let now = (self.clock)();
-        let order = self
+        let mut row = self
             .orders
             .get_mut(&id)
             .ok_or_else(|| StoreError::NoOrder(id.to_string()))?;
+        let order: &mut Value = &mut row;
         let state = order["state"].as_str().unwrap_or_default().to_owned();
         let reference = order_ref(order);
         let refuse = |action: &str| StoreError::NotAllowed {
@@ -425,6 +442,7 @@ impl Store {
         }
         order["updated_at"] = now.into();
         let mut changes = vec![order_change(order)];
+        drop(row);
         match action {
             Action::Refund => changes.extend(self.credit_memo_for(id)),
             Action::Ship => changes.extend(self.shipment_for(id, &source, &[])),
@@ -610,10 +628,11 @@ impl Store {
     /// `POST /V1/orders/{id}/comments` with `{"statusHistory": {...}}`.
     pub fn comment(&mut self, id: u64, body: Value) -> Result<Option<Change>, StoreError> {
         let now = (self.clock)();
-        let order = self
+        let mut row = self
             .orders
             .get_mut(&id)
             .ok_or_else(|| StoreError::NoOrder(id.to_string()))?;
+        let order: &mut Value = &mut row;
         let history = body
             .get("statusHistory")
             .ok_or(StoreError::Missing("statusHistory"))?;
@@ -667,10 +686,11 @@ impl Store {
             None => self.pick_source(id),
         };
         let now = (self.clock)();
-        let order = self
+        let mut row = self
             .orders
             .get_mut(&id)
             .ok_or_else(|| StoreError::NoOrder(id.to_string()))?;
+        let order: &mut Value = &mut row;
         let state = order["state"].as_str().unwrap_or_default().to_owned();
         let shipped_all = order["items"].as_array().is_some_and(|items| {
             items
@@ -698,6 +718,7 @@ impl Store {
         set_state(order, next, next);
         order["updated_at"] = now.into();
         let mut changes = vec![order_change(order)];
+        drop(row);
         let tracks = body["tracks"].as_array().cloned().unwrap_or_default();
         changes.extend(self.shipment_for(id, &source, &tracks));
         let shipment_id = self.next_shipment;
