@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::Value;
 
@@ -175,6 +175,24 @@ impl SearchCriteria {
     /// other search scans the rows. (The index keeps timestamps as text, as a Magento
     /// timestamp compares; a row with a null `updated_at` is not one a search finds by it.)
     pub fn apply_indexed<'a>(&self, table: &'a Table) -> (Vec<&'a Value>, usize) {
+        // A group that is one `increment_id eq`/`in` filter: only the rows its values
+        // index can pass, and `apply` decides which do.
+        for group in &self.groups {
+            if let [f] = group.as_slice()
+                && f.field == "increment_id"
+                && matches!(f.condition.as_str(), "eq" | "in")
+            {
+                let values: Vec<&str> = match f.condition.as_str() {
+                    "eq" => vec![f.value.as_str()],
+                    _ => f.value.split(',').map(str::trim).collect(),
+                };
+                let ids: BTreeSet<u64> = values
+                    .into_iter()
+                    .flat_map(|value| table.with_increment(value))
+                    .collect();
+                return self.apply(ids.iter().filter_map(|id| table.get(id)));
+            }
+        }
         let keyset = [
             ("updated_at".to_owned(), true),
             ("entity_id".to_owned(), true),
@@ -534,7 +552,15 @@ mod tests {
         let mut table = Table::default();
         let second = |n: u64| format!("2024-03-0{} 10:00:0{}", 1 + n % 3, n % 4);
         for id in 1..=60u64 {
-            table.insert(id, json!({"entity_id": id, "updated_at": second(id * 7)}));
+            let increment = match id % 10 {
+                0 => Value::Null,
+                1 => json!("x"),
+                _ => json!(format!("{id:09}")),
+            };
+            table.insert(
+                id,
+                json!({"entity_id": id, "updated_at": second(id * 7), "increment_id": increment}),
+            );
         }
         for id in (1..=60u64).step_by(5) {
             if let Some(mut row) = table.get_mut(&id) {
@@ -566,6 +592,20 @@ mod tests {
                 queries.push(format!(
                     "{}{keyset}{paging}",
                     filter(0, "entity_id", "3,9,27,40", "in")
+                ));
+                queries.push(format!(
+                    "{}{paging}",
+                    filter(0, "increment_id", &format!("{:09}", n * 5), "eq")
+                ));
+                queries.push(format!(
+                    "{}{}&searchCriteria[sortOrders][0][field]=entity_id{paging}",
+                    filter(
+                        0,
+                        "increment_id",
+                        &format!("{},{:09},x", n * 3, n + 40),
+                        "in"
+                    ),
+                    filter(1, "updated_at", &at, "gteq")
                 ));
                 // Not the index's shape: a scan.
                 queries.push(format!("{}{paging}", filter(0, "updated_at", &at, "gteq")));

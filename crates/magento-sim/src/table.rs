@@ -6,9 +6,10 @@
 //! matching every row of a 100,000-order store for each page made the sim, not the
 //! services, the bottleneck of a large run. A search of that shape (filters on those two
 //! fields only, that sort) walks the index from its lower bound instead
-//! ([`crate::search::SearchCriteria::apply_indexed`]).
+//! ([`crate::search::SearchCriteria::apply_indexed`]). Orders are also indexed by
+//! `increment_id`: magento-writer finds each order it writes back to by a search on it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::{Deref, DerefMut};
 
 use serde_json::Value;
@@ -18,6 +19,36 @@ use serde_json::Value;
 pub struct Table {
     rows: BTreeMap<u64, Value>,
     by_updated: BTreeSet<(String, u64)>,
+    by_increment: HashMap<IncrementKey, BTreeSet<u64>>,
+}
+
+/// An `increment_id` as searches compare it: numbers as numbers (`000000042` is `42`),
+/// the rest as text; a null one equals anything.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum IncrementKey {
+    Number(u64),
+    Text(String),
+    Null,
+    Missing,
+}
+
+impl IncrementKey {
+    /// The key of a filter value.
+    pub(crate) fn of_text(text: &str) -> Self {
+        match text.parse::<f64>() {
+            Ok(n) => Self::Number(if n == 0.0 { 0 } else { n.to_bits() }),
+            Err(_) => Self::Text(text.to_owned()),
+        }
+    }
+
+    fn of_row(row: &Value) -> Self {
+        match row.get("increment_id") {
+            None => Self::Missing,
+            Some(Value::Null) => Self::Null,
+            Some(Value::String(s)) => Self::of_text(s),
+            Some(other) => Self::of_text(&other.to_string()),
+        }
+    }
 }
 
 /// A row's `updated_at` as the index keeps it (text, as searches compare timestamps).
@@ -34,8 +65,13 @@ impl Table {
     pub fn insert(&mut self, id: u64, row: Value) {
         if let Some(old) = self.rows.get(&id) {
             self.by_updated.remove(&(updated_at(old), id));
+            unindex(&mut self.by_increment, &IncrementKey::of_row(old), id);
         }
         self.by_updated.insert((updated_at(&row), id));
+        self.by_increment
+            .entry(IncrementKey::of_row(&row))
+            .or_default()
+            .insert(id);
         self.rows.insert(id, row);
     }
 
@@ -50,14 +86,26 @@ impl Table {
         Some(RowMut {
             id: *id,
             before: updated_at(row),
+            increment: IncrementKey::of_row(row),
             row,
             index: &mut self.by_updated,
+            increments: &mut self.by_increment,
         })
     }
 
     /// Every row, by entity id.
     pub fn values(&self) -> impl Iterator<Item = &Value> {
         self.rows.values()
+    }
+
+    /// Entity ids of the rows whose `increment_id` may equal `value` in a search (those
+    /// with a null one too: a null field equals anything there).
+    pub(crate) fn with_increment(&self, value: &str) -> impl Iterator<Item = u64> + '_ {
+        [IncrementKey::of_text(value), IncrementKey::Null]
+            .into_iter()
+            .filter_map(|key| self.by_increment.get(&key))
+            .flatten()
+            .copied()
     }
 
     /// `(updated_at, entity_id)` from `(updated_at, 0)` on, in that order.
@@ -70,8 +118,19 @@ impl Table {
 pub struct RowMut<'t> {
     id: u64,
     before: String,
+    increment: IncrementKey,
     row: &'t mut Value,
     index: &'t mut BTreeSet<(String, u64)>,
+    increments: &'t mut HashMap<IncrementKey, BTreeSet<u64>>,
+}
+
+fn unindex(increments: &mut HashMap<IncrementKey, BTreeSet<u64>>, key: &IncrementKey, id: u64) {
+    if let Some(ids) = increments.get_mut(key) {
+        ids.remove(&id);
+        if ids.is_empty() {
+            increments.remove(key);
+        }
+    }
 }
 
 impl Deref for RowMut<'_> {
@@ -95,6 +154,14 @@ impl Drop for RowMut<'_> {
             self.index
                 .remove(&(std::mem::take(&mut self.before), self.id));
             self.index.insert((after, self.id));
+        }
+        let increment = IncrementKey::of_row(self.row);
+        if increment != self.increment {
+            unindex(self.increments, &self.increment, self.id);
+            self.increments
+                .entry(increment)
+                .or_default()
+                .insert(self.id);
         }
     }
 }
@@ -131,6 +198,13 @@ mod tests {
         );
         assert_eq!(order(&table), [1, 3, 2]);
         assert_eq!(table.updated_from("2024-03-03").count(), 1);
+        if let Some(mut row) = table.get_mut(&3) {
+            row["increment_id"] = "000000042".into();
+        }
+        assert_eq!(table.with_increment("42").collect::<Vec<_>>(), [3]);
+        table.insert(3, json!({"entity_id": 3, "increment_id": "000000043"}));
+        assert_eq!(table.with_increment("42").count(), 0);
+        assert_eq!(table.with_increment("43").collect::<Vec<_>>(), [3]);
         assert_eq!(table.values().count(), 3);
     }
 }
