@@ -223,14 +223,37 @@ impl SearchCriteria {
                 }
             }
         }
+        // Groups the walk's start already satisfies (`updated_at` from a timestamp at or
+        // below it) are not evaluated again per row: then a poller's page over a large
+        // backlog costs a walk of the index, not a filter per row.
         let prepared = Prepared::of(self);
+        let checked: Vec<&Vec<PreparedFilter<'_>>> = self
+            .groups
+            .iter()
+            .zip(&prepared.groups)
+            .filter(|(group, _)| {
+                !matches!(group.as_slice(), [f] if f.field == "updated_at"
+                    && matches!(f.condition.as_str(), "gteq" | "from")
+                    && f.value.parse::<f64>().is_err()
+                    && f.value <= from)
+            })
+            .map(|(_, prepared)| prepared)
+            .collect();
+        let on_entity = checked
+            .iter()
+            .flat_map(|g| g.iter())
+            .any(|f| f.field() == "entity_id");
         let mut found: Vec<u64> = Vec::new();
         for (updated, id) in table.updated_from(&from) {
             if until.is_some_and(|u| updated.as_str() > u) {
                 break;
             }
-            let id_text = id.to_string();
-            let passes = prepared.groups.iter().all(|group| {
+            let id_text = if on_entity {
+                id.to_string()
+            } else {
+                String::new()
+            };
+            let passes = checked.iter().all(|group| {
                 group.iter().any(|filter| {
                     let value = if filter.field() == "updated_at" {
                         updated.as_str()
