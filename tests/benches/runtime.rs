@@ -117,13 +117,7 @@ struct Bench {
 
 /// This process's resident set, in bytes (Linux; 0 elsewhere).
 fn rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kb| kb * 1024)
+    bridge_testkit::process_memory("VmRSS")
 }
 
 impl Bench {

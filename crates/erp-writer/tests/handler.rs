@@ -12,8 +12,8 @@ use bridge_runtime::guard::{CircuitBreaker, Guard, RateLimiter};
 use bridge_runtime::handler::HandlerError;
 use erp_sim::{ErpSim, ErpSimConfig};
 use erp_writer::config::ShipmentSettings;
-use erp_writer::connector::ErpConnector;
 use erp_writer::connector::erp_sim::ErpSimConnector;
+use erp_writer::connector::{ErpConnector, ErpError, ErpOrder, Posted, SalesOrderDoc};
 use erp_writer::customers::Ensured;
 use erp_writer::handler::ErpWriter;
 use erp_writer::mapping::Mapping;
@@ -105,6 +105,20 @@ fn verdict(outputs: &[bridge_runtime::handler::Output]) -> Option<(ErpOutcome, O
     })
 }
 
+/// Books `doc` in erp-sim as the writer would (its customer first), outside the writer.
+fn book(
+    s: &Setup,
+    connector: &ErpSimConnector,
+    doc: &SalesOrderDoc,
+) -> Result<Posted<ErpOrder>, ErpError> {
+    s.runtime.block_on(async {
+        connector
+            .ensure_customers(std::slice::from_ref(&doc.customer))
+            .await?;
+        connector.create_order(doc).await
+    })
+}
+
 /// The writer crashed after the ERP booked the order and before the commit: the replayed
 /// record finds the order by reference and records it — no second order.
 #[test]
@@ -114,12 +128,7 @@ fn a_replay_after_a_crash_records_the_order_the_erp_already_has() -> TestResult 
     let mapping = Mapping::parse(MAPPING)?;
     let doc = mapping.sales_order(&order)?;
     let connector = ErpSimConnector::new(&s.erp.url(), Duration::from_secs(2))?;
-    let booked = s.runtime.block_on(async {
-        connector
-            .ensure_customers(std::slice::from_ref(&doc.customer))
-            .await?;
-        connector.create_order(&doc).await
-    })?;
+    let booked = book(&s, &connector, &doc)?;
     let outputs = s.driver.send(order)?;
     assert_eq!(
         verdict(&outputs),
@@ -140,13 +149,7 @@ fn orders_are_found_by_reference_a_page_at_a_time() -> TestResult {
     let mut booked = Vec::new();
     for reference in ["FIND-1", "FIND-2"] {
         let doc = mapping.sales_order(&placed(reference)?)?;
-        let order = s.runtime.block_on(async {
-            connector
-                .ensure_customers(std::slice::from_ref(&doc.customer))
-                .await?;
-            connector.create_order(&doc).await
-        })?;
-        booked.push(order.doc);
+        booked.push(book(&s, &connector, &doc)?.doc);
     }
     let mut asked: Vec<String> = (0..1500).map(|n| format!("NOT-BOOKED-{n}")).collect();
     asked.insert(3, "FIND-1".into());

@@ -75,15 +75,9 @@ async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<S
         .collect())
 }
 
-/// The process's peak resident set (`VmHWM`), in MiB (0 where /proc is not there).
+/// The process's peak resident set, in MiB.
 fn peak_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .map_or(0, |kib| kib / 1024)
+    bridge_testkit::process_memory("VmHWM") >> 20
 }
 
 async fn findings(flow: &Flow) -> Result<Vec<ReconciliationFinding>, AnyError> {
