@@ -41,6 +41,10 @@ mod tests {
         let now = process_memory("VmRSS");
         assert!(now > 0);
         assert!(process_memory("VmHWM") >= now);
-        assert_eq!(process_memory("Vm"), 0, "a prefix of a field is not the field");
+        assert_eq!(
+            process_memory("Vm"),
+            0,
+            "a prefix of a field is not the field"
+        );
     }
 }
