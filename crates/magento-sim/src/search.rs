@@ -156,17 +156,22 @@ impl SearchCriteria {
             });
         }
         let total = found.len();
+        (self.page_of(found), total)
+    }
+
+    /// The requested page of `found` (all of it without a page size; past the end, the
+    /// last page again).
+    fn page_of<T>(&self, found: Vec<T>) -> Vec<T> {
         let Some(size) = self.page_size else {
-            return (found, total);
+            return found;
         };
-        let pages = total.div_ceil(size).max(1);
+        let pages = found.len().div_ceil(size).max(1);
         let page = self.current_page.min(pages);
-        let page_rows = found
+        found
             .into_iter()
             .skip((page - 1) * size)
             .take(size)
-            .collect();
-        (page_rows, total)
+            .collect()
     }
 
     /// [`Self::apply`] over a [`Table`]: a search sorted by `updated_at` then `entity_id`
@@ -271,18 +276,7 @@ impl SearchCriteria {
             }
         }
         let total = found.len();
-        let page: Vec<u64> = match self.page_size {
-            None => found,
-            Some(size) => {
-                let pages = total.div_ceil(size).max(1);
-                let page = self.current_page.min(pages);
-                found
-                    .into_iter()
-                    .skip((page - 1) * size)
-                    .take(size)
-                    .collect()
-            }
-        };
+        let page = self.page_of(found);
         (page.iter().filter_map(|id| table.get(id)).collect(), total)
     }
 
