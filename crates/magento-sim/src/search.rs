@@ -216,10 +216,7 @@ impl SearchCriteria {
         let mut from = String::new();
         let mut until: Option<&str> = None;
         for group in &self.groups {
-            if let [f] = group.as_slice()
-                && f.field == "updated_at"
-                && f.value.parse::<f64>().is_err()
-            {
+            if let Some(f) = timestamp_bound(group) {
                 if matches!(f.condition.as_str(), "eq" | "gteq" | "from" | "gt") {
                     from = from.max(f.value.clone());
                 }
@@ -237,10 +234,9 @@ impl SearchCriteria {
             .iter()
             .zip(&prepared.groups)
             .filter(|(group, _)| {
-                !matches!(group.as_slice(), [f] if f.field == "updated_at"
-                    && matches!(f.condition.as_str(), "gteq" | "from")
-                    && f.value.parse::<f64>().is_err()
-                    && f.value <= from)
+                !timestamp_bound(group).is_some_and(|f| {
+                    matches!(f.condition.as_str(), "gteq" | "from") && f.value <= from
+                })
             })
             .map(|(_, prepared)| prepared)
             .collect();
@@ -434,6 +430,15 @@ impl Filter {
             }
             _ => false,
         }
+    }
+}
+
+/// The filter of a group that is one condition on `updated_at` against a timestamp (text,
+/// not a number): a bound the index walk can use.
+fn timestamp_bound(group: &[Filter]) -> Option<&Filter> {
+    match group {
+        [f] if f.field == "updated_at" && f.value.parse::<f64>().is_err() => Some(f),
+        _ => None,
     }
 }
 
