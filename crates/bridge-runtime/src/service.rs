@@ -96,8 +96,9 @@ where
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
-    health.ready(KAFKA);
+    // The work marks its own parts not ready when it is made, before Kafka's is cleared.
     let work = work(Arc::clone(&health));
+    health.ready(KAFKA);
     tokio::pin!(work);
     let result = tokio::select! {
         result = &mut work => result,
@@ -219,12 +220,35 @@ pub async fn run_handlers(
         what: "processing loop".into(),
         reason,
     };
-    run(
-        name,
-        &config.kafka,
-        &config.http,
-        shutdown,
-        |health| async move {
+    run(name, &config.kafka, &config.http, shutdown, |health| {
+        // Each loop is not ready from the moment the work is made, before the Kafka
+        // part is marked ready: `/readyz` never answers 200 between the two.
+        let mut prepared = Vec::with_capacity(loops.len());
+        for spec in loops {
+            let mut loop_config = crate::processor::ProcessorConfig::from_settings(
+                name,
+                &spec.group_id,
+                &spec.input_topic,
+                &settings,
+            );
+            if several {
+                loop_config.state_dir = loop_config.state_dir.join(&spec.group_id);
+            }
+            let mut kafka = kafka.clone();
+            if let Some(worker) = spec.worker {
+                loop_config.worker = Some(worker);
+                loop_config.state_dir = loop_config.state_dir.join(format!("worker-{worker}"));
+                loop_config.instance_id = format!("{}-{worker}", loop_config.instance_id);
+                // Static members of one group must differ, or they fence each other.
+                if let Some(member) = kafka.librdkafka.get_mut("group.instance.id") {
+                    *member = format!("{member}-{worker}");
+                }
+            }
+            // Not ready until the loop has joined its group (it marks itself).
+            health.waiting_for(&loop_config.readiness_part(), "starting");
+            prepared.push((spec, loop_config, kafka));
+        }
+        async move {
             let runtime = tokio::runtime::Handle::current();
             // The loops stop on the service's shutdown, or when one of them has ended, or
             // when this work is dropped ([`run`] drops it on shutdown, and the runtime then
@@ -238,28 +262,7 @@ pub async fn run_handlers(
                 forward.fire();
             });
             let mut running = tokio::task::JoinSet::new();
-            for spec in loops {
-                let mut loop_config = crate::processor::ProcessorConfig::from_settings(
-                    name,
-                    &spec.group_id,
-                    &spec.input_topic,
-                    &settings,
-                );
-                if several {
-                    loop_config.state_dir = loop_config.state_dir.join(&spec.group_id);
-                }
-                let mut kafka = kafka.clone();
-                if let Some(worker) = spec.worker {
-                    loop_config.worker = Some(worker);
-                    loop_config.state_dir = loop_config.state_dir.join(format!("worker-{worker}"));
-                    loop_config.instance_id = format!("{}-{worker}", loop_config.instance_id);
-                    // Static members of one group must differ, or they fence each other.
-                    if let Some(member) = kafka.librdkafka.get_mut("group.instance.id") {
-                        *member = format!("{member}-{worker}");
-                    }
-                }
-                // Not ready until the loop has joined its group (it marks itself).
-                health.waiting_for(&loop_config.readiness_part(), "starting");
+            for (spec, loop_config, kafka) in prepared {
                 let handler = (spec.make_handler)(health.metrics());
                 let (codec, runtime) = (Arc::clone(&codec), runtime.clone());
                 let (health, shutdown) = (Arc::clone(&health), loops_shutdown.clone());
@@ -289,8 +292,8 @@ pub async fn run_handlers(
                 }
             }
             result
-        },
-    )
+        }
+    })
     .await
 }
 

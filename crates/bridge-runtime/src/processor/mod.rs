@@ -439,7 +439,8 @@ impl<H: Handler> Loop<'_, H> {
     /// librdkafka reports most consumer errors for information and recovers by itself
     /// (a broker restarting, a topic not created yet); only a fatal one (this member
     /// fenced by another with the same `group.instance.id`) stops the loop. A missing
-    /// input topic marks the loop not ready until partitions of it are assigned.
+    /// input topic marks the loop not ready until partitions of it are assigned (unless the
+    /// loop holds some of them).
     fn on_consumer_error(&mut self, e: KafkaError) -> Result<(), ProcessorError> {
         let code = e.rdkafka_error_code();
         self.metrics
@@ -451,7 +452,13 @@ impl<H: Handler> Loop<'_, H> {
         if let KafkaError::MessageConsumptionFatal(_) = e {
             return Err(kafka("consume")(e));
         }
-        if code == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
+        if code == Some(RDKafkaErrorCode::UnknownTopicOrPartition) && !self.partitions.is_empty() {
+            // Partitions of the input held now prove the topic is there: librdkafka
+            // reports a topic unknown on a stale metadata answer too (just after the topic
+            // was created). A topic deleted is revoked first, and then counts.
+            let topic = &self.config.input_topic;
+            tracing::warn!(%topic, error = %e, "input topic reported unknown while assigned");
+        } else if code == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
             self.readiness.input_missing();
             let topic = &self.config.input_topic;
             tracing::warn!(%topic, error = %e, "input topic missing; waiting for it");
