@@ -21,6 +21,7 @@ pub mod handler;
 pub mod health;
 pub mod metrics;
 pub mod parking;
+pub mod process_metrics;
 pub mod processor;
 pub mod retry;
 pub mod service;

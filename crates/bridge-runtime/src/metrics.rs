@@ -68,14 +68,15 @@ pub struct Metrics {
 impl Metrics {
     /// A fresh set, every series labelled with `service`.
     pub fn new(service: &str) -> Self {
-        let mut registry = Registry::with_prefix_and_labels(
-            "bridge",
+        // The process's series under their usual names; the runtime's under `bridge_`.
+        let mut registry = Registry::with_labels(
             [(
                 std::borrow::Cow::Borrowed("service"),
                 std::borrow::Cow::Owned(service.to_owned()),
             )]
             .into_iter(),
         );
+        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
         let metrics = Self {
             records_in: Family::default(),
             records_out: Family::default(),
@@ -93,68 +94,69 @@ impl Metrics {
             ready: Gauge::default(),
             registry: std::sync::Mutex::new(Registry::default()),
         };
-        registry.register(
+        let bridge = registry.sub_registry_with_prefix("bridge");
+        bridge.register(
             "records_in",
             "Input records consumed",
             metrics.records_in.clone(),
         );
-        registry.register(
+        bridge.register(
             "records_out",
             "Output records produced",
             metrics.records_out.clone(),
         );
-        registry.register(
+        bridge.register(
             "errors",
             "Handler and codec errors by class",
             metrics.errors.clone(),
         );
-        registry.register("parked", "Records parked by class", metrics.parked.clone());
-        registry.register(
+        bridge.register("parked", "Records parked by class", metrics.parked.clone());
+        bridge.register(
             "consumer_errors",
             "Errors the consumer reported, by librdkafka error code",
             metrics.consumer_errors.clone(),
         );
-        registry.register(
+        bridge.register(
             "dedupe_hits",
             "Inputs skipped as duplicates",
             metrics.dedupe_hits.clone(),
         );
-        registry.register(
+        bridge.register(
             "transactions_committed",
             "Transactions committed",
             metrics.commits.clone(),
         );
-        registry.register(
+        bridge.register(
             "transactions_aborted",
             "Transactions aborted",
             metrics.aborts.clone(),
         );
-        registry.register(
+        bridge.register(
             "transaction_commit_seconds",
             "Time to commit a transaction",
             metrics.commit_seconds.clone(),
         );
-        registry.register(
+        bridge.register(
             "state_restore_seconds",
             "Time to restore a partition's state",
             metrics.restore_seconds.clone(),
         );
-        registry.register(
+        bridge.register(
             "state_restored_records",
             "Changelog records read in restores",
             metrics.restored_records.clone(),
         );
-        registry.register(
+        bridge.register(
             "paused_partitions",
             "Partitions paused after retries gave up",
             metrics.paused_partitions.clone(),
         );
-        registry.register(
+        bridge.register(
             "consumer_lag_records",
             "Consumer lag per partition",
             metrics.consumer_lag.clone(),
         );
-        registry.register(
+        bridge.register(
             "service_ready",
             "Whether the service reports ready (1) or not (0)",
             metrics.ready.clone(),
@@ -176,6 +178,7 @@ impl Metrics {
         self.registry
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .sub_registry_with_prefix("bridge")
             .register(name, help, metric);
     }
 
@@ -221,6 +224,29 @@ mod tests {
         );
         assert!(
             text.contains("bridge_transaction_commit_seconds_count"),
+            "{text}"
+        );
+        // The process's own series keep the names dashboards know.
+        let resident = text
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"process_resident_memory_bytes{service="erp-writer"} "#))
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(resident.is_some_and(|b| b > 0.0), "{text}");
+        assert!(
+            text.contains(r#"process_cpu_seconds_total{service="erp-writer"} "#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn series_added_later_are_under_the_runtime_prefix() {
+        let metrics = Metrics::new("reconciler");
+        let runs = prometheus_client::metrics::counter::Counter::<u64>::default();
+        metrics.register("reconciler_runs", "Runs", runs.clone());
+        runs.inc();
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"bridge_reconciler_runs_total{service="reconciler"} 1"#),
             "{text}"
         );
     }
