@@ -13,7 +13,12 @@ pub fn metric_sum(text: &str, name: &str) -> f64 {
 /// A memory figure of this process from `/proc/self/status` (`VmRSS` now, `VmHWM` its
 /// peak), in bytes; 0 where `/proc` is not there.
 pub fn process_memory(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    process_memory_of("self", field)
+}
+
+/// [`process_memory`] of the process `pid` (a number, or `self`).
+pub fn process_memory_of(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             let line = status
@@ -46,5 +51,8 @@ mod tests {
             0,
             "a prefix of a field is not the field"
         );
+        let own = std::process::id().to_string();
+        assert!(process_memory_of(&own, "VmHWM") >= now);
+        assert_eq!(process_memory_of("no-such-process", "VmHWM"), 0);
     }
 }

@@ -28,19 +28,38 @@ fn count(var: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// What changes in the ERP's books as the flow books, cancels, credits and repairs: cheap to
+/// read under the lock, unlike a comparison of every order.
+fn erp_activity(flow: &Flow) -> [u64; 5] {
+    let books = flow.erp.shared.books();
+    [
+        books.last_order_number,
+        books.credit_notes.len() as u64,
+        books.amendments,
+        books.shipments.len() as u64,
+        books.duplicate_creates,
+    ]
+}
+
 /// Waits until the ERP agrees with Magento on every order but `faulted` (which the ERP
 /// booked wrongly on purpose), and those are booked.
 async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<String>, AnyError> {
     let mut last = Vec::new();
-    // The comparison reads every order of both sims under their locks: at most every two
-    // seconds and never more than a fifth of the time, so a large store's pipeline is not
-    // held up by the test watching it.
-    let mut next_compare = std::time::Instant::now();
+    // The comparison reads every order of both sims under their locks (seconds for a
+    // large store). It runs once the ERP's books stood still for a poll, or at the latest
+    // every 30 s, and never more than a fifth of the time: a store's pipeline is not held
+    // up by the test watching it. A line every 30 s tells how far the flow got.
+    let started = std::time::Instant::now();
+    let mut next_compare = started;
+    let mut next_report = started + Duration::from_secs(30);
+    let mut activity = erp_activity(flow);
     let outcome = wait_until("the ERP to book every order", timeout, || {
-        if std::time::Instant::now() < next_compare {
+        let now = std::time::Instant::now();
+        let was = std::mem::replace(&mut activity, erp_activity(flow));
+        let busy = was != activity && now < next_report;
+        if now < next_compare || busy {
             return std::future::ready(false);
         }
-        let comparing = std::time::Instant::now();
         let faulted: BTreeSet<String> = flow.erp.shared.books().faulted.keys().cloned().collect();
         let diff: Vec<String> = differences(&flow.erp, &expected(&flow.sim))
             .into_iter()
@@ -53,8 +72,19 @@ async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<S
             })
             .collect();
         let done = diff.is_empty();
+        if now >= next_report {
+            println!(
+                "{:>5.0} s: {} ERP orders created, {} differences left (compared in {} ms), e.g. {:?}",
+                started.elapsed().as_secs_f64(),
+                activity[0],
+                diff.len(),
+                now.elapsed().as_millis(),
+                diff.iter().take(3).collect::<Vec<_>>()
+            );
+            next_report = now + Duration::from_secs(30);
+        }
         last = diff;
-        next_compare = comparing + (comparing.elapsed() * 5).max(Duration::from_secs(2));
+        next_compare = now + (now.elapsed() * 5).max(Duration::from_secs(2));
         std::future::ready(done)
     })
     .await;
@@ -74,6 +104,10 @@ async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<S
         .cloned()
         .collect())
 }
+
+/// What the reconciler's process may peak at over a clean run of any size (measured:
+/// see docs/decisions/reconciler.md).
+const RECONCILER_PEAK_MIB: u64 = 512;
 
 /// The process's peak resident set, in MiB.
 fn peak_rss_mib() -> u64 {
@@ -503,7 +537,14 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     let extra = format!(
         "page_size = 200\ncontrol_listen = \"127.0.0.1:{control}\"\n[reconciler.stock]\nenabled = false"
     );
-    flow.start_reconciler(&mapping, 3_600_000, &extra).await?;
+    // Its own process where its binary is built, so its memory is its own.
+    let process = flow
+        .start_reconciler_process(&mapping, 3_600_000, &extra)
+        .await?;
+    if process.is_none() {
+        println!("(no reconciler binary beside erp-writer's: it runs in this process)");
+        flow.start_reconciler(&mapping, 3_600_000, &extra).await?;
+    }
     // One full run on every partition: every order the ERP has compared.
     let in_erp = flow.erp.shared.books().orders.len() as f64;
     wait_until("a full run over every order", scaled(600), || async {
@@ -532,6 +573,16 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
         started.elapsed().as_secs_f64(),
         peak_rss_mib()
     );
+    if let Some(process) = &process {
+        // Pages, not the store: the state's cache (128 MiB by default) and a page of
+        // orders, whatever the store's size.
+        let peak = process.memory("VmHWM") >> 20;
+        println!("the reconciler's own peak RSS over {checked} orders: {peak} MiB");
+        assert!(
+            peak < RECONCILER_PEAK_MIB,
+            "the reconciler peaked at {peak} MiB"
+        );
+    }
     // Today's summary: what the daily line will say.
     let summary: serde_json::Value = harness::http()
         .get(format!("http://127.0.0.1:{control}/summary"))
@@ -571,6 +622,9 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     })
     .await?;
     assert!(findings(&flow).await?.is_empty());
+    if let Some(mut process) = process {
+        process.stop()?;
+    }
     writer.stop()?;
     flow.stop().await
 }

@@ -79,13 +79,19 @@ type InProcess = (
     tokio::task::JoinHandle<Result<(), bridge_runtime::service::ServiceError>>,
 );
 
-/// A running erp-writer process.
+/// A service running as its own process (erp-writer; the reconciler where its memory is
+/// measured).
 pub struct Writer {
     pub child: Child,
     pub http_port: u16,
 }
 
 impl Writer {
+    /// A figure of its `/proc/<pid>/status` in bytes (`VmHWM`: its peak resident set).
+    pub fn memory(&self, field: &str) -> u64 {
+        bridge_testkit::process_memory_of(&self.child.id().to_string(), field)
+    }
+
     /// SIGKILL, no goodbye.
     pub fn kill(&mut self) -> TestResult {
         self.child.kill()?;
@@ -101,7 +107,7 @@ impl Writer {
             .status()?;
         let status = self.child.wait()?;
         if !status.success() {
-            return Err(format!("erp-writer stopped with {status}").into());
+            return Err(format!("the service stopped with {status}").into());
         }
         Ok(())
     }
@@ -297,16 +303,11 @@ source_items_interval_ms = 0
         Ok(())
     }
 
-    /// Starts the reconciler in this process (stabilization profile, no rounding tolerated,
-    /// orders compared as soon as they are in) with `interval_ms` between runs and these
-    /// extra `[reconciler]` lines; waits until it is ready.
-    pub async fn start_reconciler(
-        &mut self,
-        mapping: &Path,
-        interval_ms: u64,
-        extra: &str,
-    ) -> TestResult {
-        let toml = format!(
+    /// The reconciler's configuration for this flow (stabilization profile, no rounding
+    /// tolerated, orders compared as soon as they are in) with `interval_ms` between runs
+    /// and these extra `[reconciler]` lines.
+    fn reconciler_toml(&self, mapping: &Path, interval_ms: u64, extra: &str) -> String {
+        format!(
             r#"
 commit_interval_ms = 200
 [reconciler]
@@ -332,13 +333,64 @@ base_url = "{sim}"
             mapping = mapping.display(),
             erp = self.erp.url(),
             sim = self.sim.url(),
-        );
+        )
+    }
+
+    /// Starts the reconciler in this process (see [`Flow::reconciler_toml`]) and waits
+    /// until it is ready.
+    pub async fn start_reconciler(
+        &mut self,
+        mapping: &Path,
+        interval_ms: u64,
+        extra: &str,
+    ) -> TestResult {
+        let toml = self.reconciler_toml(mapping, interval_ms, extra);
         let (service, port) = self
             .in_process("reconciler", "rec", &toml, reconciler::run)
             .await?;
         self.reconciler = Some(service);
         self.reconciler_port = Some(port);
         Ok(())
+    }
+
+    /// Starts the reconciler as its own process, so that its memory is its own, when its
+    /// binary was built beside erp-writer's (`cargo build --workspace --bins`, as `make
+    /// test` does); `None` when it was not.
+    pub async fn start_reconciler_process(
+        &mut self,
+        mapping: &Path,
+        interval_ms: u64,
+        extra: &str,
+    ) -> Result<Option<Writer>, AnyError> {
+        let binary = Path::new(env!("CARGO_BIN_EXE_erp-writer")).with_file_name("reconciler");
+        if !binary.exists() {
+            return Ok(None);
+        }
+        let port = free_port()?;
+        let config = self.dir.path().join("reconciler-process.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}{}",
+                self.runtime_sections("reconciler", port, "rec"),
+                self.reconciler_toml(mapping, interval_ms, extra)
+                    .trim_start()
+            ),
+        )?;
+        let log = std::fs::File::create(self.dir.path().join("reconciler.log"))?;
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        let process = Writer {
+            child,
+            http_port: port,
+        };
+        ready(port, "reconciler ready").await?;
+        self.reconciler_port = Some(port);
+        Ok(Some(process))
     }
 
     /// The reconciler's Prometheus text.
