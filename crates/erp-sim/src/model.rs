@@ -331,8 +331,12 @@ pub struct Books {
     pub customers: BTreeMap<String, Customer>,
     /// Sales orders by id.
     pub orders: BTreeMap<String, SalesOrder>,
-    /// Order id by external reference.
+    /// Order id by external reference (the first booking of it).
     pub order_refs: BTreeMap<String, String>,
+    /// Later bookings of a reference already booked, in booking order (only where
+    /// duplicate references are allowed): with `order_refs`, every order of a reference
+    /// is found without reading every order.
+    pub rebooked_refs: BTreeMap<String, Vec<String>>,
     /// Credit notes by external reference.
     pub credit_notes: BTreeMap<String, CreditNote>,
     /// Stock by (warehouse, item).
@@ -396,6 +400,19 @@ impl Books {
         self.order_refs
             .get(external_ref)
             .and_then(|id| self.orders.get(id))
+    }
+
+    /// Every order booked with this external reference, in booking order (more than one
+    /// only where duplicate references are allowed).
+    pub fn orders_by_ref(&self, external_ref: &str) -> Vec<&SalesOrder> {
+        let mut ids: Vec<&String> = self.order_refs.get(external_ref).into_iter().collect();
+        ids.extend(self.rebooked_refs.get(external_ref).into_iter().flatten());
+        let mut found: Vec<&SalesOrder> = ids
+            .into_iter()
+            .filter_map(|id| self.orders.get(id))
+            .collect();
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found
     }
 
     /// Books a sales order, unless one with its external reference exists (then that one).
@@ -534,9 +551,16 @@ impl Books {
         if let Some(c) = self.customers.get_mut(&new.customer_ref) {
             c.open_balance += order.totals.grand_total;
         }
-        self.order_refs
-            .entry(new.external_ref)
-            .or_insert_with(|| id.clone());
+        match self.order_refs.entry(new.external_ref) {
+            std::collections::btree_map::Entry::Vacant(first) => {
+                first.insert(id.clone());
+            }
+            std::collections::btree_map::Entry::Occupied(booked) => self
+                .rebooked_refs
+                .entry(booked.key().clone())
+                .or_default()
+                .push(id.clone()),
+        }
         self.orders.insert(id, order.clone());
         Ok(order)
     }
@@ -956,6 +980,33 @@ mod tests {
             books.order_by_ref("3").map(|o| o.id.as_str()),
             Some("SO-000003")
         );
+        Ok(())
+    }
+
+    #[test]
+    fn every_booking_of_a_reference_is_found_by_it_where_duplicates_are_allowed()
+    -> Result<(), Rejection> {
+        let mut books = books();
+        books.rules.allow_duplicate_refs = true;
+        for r in ["1", "2", "1", "1"] {
+            books.create_order(order(r, 1), OrderFaults::default())?;
+        }
+        let ids = |books: &Books, r: &str| -> Vec<String> {
+            books
+                .orders_by_ref(r)
+                .into_iter()
+                .map(|o| o.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&books, "1"), ["SO-000001", "SO-000003", "SO-000004"]);
+        assert_eq!(ids(&books, "2"), ["SO-000002"]);
+        assert!(ids(&books, "5").is_empty());
+        assert_eq!(books.duplicate_creates, 2);
+        // A delete forgets the first booking; the later ones stay, and a new one joins.
+        assert!(books.forget("1").is_some());
+        assert_eq!(ids(&books, "1"), ["SO-000003", "SO-000004"]);
+        books.create_order(order("1", 1), OrderFaults::default())?;
+        assert_eq!(ids(&books, "1"), ["SO-000003", "SO-000004", "SO-000005"]);
         Ok(())
     }
 

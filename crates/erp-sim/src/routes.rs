@@ -236,15 +236,7 @@ struct OrderQuery {
 async fn list_orders(State(shared): App, Query(q): Query<OrderQuery>) -> Json<Value> {
     let books = shared.books();
     if let Some(external_ref) = &q.external_ref {
-        let found: Vec<_> = if books.rules.allow_duplicate_refs {
-            books
-                .orders
-                .values()
-                .filter(|o| &o.external_ref == external_ref)
-                .collect()
-        } else {
-            books.order_by_ref(external_ref).into_iter().collect()
-        };
+        let found = books.orders_by_ref(external_ref);
         return Json(json!({ "items": found, "total": found.len() }));
     }
     let size = q.size.unwrap_or(100).clamp(1, 1000);
@@ -278,20 +270,10 @@ async fn search_orders(State(shared): App, Json(search): Json<OrderSearch>) -> R
     let books = shared.books();
     let wanted: std::collections::HashSet<&str> =
         search.external_refs.iter().map(String::as_str).collect();
-    let items: Vec<_> = if books.rules.allow_duplicate_refs {
-        let mut last = std::collections::BTreeMap::new();
-        for order in books.orders.values() {
-            if wanted.contains(order.external_ref.as_str()) {
-                last.insert(order.external_ref.as_str(), order);
-            }
-        }
-        last.into_values().collect()
-    } else {
-        wanted
-            .iter()
-            .filter_map(|r| books.order_by_ref(r))
-            .collect()
-    };
+    let items: Vec<_> = wanted
+        .iter()
+        .filter_map(|r| books.orders_by_ref(r).pop())
+        .collect();
     Json(json!({ "items": items, "total": items.len() })).into_response()
 }
 
