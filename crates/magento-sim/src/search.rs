@@ -225,18 +225,32 @@ impl SearchCriteria {
                 }
             }
         }
+        // Within one second (`updated_at eq`), an `entity_id` lower bound (a poller reading
+        // on past a page of that second) starts the walk at its id: the second's rows
+        // before it are not walked again for every page.
+        let one_second = until == Some(from.as_str());
+        let first_id = self
+            .groups
+            .iter()
+            .filter(|_| one_second)
+            .filter_map(|group| entity_lower_bound(group))
+            .max()
+            .unwrap_or(0);
         // Groups the walk's start already satisfies (`updated_at` from a timestamp at or
-        // below it) are not evaluated again per row: then a poller's page over a large
-        // backlog costs a walk of the index, not a filter per row.
+        // below it; that `entity_id` bound) are not evaluated again per row: then a
+        // poller's page over a large backlog costs a walk of the index, not a filter per
+        // row.
         let prepared = Prepared::of(self);
         let checked: Vec<&Vec<PreparedFilter<'_>>> = self
             .groups
             .iter()
             .zip(&prepared.groups)
             .filter(|(group, _)| {
-                !timestamp_bound(group).is_some_and(|f| {
+                let from_satisfies = timestamp_bound(group).is_some_and(|f| {
                     matches!(f.condition.as_str(), "gteq" | "from") && f.value <= from
-                })
+                });
+                let start_satisfies = one_second && entity_lower_bound(group).is_some();
+                !(from_satisfies || start_satisfies)
             })
             .map(|(_, prepared)| prepared)
             .collect();
@@ -245,7 +259,7 @@ impl SearchCriteria {
             .flat_map(|g| g.iter())
             .any(|f| f.field() == "entity_id");
         let mut found: Vec<u64> = Vec::new();
-        for (updated, id) in table.updated_from(&from) {
+        for (updated, id) in table.updated_from(&from, first_id) {
             if until.is_some_and(|u| updated.as_str() > u) {
                 break;
             }
@@ -435,6 +449,22 @@ impl Filter {
 
 /// The filter of a group that is one condition on `updated_at` against a timestamp (text,
 /// not a number): a bound the index walk can use.
+/// The first `entity_id` a group that is one `entity_id gt`/`gteq` bound on a number lets
+/// through.
+fn entity_lower_bound(group: &[Filter]) -> Option<u64> {
+    match group {
+        [f] if f.field == "entity_id" => {
+            let n: u64 = f.value.trim().parse().ok()?;
+            match f.condition.as_str() {
+                "gt" => n.checked_add(1),
+                "gteq" => Some(n),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 fn timestamp_bound(group: &[Filter]) -> Option<&Filter> {
     match group {
         [f] if f.field == "updated_at" && f.value.parse::<f64>().is_err() => Some(f),
@@ -611,6 +641,15 @@ mod tests {
                     filter(0, "updated_at", &at, "eq"),
                     filter(1, "entity_id", &(n * 4).to_string(), "gt")
                 ));
+                // The walk starts at the id within the second (`gteq`), or cannot (text).
+                for (id, condition) in [(n * 5, "gteq"), (n * 3, "gt"), (n, "lt")] {
+                    queries.push(format!(
+                        "{}{}{}{keyset}{paging}",
+                        filter(0, "entity_id", &id.to_string(), condition),
+                        filter(1, "updated_at", &at, "eq"),
+                        filter(2, "entity_id", "9x", "neq")
+                    ));
+                }
                 queries.push(format!(
                     "{}{keyset}{paging}",
                     filter(0, "entity_id", "3,9,27,40", "in")

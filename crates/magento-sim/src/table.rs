@@ -109,8 +109,12 @@ impl Table {
     }
 
     /// `(updated_at, entity_id)` from `(updated_at, 0)` on, in that order.
-    pub(crate) fn updated_from(&self, updated_at: &str) -> impl Iterator<Item = &(String, u64)> {
-        self.by_updated.range((updated_at.to_owned(), 0)..)
+    pub(crate) fn updated_from(
+        &self,
+        updated_at: &str,
+        first_id: u64,
+    ) -> impl Iterator<Item = &(String, u64)> {
+        self.by_updated.range((updated_at.to_owned(), first_id)..)
     }
 }
 
@@ -186,7 +190,7 @@ mod tests {
             3,
             json!({"entity_id": 3, "updated_at": "2024-03-02 00:00:00"}),
         );
-        let order = |t: &Table| -> Vec<u64> { t.updated_from("").map(|(_, id)| *id).collect() };
+        let order = |t: &Table| -> Vec<u64> { t.updated_from("", 0).map(|(_, id)| *id).collect() };
         assert_eq!(order(&table), [2, 3, 1]);
         if let Some(mut row) = table.get_mut(&2) {
             row["updated_at"] = "2024-03-09 00:00:00".into();
@@ -197,7 +201,7 @@ mod tests {
             json!({"entity_id": 1, "updated_at": "2024-03-01 00:00:00"}),
         );
         assert_eq!(order(&table), [1, 3, 2]);
-        assert_eq!(table.updated_from("2024-03-03").count(), 1);
+        assert_eq!(table.updated_from("2024-03-03", 0).count(), 1);
         if let Some(mut row) = table.get_mut(&3) {
             row["increment_id"] = "000000042".into();
         }
