@@ -518,7 +518,7 @@ async fn stock_drift_in_the_erp_is_found_per_sku_and_source_and_repaired_in_mage
 
 /// A clean store — every fixture shape among generated orders, with cancellations, refunds
 /// and shipments — gives no finding at all (`RECONCILE_CLEAN_ORDERS`, default 10,000, as the
-/// issue asks: 727 s here, 288 s of it the reconciler's run, the rest booking them).
+/// issue asks; 100,000 for a large store: docs/decisions/reconciler.md has the numbers).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     let stack = stack()?;
