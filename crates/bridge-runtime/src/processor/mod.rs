@@ -452,16 +452,17 @@ impl<H: Handler> Loop<'_, H> {
         if let KafkaError::MessageConsumptionFatal(_) = e {
             return Err(kafka("consume")(e));
         }
-        if code == Some(RDKafkaErrorCode::UnknownTopicOrPartition) && !self.partitions.is_empty() {
+        if code == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
+            let topic = &self.config.input_topic;
             // Partitions of the input held now prove the topic is there: librdkafka
             // reports a topic unknown on a stale metadata answer too (just after the topic
             // was created). A topic deleted is revoked first, and then counts.
-            let topic = &self.config.input_topic;
-            tracing::warn!(%topic, error = %e, "input topic reported unknown while assigned");
-        } else if code == Some(RDKafkaErrorCode::UnknownTopicOrPartition) {
-            self.readiness.input_missing();
-            let topic = &self.config.input_topic;
-            tracing::warn!(%topic, error = %e, "input topic missing; waiting for it");
+            if self.partitions.is_empty() {
+                self.readiness.input_missing();
+                tracing::warn!(%topic, error = %e, "input topic missing; waiting for it");
+            } else {
+                tracing::warn!(%topic, error = %e, "input topic reported unknown while assigned");
+            }
         } else {
             tracing::warn!(error = %e, "consumer error; librdkafka retries");
         }
