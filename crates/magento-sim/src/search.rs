@@ -229,13 +229,15 @@ impl SearchCriteria {
         // on past a page of that second) starts the walk at its id: the second's rows
         // before it are not walked again for every page.
         let one_second = until == Some(from.as_str());
-        let first_id = self
-            .groups
-            .iter()
-            .filter(|_| one_second)
-            .filter_map(|group| entity_lower_bound(group))
-            .max()
-            .unwrap_or(0);
+        let first_id = if one_second {
+            self.groups
+                .iter()
+                .filter_map(|g| entity_lower_bound(g))
+                .max()
+        } else {
+            None
+        }
+        .unwrap_or(0);
         // Groups the walk's start already satisfies (`updated_at` from a timestamp at or
         // below it; that `entity_id` bound) are not evaluated again per row: then a
         // poller's page over a large backlog costs a walk of the index, not a filter per
@@ -447,8 +449,6 @@ impl Filter {
     }
 }
 
-/// The filter of a group that is one condition on `updated_at` against a timestamp (text,
-/// not a number): a bound the index walk can use.
 /// The first `entity_id` a group that is one `entity_id gt`/`gteq` bound on a number lets
 /// through.
 fn entity_lower_bound(group: &[Filter]) -> Option<u64> {
@@ -465,6 +465,8 @@ fn entity_lower_bound(group: &[Filter]) -> Option<u64> {
     }
 }
 
+/// The filter of a group that is one condition on `updated_at` against a timestamp (text,
+/// not a number): a bound the index walk can use.
 fn timestamp_bound(group: &[Filter]) -> Option<&Filter> {
     match group {
         [f] if f.field == "updated_at" && f.value.parse::<f64>().is_err() => Some(f),
