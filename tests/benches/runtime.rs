@@ -117,7 +117,7 @@ struct Bench {
 
 /// This process's resident set, in bytes (Linux; 0 elsewhere).
 fn rss() -> u64 {
-    bridge_testkit::process_memory("VmRSS")
+    bridge_runtime::process_metrics::memory("self", "VmRSS")
 }
 
 impl Bench {

@@ -27,6 +27,23 @@ struct Reading {
     open_fds: u64,
 }
 
+/// A figure of `/proc/<pid>/status` (`pid` a number or `self`) in bytes: `VmRSS` the
+/// resident set now, `VmHWM` its peak; 0 where the process or `/proc` is not there.
+pub fn memory(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| status_kib(&status, field))
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// The number of a `Field:  N kB` (or `Field: N`) line of a `/proc/<pid>/status` text.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let line = status
+        .lines()
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 impl Reading {
     fn now() -> Option<Self> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -51,18 +68,12 @@ impl Reading {
             .trim()
             .parse()
             .ok()?;
-        let kib = |name: &str| -> Option<u64> {
-            let line = status
-                .lines()
-                .find(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with(':')))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        };
         Some(Self {
             cpu_seconds: (utime + stime) / TICKS_PER_SECOND,
             start_time_seconds: boot_time + start / TICKS_PER_SECOND,
-            resident_bytes: kib("VmRSS")? * 1024,
-            virtual_bytes: kib("VmSize")? * 1024,
-            threads: kib("Threads")?,
+            resident_bytes: status_kib(status, "VmRSS")? * 1024,
+            virtual_bytes: status_kib(status, "VmSize")? * 1024,
+            threads: status_kib(status, "Threads")?,
             open_fds: 0,
         })
     }
@@ -137,6 +148,21 @@ mod tests {
         assert_eq!(Reading::parse("4242 (x S 1", STATUS, BOOT), None);
         assert_eq!(Reading::parse(STAT, "VmRSS:\t1 kB\n", BOOT), None);
         Ok(())
+    }
+
+    #[test]
+    fn the_peak_is_at_least_the_resident_set() {
+        let now = memory("self", "VmRSS");
+        assert!(now > 0);
+        assert!(memory("self", "VmHWM") >= now);
+        assert_eq!(
+            memory("self", "Vm"),
+            0,
+            "a prefix of a field is not the field"
+        );
+        let own = std::process::id().to_string();
+        assert!(memory(&own, "VmHWM") >= now);
+        assert_eq!(memory("no-such-process", "VmHWM"), 0);
     }
 
     #[test]

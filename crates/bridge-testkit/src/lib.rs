@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 
 pub use broker::KafkaBroker;
 pub use config::runtime_sections;
-pub use metrics::{metric_sum, process_memory, process_memory_of};
+pub use metrics::metric_sum;
 pub use records::{Isolation, Record, consume_all, produce};
 pub use topics::{create_topic, free_port, unique_name};
 pub use wait::{wait_until, wait_until_blocking};

@@ -30,15 +30,25 @@ fn count(var: &str, default: usize) -> usize {
 
 /// What changes in the ERP's books as the flow books, cancels, credits and repairs: cheap to
 /// read under the lock, unlike a comparison of every order.
-fn erp_activity(flow: &Flow) -> [u64; 5] {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ErpActivity {
+    /// Sales orders created (numbers given).
+    created: u64,
+    /// Credit notes, amendments, shipments and duplicate creates.
+    other: [u64; 4],
+}
+
+fn erp_activity(flow: &Flow) -> ErpActivity {
     let books = flow.erp.shared.books();
-    [
-        books.last_order_number,
-        books.credit_notes.len() as u64,
-        books.amendments,
-        books.shipments.len() as u64,
-        books.duplicate_creates,
-    ]
+    ErpActivity {
+        created: books.last_order_number,
+        other: [
+            books.credit_notes.len() as u64,
+            books.amendments,
+            books.shipments.len() as u64,
+            books.duplicate_creates,
+        ],
+    }
 }
 
 /// Waits until the ERP agrees with Magento on every order but `faulted` (which the ERP
@@ -59,7 +69,7 @@ async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<S
     let outcome = wait_until("the ERP to book every order", timeout, || {
         let now = std::time::Instant::now();
         let was = std::mem::replace(&mut activity, erp_activity(flow));
-        let futile = activity[0] < created_then + missing_then;
+        let futile = activity.created < created_then + missing_then;
         if now < next_report && (now < next_compare || was != activity || futile) {
             return std::future::ready(false);
         }
@@ -79,14 +89,14 @@ async fn booked_but_faulted(flow: &Flow, timeout: Duration) -> Result<BTreeSet<S
             println!(
                 "{:>5.0} s: {} ERP orders created, {} differences left (compared in {} ms), e.g. {:?}",
                 started.elapsed().as_secs_f64(),
-                activity[0],
+                activity.created,
                 diff.len(),
                 now.elapsed().as_millis(),
                 diff.iter().take(3).collect::<Vec<_>>()
             );
             next_report = now + Duration::from_secs(30);
         }
-        created_then = activity[0];
+        created_then = activity.created;
         missing_then = diff.iter().filter(|d| d.ends_with(": not in the ERP")).count() as u64;
         last = diff;
         next_compare = now + (now.elapsed() * 5).max(Duration::from_secs(2));
@@ -118,7 +128,7 @@ const RECONCILER_PEAK_MIB: u64 = 640;
 
 /// The process's peak resident set, in MiB.
 fn peak_rss_mib() -> u64 {
-    bridge_testkit::process_memory("VmHWM") >> 20
+    bridge_runtime::process_metrics::memory("self", "VmHWM") >> 20
 }
 
 async fn findings(flow: &Flow) -> Result<Vec<ReconciliationFinding>, AnyError> {
@@ -581,8 +591,6 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
         peak_rss_mib()
     );
     if let Some(process) = &process {
-        // Pages, not the store: the state's cache (128 MiB by default) and a page of
-        // orders, whatever the store's size.
         let peak = process.memory("VmHWM") >> 20;
         println!("the reconciler's own peak RSS over {checked} orders: {peak} MiB");
         assert!(

@@ -81,15 +81,15 @@ type InProcess = (
 
 /// A service running as its own process (erp-writer; the reconciler where its memory is
 /// measured).
-pub struct Writer {
+pub struct ServiceProcess {
     pub child: Child,
     pub http_port: u16,
 }
 
-impl Writer {
+impl ServiceProcess {
     /// A figure of its `/proc/<pid>/status` in bytes (`VmHWM`: its peak resident set).
     pub fn memory(&self, field: &str) -> u64 {
-        bridge_testkit::process_memory_of(&self.child.id().to_string(), field)
+        bridge_runtime::process_metrics::memory(&self.child.id().to_string(), field)
     }
 
     /// SIGKILL, no goodbye.
@@ -123,7 +123,7 @@ impl Writer {
     }
 }
 
-impl Drop for Writer {
+impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -361,7 +361,7 @@ base_url = "{sim}"
         mapping: &Path,
         interval_ms: u64,
         extra: &str,
-    ) -> Result<Option<Writer>, AnyError> {
+    ) -> Result<Option<ServiceProcess>, AnyError> {
         let binary = Path::new(env!("CARGO_BIN_EXE_erp-writer")).with_file_name("reconciler");
         if !binary.exists() {
             return Ok(None);
@@ -377,20 +377,39 @@ base_url = "{sim}"
                     .trim_start()
             ),
         )?;
-        let log = std::fs::File::create(self.dir.path().join("reconciler.log"))?;
+        let process = self.spawn(&binary, &config, "reconciler", port).await?;
+        self.reconciler_port = Some(port);
+        Ok(Some(process))
+    }
+
+    /// Runs `binary --config config` with its output appended to `<log>.log` of the flow
+    /// (`RUST_LOG` from `<LOG>_LOG`, `info` without it) and waits until it is ready on
+    /// `port`.
+    async fn spawn(
+        &self,
+        binary: &Path,
+        config: &Path,
+        log: &str,
+        port: u16,
+    ) -> Result<ServiceProcess, AnyError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{log}.log")))?;
+        let level = std::env::var(format!("{}_LOG", log.to_uppercase()));
         let child = Command::new(binary)
             .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
+            .arg(config)
+            .env("RUST_LOG", level.unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
             .spawn()?;
-        let process = Writer {
+        let process = ServiceProcess {
             child,
             http_port: port,
         };
-        ready(port, "reconciler ready").await?;
-        self.reconciler_port = Some(port);
-        Ok(Some(process))
+        ready(port, &format!("{log} ready")).await?;
+        Ok(process)
     }
 
     /// The reconciler's Prometheus text.
@@ -419,7 +438,7 @@ base_url = "{sim}"
     }
 
     /// Starts erp-writer with `mapping` (a path) and waits until it is ready.
-    pub async fn start_writer(&self, mapping: &Path) -> Result<Writer, AnyError> {
+    pub async fn start_writer(&self, mapping: &Path) -> Result<ServiceProcess, AnyError> {
         let port = free_port()?;
         let config = self.dir.path().join(format!("writer-{port}.toml"));
         std::fs::write(
@@ -467,26 +486,13 @@ poll_interval_ms = 300
                 )),
             ),
         )?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("writer.log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_erp-writer"))
-            .arg("--config")
-            .arg(&config)
-            .env(
-                "RUST_LOG",
-                std::env::var("WRITER_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()?;
-        let writer = Writer {
-            child,
-            http_port: port,
-        };
-        ready(port, "erp-writer ready").await?;
-        Ok(writer)
+        self.spawn(
+            Path::new(env!("CARGO_BIN_EXE_erp-writer")),
+            &config,
+            "writer",
+            port,
+        )
+        .await
     }
 
     /// The writer's log so far (for failure messages).
