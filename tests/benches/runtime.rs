@@ -8,7 +8,9 @@
 //! targets name are taken between medians.
 //!
 //! `BENCH_RECORDS` (default 200000), `BENCH_PARTITIONS` (4), `BENCH_SKUS` (1000),
-//! `BENCH_COMMIT_MS` (200); `BENCH_ONLY=count-eos` runs one loop, `BENCH_ONLY=aggregator,quix` two. Uses `BRIDGE_TEST_BOOTSTRAP` / `BRIDGE_TEST_REGISTRY` when set,
+//! `BENCH_COMMIT_MS` (200), `BENCH_THREADS` (1: loops per run sharing the partitions, as
+//! worker loops of one service do); `BENCH_ONLY=count-eos` runs one loop,
+//! `BENCH_ONLY=aggregator,quix` two. Uses `BRIDGE_TEST_BOOTSTRAP` / `BRIDGE_TEST_REGISTRY` when set,
 //! else starts a broker and registry of its own.
 
 use std::sync::{Arc, OnceLock};
@@ -111,6 +113,8 @@ struct Bench {
     runtime: tokio::runtime::Runtime,
     /// How far event time moves per record (0: every movement in one window).
     event_step_ms: i64,
+    /// Loops per run, sharing the partitions (`BENCH_THREADS`).
+    threads: usize,
     /// The largest resident set seen during the last `processor` run, in bytes.
     peak_rss: std::cell::Cell<u64>,
 }
@@ -249,6 +253,7 @@ impl Bench {
             create_topic(&self.bootstrap, &parked, 1, &[]).await
         })?;
         let state = tempfile::tempdir()?;
+        let threads = self.threads.max(1);
         let config = ProcessorConfig {
             service: "bench",
             group_id: group.clone(),
@@ -271,17 +276,27 @@ impl Bench {
         };
         self.peak_rss.set(0);
         let first = Arc::new(OnceLock::new());
-        let handler = Timed {
-            inner: make(output),
-            first: Arc::clone(&first),
-        };
         let codec = Arc::new(EventCodec::new(&self.registry));
         let (trigger, shutdown) = bridge_runtime::shutdown::channel();
         let health = Health::new("bench");
-        let handle = self.runtime.handle().clone();
-        let worker = std::thread::spawn(move || {
-            run(&kafka, &config, codec, handler, handle, health, shutdown)
-        });
+        let mut workers = Vec::with_capacity(threads);
+        for index in 0..threads {
+            let handler = Timed {
+                inner: make(output.clone()),
+                first: Arc::clone(&first),
+            };
+            let mut config = config.clone();
+            if threads > 1 {
+                config.worker = Some(index);
+                config.instance_id = index.to_string();
+                config.state_dir = state.path().join(format!("worker-{index}"));
+            }
+            let (kafka, codec, health) = (kafka.clone(), Arc::clone(&codec), Arc::clone(&health));
+            let (handle, shutdown) = (self.runtime.handle().clone(), shutdown.clone());
+            workers.push(std::thread::spawn(move || {
+                run(&kafka, &config, codec, handler, handle, health, shutdown)
+            }));
+        }
         let watcher: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("group.id", &group)
@@ -292,7 +307,7 @@ impl Bench {
         }
         let deadline = Instant::now() + Duration::from_secs(600);
         let finished = loop {
-            if worker.is_finished() {
+            if workers.iter().any(|w| w.is_finished()) {
                 break Err(anyhow!("the loop stopped early"));
             }
             if Instant::now() > deadline {
@@ -314,9 +329,16 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(20));
         };
         trigger.fire();
-        let stopped = worker.join().map_err(|_| anyhow!("the loop panicked"))?;
+        let stopped: Vec<_> = workers
+            .into_iter()
+            .map(std::thread::JoinHandle::join)
+            .collect();
         let finished = finished?;
-        stopped.context("the loop failed")?;
+        for worker in stopped {
+            worker
+                .map_err(|_| anyhow!("the loop panicked"))?
+                .context("the loop failed")?;
+        }
         let started = first.get().copied().context("no record was handled")?;
         Ok(self.records as f64 / (finished - started).as_secs_f64())
     }
@@ -353,6 +375,7 @@ fn main() -> anyhow::Result<()> {
             .build()?,
         // Event time moves 10 ms per record: a 60 s window holds 6,000 movements.
         event_step_ms: 10,
+        threads: setting("BENCH_THREADS", 1),
         peak_rss: Default::default(),
     };
     bench.runtime.block_on(create_topic(
@@ -469,6 +492,7 @@ fn state_size(bench: &Bench, keys: usize) -> anyhow::Result<()> {
             .enable_all()
             .build()?,
         event_step_ms: 0,
+        threads: bench.threads,
         peak_rss: Default::default(),
     };
     big.runtime.block_on(create_topic(
