@@ -120,7 +120,7 @@ events![
     OrderCancelled = 1,
     CreditMemoCreated = 1,
     InventoryMovement = 1,
-    StockDeltaAggregated = 2,
+    StockDeltaAggregated = 3,
     ErpOrderResult = 1,
     StockAdjustmentPosted = 1,
     OrderShipped = 1,

@@ -52,12 +52,18 @@ pub struct StockDeltaAggregated {
     pub window_start: Millis,
     /// Window end, exclusive.
     pub window_end: Millis,
-    /// Sum of deltas (after the last absolute set, if any).
+    /// Sum of the deltas after the last absolute set, if any (the level at the window's
+    /// end is `absolute_level + net_delta`); every delta is in `total_delta`.
     #[serde(with = "crate::decimal")]
     pub net_delta: Decimal,
     /// Last absolute level set in the window.
     #[serde(with = "crate::decimal::option")]
     pub absolute_level: Option<Decimal>,
+    /// Sum of every delta in the window, before and after an absolute set: what a stock
+    /// ledger (the ERP) is posted. `None` from producers before schema v3: use
+    /// [`StockDeltaAggregated::moved`].
+    #[serde(with = "crate::decimal::option")]
+    pub total_delta: Option<Decimal>,
     /// Movements summed.
     pub movement_count: i64,
     /// Earliest occurred_at.
@@ -66,4 +72,12 @@ pub struct StockDeltaAggregated {
     pub last_event_at: Millis,
     /// Carries movements that arrived after their window closed.
     pub late_correction: bool,
+}
+
+impl StockDeltaAggregated {
+    /// What the movements of the window moved: `total_delta`, or `net_delta` from a
+    /// producer before schema v3 (which summed only the deltas after a set).
+    pub fn moved(&self) -> Decimal {
+        self.total_delta.unwrap_or(self.net_delta)
+    }
 }

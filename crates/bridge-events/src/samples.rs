@@ -179,6 +179,7 @@ pub fn one_of_each() -> Vec<Event> {
             window_end: T0,
             net_delta: Decimal::from(-7),
             absolute_level: Some(Decimal::from(120)),
+            total_delta: Some(Decimal::from(-11)),
             movement_count: 9,
             first_event_at: T0 - 290_000,
             last_event_at: T0 - 1_000,

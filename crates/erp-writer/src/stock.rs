@@ -121,11 +121,13 @@ impl<C: ErpConnector> StockWriter<C> {
         let item_code = self.mapping.item_code(&delta.sku).map_err(unmappable)?;
         if delta.absolute_level.is_some() {
             // The ERP owns stock levels (mapping `[owners]`): Magento's level is not posted,
-            // only the movements after it; the reconciler compares the levels.
+            // every movement of the window is (before and after the set); the reconciler
+            // compares the levels.
             tracing::debug!(sku = %delta.sku, source = %delta.source_code, "absolute level not posted: the ERP owns stock levels");
         }
         self.metrics.stock_lines.inc();
-        if delta.net_delta.is_zero() {
+        let moved = delta.moved();
+        if moved.is_zero() {
             return Ok(());
         }
         let batch = batch_id(&warehouse, delta.window_start);
@@ -137,7 +139,7 @@ impl<C: ErpConnector> StockWriter<C> {
             quantity: Decimal::ZERO,
             window_end: delta.window_end,
         });
-        line.quantity += delta.net_delta;
+        line.quantity += moved;
         write(ctx, &key, &line)?;
         let collecting = format!("collecting/{batch}");
         if ctx.get(collecting.as_bytes())?.is_none() {

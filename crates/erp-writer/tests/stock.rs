@@ -91,6 +91,7 @@ impl Setup {
             window_end: window_start + 5 * MIN,
             net_delta: Decimal::from(qty),
             absolute_level: None,
+            total_delta: Some(Decimal::from(qty)),
             movement_count: 1,
             first_event_at: window_start,
             last_event_at: window_start,
@@ -204,6 +205,29 @@ fn a_big_window_is_chunked_to_the_batch_limit_and_late_lines_make_the_next_chunk
 /// The ERP books the adjustment and then times out (as if erp-writer died before
 /// recording it): the retry posts the same sealed document, the ERP says it exists, and
 /// the stock moved once.
+/// A window with a Magento level set in it: the ERP owns levels, so the level is not
+/// posted, and every movement of the window is, before the set too (`total_delta`). A
+/// delta from a producer before schema v3 has no total: its `net_delta` is posted.
+#[test]
+fn a_window_with_a_level_set_posts_every_movement_and_not_the_level() -> TestResult {
+    let mut s = setup(500, Faults::default())?;
+    // Shipped 2, then Magento's level was set to 40, then 1 reserved.
+    let mut with_set = s.delta("RED", "default", -1, W0);
+    with_set.absolute_level = Some(Decimal::from(40));
+    with_set.total_delta = Some(Decimal::from(-3));
+    let mut before_v3 = s.delta("BLUE", "default", 4, W0);
+    before_v3.absolute_level = Some(Decimal::from(10));
+    before_v3.total_delta = None;
+    for delta in [with_set, before_v3] {
+        assert!(s.send(delta)?.is_empty());
+    }
+    let out = s.run_for(NOW, 5_600)?;
+    assert_eq!(posted(&out), vec![format!("stock:WH-MAIN:{W0}:1")]);
+    assert_eq!(s.stock("WH-MAIN", "RED"), Decimal::from(-3));
+    assert_eq!(s.stock("WH-MAIN", "BLUE"), Decimal::from(4));
+    Ok(())
+}
+
 #[test]
 fn an_adjustment_the_erp_booked_before_timing_out_is_not_booked_twice() -> TestResult {
     let mut s = setup(

@@ -281,6 +281,7 @@ fn emission(
         window_end: end,
         net_delta: aggregate.net_delta,
         absolute_level: aggregate.absolute_level,
+        total_delta: Some(aggregate.moved()),
         movement_count: aggregate.movement_count,
         first_event_at: aggregate.first_event_at,
         last_event_at: aggregate.last_event_at,

@@ -2,12 +2,13 @@
 //! no state store.
 //!
 //! Deltas (reservations, shipments, releases, returns) are summed. An MSI source-item
-//! *set* is an absolute level, not a delta: it is never added to the sum. It replaces what
-//! came before it — the window then carries `absolute_level` = the level set and
-//! `net_delta` = the deltas after it, in stream order (the order Magento produced them:
-//! one key is one partition) — so the level at the window's end is `absolute_level +
-//! net_delta`, as the `StockDeltaAggregated` schema documents. How erp-writer posts a level
-//! depends on who owns stock levels (its `mapping.toml`, `[owners]`).
+//! *set* is an absolute level, not a delta: it is never added to a sum. A window carries
+//! `total_delta` = every delta in it, before and after a set (what the movements moved:
+//! what erp-writer posts to the ERP, which owns stock levels), and for Magento's level
+//! `absolute_level` = the last level set and `net_delta` = the deltas after it, in stream
+//! order (the order Magento produced them: one key is one partition), so the level at the
+//! window's end is `absolute_level + net_delta`, as the `StockDeltaAggregated` schema
+//! documents. Without a set, `net_delta` = `total_delta`.
 
 use bridge_events::Millis;
 use bridge_events::inventory::{InventoryMovement, MovementKind};
@@ -47,18 +48,26 @@ impl Windows {
     }
 }
 
-/// The tag of [`Aggregate::encode`]'s format (JSON starts with `{`).
+/// The tag of the first binary format (no total delta); JSON starts with `{`.
 const BINARY_V1: u8 = 0x01;
-/// Tag, net delta, level flag and level, count, first and last event time, late flag.
-const FIXED_LEN: usize = 1 + 16 + 1 + 16 + 8 + 8 + 8 + 1;
+/// The tag of [`Aggregate::encode`]'s format.
+const BINARY_V2: u8 = 0x02;
+/// v1: tag, net delta, level flag and level, count, first and last event time, late flag.
+const FIXED_LEN_V1: usize = 1 + 16 + 1 + 16 + 8 + 8 + 8 + 1;
+/// v2: v1's fields with the total delta after the level.
+const FIXED_LEN: usize = FIXED_LEN_V1 + 16;
 
 /// What one key has accumulated in one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Aggregate {
-    /// Sum of the deltas.
+    /// Sum of the deltas after the last absolute level set (all of them without one).
     pub net_delta: Decimal,
     /// The last absolute level set.
     pub absolute_level: Option<Decimal>,
+    /// Sum of every delta, before and after a level set. Read from a state written before
+    /// it was kept: `net_delta` (the deltas before a set in that window were not kept).
+    #[serde(default)]
+    pub total_delta: Option<Decimal>,
     /// Movements folded in.
     pub movement_count: i64,
     /// Earliest `occurred_at`.
@@ -77,6 +86,7 @@ impl Aggregate {
         Self {
             net_delta: Decimal::ZERO,
             absolute_level: None,
+            total_delta: Some(Decimal::ZERO),
             movement_count: 0,
             first_event_at: at,
             last_event_at: at,
@@ -89,7 +99,7 @@ impl Aggregate {
     /// (serde_json was a tenth of the aggregator's time in the benchmark).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(FIXED_LEN + self.source.len());
-        out.push(BINARY_V1);
+        out.push(BINARY_V2);
         out.extend_from_slice(&self.net_delta.serialize());
         match self.absolute_level {
             Some(level) => {
@@ -101,6 +111,7 @@ impl Aggregate {
                 out.extend_from_slice(&[0; 16]);
             }
         }
+        out.extend_from_slice(&self.moved().serialize());
         out.extend_from_slice(&self.movement_count.to_be_bytes());
         out.extend_from_slice(&self.first_event_at.to_be_bytes());
         out.extend_from_slice(&self.last_event_at.to_be_bytes());
@@ -113,24 +124,27 @@ impl Aggregate {
     /// changelog restored after an upgrade still holds it).
     pub fn decode(raw: &[u8]) -> Result<Self, String> {
         match raw.first() {
-            Some(&BINARY_V1) => Self::decode_v1(&raw[1..]),
+            Some(&BINARY_V2) => Self::decode_binary(&raw[1..], true),
+            Some(&BINARY_V1) => Self::decode_binary(&raw[1..], false),
             Some(b'{') => serde_json::from_slice(raw).map_err(|e| e.to_string()),
             Some(tag) => Err(format!("unknown aggregate format {tag:#04x}")),
             None => Err("empty aggregate".into()),
         }
     }
 
-    fn decode_v1(raw: &[u8]) -> Result<Self, String> {
-        if raw.len() < FIXED_LEN - 1 {
+    /// The fields after the tag; `with_total`: v2, else v1.
+    fn decode_binary(raw: &[u8], with_total: bool) -> Result<Self, String> {
+        let fixed = if with_total { FIXED_LEN } else { FIXED_LEN_V1 };
+        if raw.len() < fixed - 1 {
             return Err(format!(
-                "aggregate of {} bytes, shorter than its {} fixed bytes",
+                "aggregate of {} bytes, shorter than its {fixed} fixed bytes",
                 raw.len() + 1,
-                FIXED_LEN
             ));
         }
         let (decimal, rest) = raw.split_at(16);
         let (has_level, rest) = rest.split_at(1);
         let (level, rest) = rest.split_at(16);
+        let (total, rest) = rest.split_at(if with_total { 16 } else { 0 });
         let (count, rest) = rest.split_at(8);
         let (first, rest) = rest.split_at(8);
         let (last, rest) = rest.split_at(8);
@@ -151,6 +165,10 @@ impl Aggregate {
                 0 => None,
                 _ => Some(decimal_at(level)?),
             },
+            total_delta: match with_total {
+                true => Some(decimal_at(total)?),
+                false => None,
+            },
             movement_count: millis(count)?,
             first_event_at: millis(first)?,
             last_event_at: millis(last)?,
@@ -160,17 +178,27 @@ impl Aggregate {
         })
     }
 
+    /// Every delta folded in: `total_delta`, or for a state written before it was kept,
+    /// `net_delta`.
+    pub fn moved(&self) -> Decimal {
+        self.total_delta.unwrap_or(self.net_delta)
+    }
+
     /// Folds one movement in; `late` marks it as a correction of an already closed window.
     pub fn add(&mut self, movement: &InventoryMovement, late: bool) {
         match movement.kind {
             MovementKind::SourceItemSet => {
+                self.total_delta = Some(self.moved());
                 self.absolute_level = Some(movement.quantity);
                 self.net_delta = Decimal::ZERO;
             }
             MovementKind::Reservation
             | MovementKind::Shipment
             | MovementKind::CancellationRelease
-            | MovementKind::Return => self.net_delta += movement.quantity,
+            | MovementKind::Return => {
+                self.total_delta = Some(self.moved() + movement.quantity);
+                self.net_delta += movement.quantity;
+            }
         }
         let at = movement.envelope.occurred_at;
         self.movement_count += 1;
@@ -212,7 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn the_state_value_round_trips_and_json_from_earlier_versions_still_reads() {
+    fn the_state_value_round_trips_and_earlier_formats_still_read() -> Result<(), String> {
         let mut movement = samples::inventory_movement("SKU-1", "default", -3);
         let mut aggregate = Aggregate::new("magento:default", movement.envelope.occurred_at);
         aggregate.add(&movement, false);
@@ -226,10 +254,21 @@ mod tests {
         let raw = aggregate.encode();
         assert_eq!(Aggregate::decode(&raw), Ok(aggregate.clone()));
         let json = serde_json::to_vec(&aggregate).unwrap_or_default();
-        assert_eq!(Aggregate::decode(&json), Ok(aggregate));
+        assert_eq!(Aggregate::decode(&json), Ok(aggregate.clone()));
         assert!(Aggregate::decode(&raw[..FIXED_LEN - 1]).is_err());
+        // v1, before the total was kept (v2 puts it right after the level, bytes 34..50):
+        // the total reads as the net delta.
+        let mut v1 = raw.clone();
+        v1[0] = BINARY_V1;
+        v1.drain(34..50);
+        assert_eq!(v1.len(), FIXED_LEN_V1 + aggregate.source.len());
+        let old = Aggregate::decode(&v1)?;
+        assert_eq!(old.total_delta, None);
+        assert_eq!((old.moved(), old.net_delta), (Decimal::ZERO, Decimal::ZERO));
+        assert_eq!(old.absolute_level, Some("12.5".parse().unwrap_or_default()));
         assert!(Aggregate::decode(&[]).is_err());
         assert!(Aggregate::decode(&[0x7f]).is_err());
+        Ok(())
     }
 
     #[test]
@@ -247,7 +286,12 @@ mod tests {
         assert_eq!(
             aggregate.net_delta,
             Decimal::from(1),
-            "only the deltas after the set"
+            "for the level: only the deltas after the set"
+        );
+        assert_eq!(
+            aggregate.moved(),
+            Decimal::from(-1),
+            "for the ledger: every delta (-2 reserved, 1 returned), the set none of them"
         );
         assert_eq!(aggregate.absolute_level, Some(Decimal::from(40)));
         assert_eq!(aggregate.movement_count, 3);

@@ -236,19 +236,22 @@ grace_ms = 1000
     // The stream: `KILL_MOVEMENTS` over `KILL_SKUS` SKUs × 3 sources, in `KILL_WAVES`
     // waves with a SIGKILL each, from `KILL_SEED`; one in `KILL_DUPLICATE_EVERY` sent again
     // with its event id (must count once), one in `KILL_LATE_EVERY` dated 10 s back (its
-    // window closed: a late correction). 0 turns either off.
+    // window closed: a late correction), one in `KILL_SET_EVERY` an MSI source-item set (an
+    // absolute level: the ERP owns levels, so it moves nothing there, and the deltas around
+    // it in its window still reach the ERP). 0 turns any of them off.
     let movements = setting("KILL_MOVEMENTS", 100_000) as usize;
     let waves = setting("KILL_WAVES", 5).max(1) as usize;
     let skus = setting("KILL_SKUS", 1_000).max(1) as usize;
     let duplicate_every = setting("KILL_DUPLICATE_EVERY", 97) as usize;
     let late_every = setting("KILL_LATE_EVERY", 89) as usize;
+    let set_every = setting("KILL_SET_EVERY", 53) as usize;
     let mut seed: u64 = setting("KILL_SEED", 42);
     eprintln!(
         "{movements} movements, {skus} SKUs, {waves} kills, seed {seed}, a duplicate every \
-         {duplicate_every}, a late one every {late_every}"
+         {duplicate_every}, a late one every {late_every}, a level set every {set_every}"
     );
     let mut expected: BTreeMap<(String, String), Decimal> = BTreeMap::new();
-    let (mut duplicates, mut late) = (0, 0);
+    let (mut duplicates, mut late, mut sets) = (0, 0, 0);
     let per_wave = movements / waves;
     let started = std::time::Instant::now();
     for wave in 0..waves {
@@ -274,9 +277,15 @@ grace_ms = 1000
                 MovementKind::Return
             };
             movement.quantity = Decimal::from(qty);
-            *expected
-                .entry((sku.clone(), warehouse.to_owned()))
-                .or_default() += movement.quantity;
+            if set_every > 0 && i % set_every == set_every - 1 {
+                movement.kind = MovementKind::SourceItemSet;
+                movement.quantity = Decimal::from(100 + qty);
+                sets += 1;
+            } else {
+                *expected
+                    .entry((sku.clone(), warehouse.to_owned()))
+                    .or_default() += movement.quantity;
+            }
             let key = format!("{sku}|{source}");
             let bytes = codec
                 .encode_event(&names.movements, &Event::InventoryMovement(movement))
@@ -345,7 +354,8 @@ grace_ms = 1000
     };
     expected.retain(|_, q| !q.is_zero());
     eprintln!(
-        "waves done at {:?} ({duplicates} duplicates, {late} late movements sent)",
+        "waves done at {:?} ({duplicates} duplicates, {late} late movements, {sets} level sets \
+         sent)",
         started.elapsed()
     );
     let settled = wait_until(

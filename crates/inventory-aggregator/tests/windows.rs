@@ -252,10 +252,17 @@ fn releases_net_out_reservations_returns_add_back_and_sets_are_levels() {
     }
     let closed = one(f.advance_to(T0 + 6 * MIN));
     assert_eq!(closed.net_delta, Decimal::from(-3));
+    assert_eq!(
+        closed.total_delta,
+        Some(Decimal::from(-3)),
+        "no set: the same sum"
+    );
     assert_eq!(closed.absolute_level, None);
     assert_eq!(closed.movement_count, 5);
 }
 
+/// Magento's level (for who reads levels) and every movement (for the ERP, which owns
+/// levels and is posted the movements): the deltas before a set are not lost to it.
 #[test]
 fn a_set_is_a_level_that_the_deltas_after_it_apply_on() {
     let mut f = Fixture::new();
@@ -280,6 +287,11 @@ fn a_set_is_a_level_that_the_deltas_after_it_apply_on() {
         closed.net_delta,
         Decimal::from(-3),
         "the deltas after it: 35 at the end"
+    );
+    assert_eq!(
+        closed.total_delta,
+        Some(Decimal::from(-8)),
+        "every delta, before the sets too; no set counted"
     );
     assert_eq!(closed.movement_count, 6);
 }
