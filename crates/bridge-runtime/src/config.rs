@@ -238,6 +238,9 @@ pub struct ProcessorSettings {
     pub instance_id: Option<String>,
     /// How long event ids are remembered for dedupe.
     pub dedupe_ttl_hours: u64,
+    /// How far ahead of the wall clock an input's `occurred_at` may be; a later one counts
+    /// as now plus this (see `step::StepConfig::max_event_time_ahead`). Default 60 s.
+    pub max_event_time_ahead_ms: u64,
     /// sled's page cache, in MiB (sled's own default is 1 GiB): the state's share of memory.
     pub state_cache_mb: u64,
     /// Apply committed state to sled on a thread of its own instead of the loop's
@@ -255,6 +258,7 @@ impl Default for ProcessorSettings {
             state_dir: None,
             instance_id: None,
             dedupe_ttl_hours: 7 * 24,
+            max_event_time_ahead_ms: 60_000,
             state_cache_mb: 128,
             write_behind: false,
             retry: RetrySettings::default(),

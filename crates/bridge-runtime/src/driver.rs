@@ -19,6 +19,9 @@ pub struct TestDriver<H: Handler> {
     caught_up: bool,
     /// Events skipped as duplicates.
     pub duplicates: u64,
+    /// Events dated further ahead of the wall clock than allowed
+    /// ([`StepConfig::max_event_time_ahead`]).
+    pub event_time_ahead: u64,
     /// Records parked — by a terminal error or by [`crate::handler::Context::park`] — with
     /// the reason.
     pub parked: Vec<(Event, HandlerError)>,
@@ -36,6 +39,7 @@ impl<H: Handler> TestDriver<H> {
             topic: "input".into(),
             caught_up: true,
             duplicates: 0,
+            event_time_ahead: 0,
             parked: Vec::new(),
         }
     }
@@ -68,6 +72,9 @@ impl<H: Handler> TestDriver<H> {
             Ok(mut step) => {
                 if step.outcome == Outcome::Duplicate {
                     self.duplicates += 1;
+                }
+                if step.event_time_ahead {
+                    self.event_time_ahead += 1;
                 }
                 if let Some((class, reason)) = step.parked.take() {
                     self.parked

@@ -144,6 +144,8 @@ pub struct Context<'a> {
     now: Millis,
     partition: i32,
     caught_up: bool,
+    /// The event time of the input being handled (none in a timer or punctuation).
+    pub(crate) event_time: Option<Millis>,
 }
 
 impl<'a> Context<'a> {
@@ -155,6 +157,7 @@ impl<'a> Context<'a> {
             now,
             partition,
             caught_up,
+            event_time: None,
         }
     }
 
@@ -169,6 +172,15 @@ impl<'a> Context<'a> {
     /// The wall clock (simulated in the test driver).
     pub fn now(&self) -> Millis {
         self.now
+    }
+
+    /// The event time of the input being handled: its `occurred_at`, or — when that is
+    /// further ahead of the wall clock than `[processor] max_event_time_ahead_ms` allows —
+    /// the wall clock plus that lead, the time the partition's event time moved to.
+    /// Windowing handlers place an input by this, not by `occurred_at`. `None` outside
+    /// [`Handler::handle`].
+    pub fn event_time(&self) -> Option<Millis> {
+        self.event_time
     }
 
     /// The partition's event time: the largest `occurred_at` seen so far (this record's

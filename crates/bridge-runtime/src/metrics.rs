@@ -47,6 +47,9 @@ pub struct Metrics {
     pub consumer_errors: Family<ErrorLabels, Counter>,
     /// Inputs skipped as duplicates of an event id already processed.
     pub dedupe_hits: Counter,
+    /// Inputs whose `occurred_at` was further ahead of the wall clock than allowed (their
+    /// event time was taken as now plus the allowed lead).
+    pub event_time_ahead: Counter,
     /// Transactions committed.
     pub commits: Counter,
     /// Transactions aborted.
@@ -84,6 +87,7 @@ impl Metrics {
             parked: Family::default(),
             consumer_errors: Family::default(),
             dedupe_hits: Counter::default(),
+            event_time_ahead: Counter::default(),
             commits: Counter::default(),
             aborts: Counter::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
@@ -120,6 +124,11 @@ impl Metrics {
             "dedupe_hits",
             "Inputs skipped as duplicates",
             metrics.dedupe_hits.clone(),
+        );
+        bridge.register(
+            "event_time_ahead",
+            "Inputs dated further ahead of the wall clock than allowed (taken as now plus the allowed lead)",
+            metrics.event_time_ahead.clone(),
         );
         bridge.register(
             "transactions_committed",

@@ -36,6 +36,11 @@ pub struct StepConfig {
     /// At most this many expired dedupe buckets (each up to 64 KiB of event ids) are
     /// removed per partition per punctuation.
     pub dedupe_sweep_limit: usize,
+    /// How far ahead of the wall clock an input's event time may be: a later
+    /// `occurred_at` (a clock ahead, a bogus date) counts as now plus this, so one record
+    /// cannot move its partition's event time into the future — closing every open window
+    /// at once and holding the next ones open until then.
+    pub max_event_time_ahead: Duration,
 }
 
 impl Default for StepConfig {
@@ -44,6 +49,7 @@ impl Default for StepConfig {
             dedupe_ttl: Duration::from_secs(7 * 24 * 3600),
             sweep_limit: 10_000,
             dedupe_sweep_limit: 64,
+            max_event_time_ahead: Duration::from_secs(60),
         }
     }
 }
@@ -75,6 +81,9 @@ pub struct Step {
     /// writes are applied (`Millis::MAX`: there is none). For
     /// [`StateStore::learn_event_timer_floor`].
     pub event_timer_floor: Option<Millis>,
+    /// The input's `occurred_at` was further ahead of the wall clock than
+    /// [`StepConfig::max_event_time_ahead`]: its event time was taken as now plus that.
+    pub event_time_ahead: bool,
 }
 
 impl Step {
@@ -121,18 +130,28 @@ pub fn process<H: Handler + ?Sized>(
             outcome: Outcome::Duplicate,
             parked: None,
             event_timer_floor: None,
+            event_time_ahead: false,
         });
+    }
+    let latest = now.saturating_add(config.max_event_time_ahead.as_millis() as i64);
+    let event_time_ahead = envelope.occurred_at > latest;
+    let event_time = envelope.occurred_at.min(latest);
+    if event_time_ahead {
+        tracing::debug!(
+            event_id = %envelope.event_id,
+            occurred_at = envelope.occurred_at,
+            event_time,
+            "event time ahead of the wall clock: taken as now plus the allowed lead"
+        );
     }
     let mut state = Overlay::new(store);
     let watermark = read_watermark(&state)?;
-    let advanced = watermark.is_none_or(|w| envelope.occurred_at > w);
+    let advanced = watermark.is_none_or(|w| event_time > w);
     if advanced {
-        state.put(
-            keys::WATERMARK.to_vec(),
-            envelope.occurred_at.to_be_bytes().to_vec(),
-        );
+        state.put(keys::WATERMARK.to_vec(), event_time.to_be_bytes().to_vec());
     }
     let mut ctx = Context::new(state, now, input.partition, false);
+    ctx.event_time = Some(event_time);
     handler.handle(input, &mut ctx)?;
     let Context {
         mut state,
@@ -148,12 +167,12 @@ pub fn process<H: Handler + ?Sized>(
     let mut event_timer_floor = None;
     // Timers are read only if one may be due: below the store's floor there is none, so
     // only this record's own timers can be.
-    let may_be_due = |floor: Option<Millis>| floor.is_none_or(|f| f <= envelope.occurred_at);
+    let may_be_due = |floor: Option<Millis>| floor.is_none_or(|f| f <= event_time);
     if advanced
         && (may_be_due(store.event_timer_floor())
             || state
                 .earliest_own_event_timer()
-                .is_some_and(|at| at <= envelope.occurred_at))
+                .is_some_and(|at| at <= event_time))
     {
         let more;
         let partition = Partition {
@@ -170,6 +189,7 @@ pub fn process<H: Handler + ?Sized>(
         outcome: Outcome::Handled,
         parked,
         event_timer_floor,
+        event_time_ahead,
     })
 }
 
@@ -202,6 +222,7 @@ pub fn punctuate<H: Handler + ?Sized>(
         outcome: Outcome::Handled,
         parked: None,
         event_timer_floor,
+        event_time_ahead: false,
     })
 }
 
@@ -371,6 +392,51 @@ mod tests {
             commit(store, n)?;
         }
         Ok((handler.fired, reads))
+    }
+
+    /// Notes the event time each record is handled at.
+    #[derive(Default)]
+    struct EventTimes(Vec<Option<Millis>>);
+
+    impl Handler for EventTimes {
+        fn handle(&mut self, _: &Inbound<'_>, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+            self.0.push(ctx.event_time());
+            Ok(())
+        }
+    }
+
+    /// A record dated further ahead of the wall clock than allowed moves the watermark
+    /// only to now plus the lead, and is handled (and flagged) at that time; one within
+    /// the lead keeps its own time.
+    #[test]
+    fn event_time_is_at_most_the_allowed_lead_ahead_of_the_wall_clock() -> Result<(), HandlerError>
+    {
+        let config = StepConfig::default();
+        let lead = config.max_event_time_ahead.as_millis() as i64;
+        let now = 1_000_000;
+        let mut store = MemoryStore::default();
+        let mut handler = EventTimes::default();
+        let mut flags = Vec::new();
+        for (n, at) in [(0, now + 2 * 86_400_000), (1, now + lead - 1)] {
+            let mut movement = inventory_movement("sku", "default", 1);
+            movement.envelope.event_id = format!("e{n}");
+            movement.envelope.occurred_at = at;
+            let event: Event = movement.into();
+            let input = Inbound {
+                event: &event,
+                topic: "in",
+                partition: 0,
+                offset: n,
+            };
+            let step = process(&mut handler, &store, &input, now, &config)?;
+            flags.push(step.event_time_ahead);
+            step.apply_to(&mut store, n)?;
+        }
+        assert_eq!(handler.0, [Some(now + lead), Some(now + lead - 1)]);
+        assert_eq!(flags, [true, false]);
+        let watermark = store.get(keys::WATERMARK)?.map(|raw| raw.to_vec());
+        assert_eq!(watermark, Some((now + lead).to_be_bytes().to_vec()));
+        Ok(())
     }
 
     /// The floor only skips reads that would find nothing due: the same timers fire in

@@ -195,7 +195,9 @@ impl Handler for Aggregator {
                 ),
             });
         }
-        let at = movement.envelope.occurred_at;
+        // Placed by the runtime's event time: a movement dated further ahead of the wall
+        // clock than allowed counts as dated the latest time allowed.
+        let at = ctx.event_time().unwrap_or(movement.envelope.occurred_at);
         let (start, late, open) = self.target_window(ctx, at)?;
         if late {
             self.metrics.late_movements.inc();

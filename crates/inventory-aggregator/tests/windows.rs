@@ -6,6 +6,7 @@ use bridge_events::inventory::{InventoryMovement, MovementKind, StockDeltaAggreg
 use bridge_events::{Event, Millis, samples};
 use bridge_runtime::driver::TestDriver;
 use bridge_runtime::handler::{HandlerError, Output};
+use bridge_runtime::step::StepConfig;
 use inventory_aggregator::handler::Aggregator;
 use inventory_aggregator::metrics::AggregatorMetrics;
 use inventory_aggregator::window::Windows;
@@ -22,8 +23,14 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// Windows of 5 min with 1 min grace; the wall clock starts at `T0`.
+    /// Windows of 5 min with 1 min grace; the wall clock starts at `T0`, and movements may be
+    /// dated up to a day ahead of it (most tests move event time alone).
     fn new() -> Self {
+        Self::with_lead(Duration::from_secs(24 * 3600))
+    }
+
+    /// As [`Fixture::new`], with movements allowed `lead` ahead of the wall clock.
+    fn with_lead(lead: Duration) -> Self {
         let metrics = AggregatorMetrics::unregistered();
         let windows = Windows {
             size: 5 * MIN,
@@ -36,7 +43,10 @@ impl Fixture {
             metrics.clone(),
         );
         Self {
-            driver: TestDriver::new(aggregator, T0),
+            driver: TestDriver::new(aggregator, T0).with_config(StepConfig {
+                max_event_time_ahead: lead,
+                ..StepConfig::default()
+            }),
             metrics,
             next_id: 0,
         }
@@ -168,6 +178,51 @@ fn a_quiet_partition_closes_its_windows_on_the_wall_clock() {
         "only the new window"
     );
     assert_eq!(f.metrics.open_windows.get(), 0);
+}
+
+/// A movement dated a day ahead (a clock ahead, a bogus date) with the shipped lead of
+/// 60 s: it counts as dated a minute from now. The windows open now close on time, and the
+/// movements after it land in their own windows, emitted on time — it does not hold the
+/// partition's windows open for a day.
+#[test]
+fn a_movement_dated_far_ahead_does_not_hold_the_windows_open() {
+    let mut f = Fixture::with_lead(StepConfig::default().max_event_time_ahead);
+    let day = 24 * 60 * MIN;
+    f.driver.set_caught_up(true);
+    assert!(f.reserve("RED", 1, T0 + MIN).is_empty());
+    f.advance_to(T0 + 2 * MIN);
+    assert!(f.reserve("BLUE", 5, T0 + day).is_empty());
+    assert_eq!(f.driver.event_time_ahead, 1);
+    f.advance_to(T0 + 3 * MIN);
+    assert!(f.reserve("RED", 2, T0 + 3 * MIN).is_empty());
+    // Both windows' movements come out with the wall clock: the first window at its end
+    // plus grace, BLUE's with it (it was placed at T0 + 3 min, in the first window).
+    let mut closed = f.advance_to(T0 + 6 * MIN);
+    closed.sort_by(|a, b| a.sku.cmp(&b.sku));
+    let got: Vec<_> = closed
+        .iter()
+        .map(|d| (d.sku.as_str(), d.window_start, d.total_delta))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("BLUE", T0, Some(Decimal::from(-5))),
+            ("RED", T0, Some(Decimal::from(-3)))
+        ]
+    );
+    assert_eq!(
+        closed[0].last_event_at,
+        T0 + day,
+        "the date it claimed is kept"
+    );
+    // The next movement, on time, is in its own window, emitted at its end plus grace.
+    f.advance_to(T0 + 7 * MIN);
+    assert!(f.reserve("RED", 4, T0 + 7 * MIN).is_empty());
+    let next = one(f.advance_to(T0 + 11 * MIN));
+    assert_eq!(
+        (next.window_start, next.late_correction),
+        (T0 + 5 * MIN, false)
+    );
 }
 
 #[test]

@@ -123,6 +123,7 @@ impl ProcessorConfig {
             commit_interval: Duration::from_millis(settings.commit_interval_ms),
             step: StepConfig {
                 dedupe_ttl: Duration::from_secs(settings.dedupe_ttl_hours * 3600),
+                max_event_time_ahead: Duration::from_millis(settings.max_event_time_ahead_ms),
                 ..StepConfig::default()
             },
             retry: RetryPolicy {
@@ -573,6 +574,9 @@ impl<H: Handler> Loop<'_, H> {
                 Ok(step) => {
                     if step.outcome == step::Outcome::Duplicate {
                         self.metrics.dedupe_hits.inc();
+                    }
+                    if step.event_time_ahead {
+                        self.metrics.event_time_ahead.inc();
                     }
                     self.begin()?;
                     if let Some((class, reason)) = &step.parked {
