@@ -19,6 +19,7 @@ pub mod driver;
 pub mod guard;
 pub mod handler;
 pub mod health;
+pub mod json_state;
 pub mod metrics;
 pub mod parking;
 pub mod process_metrics;

@@ -23,9 +23,9 @@ use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer, Ti
 
 use crate::calls::ErpCaller;
 use crate::connector::{CustomerDoc, ErpConnector};
-use crate::json_state::{decode, write};
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
+use bridge_runtime::json_state::decode;
 
 const PENDING: &str = "pending/";
 const KNOWN: &str = "known/";
@@ -176,10 +176,10 @@ impl<C: ErpConnector> Handler for CustomerSync<C> {
             self.ensured.insert(&customer.external_ref);
             return Ok(());
         }
-        write(
-            ctx,
-            &format!("{PENDING}{}", customer.external_ref),
+        ctx.put_json(
+            format!("{PENDING}{}", customer.external_ref).as_bytes(),
             &customer,
+            None,
         )?;
         if ctx.get(COLLECTING)?.is_none() {
             self.schedule_send(ctx, self.batching.wait);

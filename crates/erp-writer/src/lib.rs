@@ -12,7 +12,6 @@ pub mod config;
 pub mod connector;
 pub mod customers;
 pub mod handler;
-mod json_state;
 pub mod mapping;
 pub mod metrics;
 pub mod resync;

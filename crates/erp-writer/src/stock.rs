@@ -30,9 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::calls::ErpCaller;
 use crate::connector::{ErpConnector, ErpLine, StockAdjustmentDoc};
-use crate::json_state::{corrupt, decode, read, write};
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
+use bridge_runtime::json_state::{corrupt, decode};
 
 const SEAL: &str = "seal/";
 const POST: &str = "post/";
@@ -132,15 +132,17 @@ impl<C: ErpConnector> StockWriter<C> {
         }
         let batch = batch_id(&warehouse, delta.window_start);
         let key = format!("line/{batch}/{}|{}", delta.sku, delta.source_code);
-        let mut line = read::<PendingLine>(ctx, &key)?.unwrap_or(PendingLine {
-            sku: delta.sku.clone(),
-            source_code: delta.source_code.clone(),
-            item_code,
-            quantity: Decimal::ZERO,
-            window_end: delta.window_end,
-        });
+        let mut line = ctx
+            .get_json::<PendingLine>(key.as_bytes())?
+            .unwrap_or(PendingLine {
+                sku: delta.sku.clone(),
+                source_code: delta.source_code.clone(),
+                item_code,
+                quantity: Decimal::ZERO,
+                window_end: delta.window_end,
+            });
         line.quantity += moved;
-        write(ctx, &key, &line)?;
+        ctx.put_json(key.as_bytes(), &line, None)?;
         let collecting = format!("collecting/{batch}");
         if ctx.get(collecting.as_bytes())?.is_none() {
             ctx.put(collecting.as_bytes(), &[], None);
@@ -157,7 +159,9 @@ impl<C: ErpConnector> StockWriter<C> {
         let Some((warehouse, window_start)) = batch.rsplit_once('/') else {
             return Ok(());
         };
-        let window_start: Millis = window_start.parse().map_err(|e| corrupt(batch, e))?;
+        let window_start: Millis = window_start
+            .parse()
+            .map_err(|e| corrupt(batch.as_bytes(), e))?;
         let prefix = format!("line/{batch}/");
         let mut lines = Vec::new();
         for (key, raw) in ctx.scan(prefix.as_bytes())? {
@@ -174,7 +178,7 @@ impl<C: ErpConnector> StockWriter<C> {
             .max()
             .unwrap_or(window_start);
         let seq_key = format!("seq/{batch}");
-        let mut seq = read::<u32>(ctx, &seq_key)?.unwrap_or(0);
+        let mut seq = ctx.get_json::<u32>(seq_key.as_bytes())?.unwrap_or(0);
         for chunk in lines.chunks(self.batching.limit) {
             seq += 1;
             let reference = format!("stock:{warehouse}:{window_start}:{seq}");
@@ -210,24 +214,24 @@ impl<C: ErpConnector> StockWriter<C> {
                     .collect(),
                 attempts: 0,
             };
-            write(ctx, &format!("sealed/{reference}"), &sealed)?;
+            ctx.put_json(format!("sealed/{reference}").as_bytes(), &sealed, None)?;
             // A later punctuation: this one's writes are committed by then.
             let at = ctx.now().saturating_add(1);
             ctx.schedule(TimerKind::WallClock, at, &format!("{POST}{reference}"));
         }
         // Kept as long as late lines for the window can come (the aggregator corrects
         // into later windows, so a day is plenty).
-        ctx.put(
+        ctx.put_json(
             seq_key.as_bytes(),
-            &serde_json::to_vec(&seq).map_err(|e| corrupt(batch, e))?,
+            &seq,
             Some(Duration::from_secs(8 * 24 * 3600)),
-        );
+        )?;
         Ok(())
     }
 
     fn post(&mut self, ctx: &mut Context<'_>, reference: &str) -> Result<(), HandlerError> {
         let key = format!("sealed/{reference}");
-        let Some(mut sealed) = read::<Sealed>(ctx, &key)? else {
+        let Some(mut sealed) = ctx.get_json::<Sealed>(key.as_bytes())? else {
             return Ok(());
         };
         let connector = Arc::clone(&self.connector);
@@ -262,7 +266,7 @@ impl<C: ErpConnector> StockWriter<C> {
                     "the ERP refused a stock adjustment; kept under rejected/ in the stock state"
                 );
                 ctx.delete(key.as_bytes());
-                write(ctx, &format!("rejected/{reference}"), &sealed)
+                ctx.put_json(format!("rejected/{reference}").as_bytes(), &sealed, None)
             }
             Err(HandlerError::Retryable {
                 reason,
@@ -273,7 +277,7 @@ impl<C: ErpConnector> StockWriter<C> {
                 let backoff = Duration::from_millis(500 << sealed.attempts.min(7));
                 let wait = retry_after.unwrap_or_default().max(backoff);
                 tracing::warn!(reference, attempts = sealed.attempts, %reason, ?wait, "stock adjustment not posted yet; retrying");
-                write(ctx, &key, &sealed)?;
+                ctx.put_json(key.as_bytes(), &sealed, None)?;
                 let at = ctx.now().saturating_add(wait.as_millis() as i64);
                 ctx.schedule(TimerKind::WallClock, at, &format!("{POST}{reference}"));
                 Ok(())

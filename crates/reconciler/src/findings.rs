@@ -8,6 +8,7 @@ use bridge_events::reconciliation::{
 };
 use bridge_events::{AvroEvent, Envelope, Event, Millis};
 use bridge_runtime::handler::{Context, HandlerError};
+use bridge_runtime::json_state::decode;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -87,12 +88,6 @@ fn attempts_key(scope: Scope, entity_ref: &str) -> Vec<u8> {
     format!("a/{}/{entity_ref}", scope.tag()).into_bytes()
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Fatal {
-        reason: format!("reconciler state, {what}: {e}"),
-    }
-}
-
 /// What settling one entity changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settled {
@@ -127,8 +122,7 @@ impl Sink<'_> {
         let prefix = open_prefix(scope, entity_ref);
         let mut stored = Vec::new();
         for (key, raw) in ctx.scan(&prefix)? {
-            let finding: OpenFinding =
-                serde_json::from_slice(&raw).map_err(|e| corrupt("open finding", e))?;
+            let finding: OpenFinding = decode(&key, &raw)?;
             let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
             stored.push((id, finding));
         }
@@ -148,8 +142,7 @@ impl Sink<'_> {
             };
             settled.open.push(d.kind);
             if before != Some(&finding) {
-                let raw = serde_json::to_vec(&finding).map_err(|e| corrupt("open finding", e))?;
-                ctx.put(&[prefix.as_slice(), id.as_bytes()].concat(), &raw, None);
+                ctx.put_json(&[prefix.as_slice(), id.as_bytes()].concat(), &finding, None)?;
                 self.emit_finding(
                     ctx,
                     entity_type,
@@ -262,10 +255,7 @@ impl Sink<'_> {
         let (max_attempts, min_gap) = limits;
         let now = ctx.now();
         let key = attempts_key(scope, entity_ref);
-        let mut attempts: Attempts = match ctx.get(&key)? {
-            Some(raw) => serde_json::from_slice(&raw).map_err(|e| corrupt("attempts", e))?,
-            None => Attempts::default(),
-        };
+        let mut attempts: Attempts = ctx.get_json(&key)?.unwrap_or_default();
         if attempts.count >= max_attempts
             || (attempts.count > 0 && now - attempts.last_at < min_gap)
         {
@@ -273,8 +263,7 @@ impl Sink<'_> {
         }
         attempts.count += 1;
         attempts.last_at = now;
-        let raw = serde_json::to_vec(&attempts).map_err(|e| corrupt("attempts", e))?;
-        ctx.put(&key, &raw, None);
+        ctx.put_json(&key, &attempts, None)?;
         let fact = format!("ResyncRequested:{}", attempts.count);
         let event = ResyncRequested {
             envelope: Envelope {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use bridge_events::reconciliation::ResyncTarget;
 use bridge_events::{Event, Millis};
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
+use bridge_runtime::json_state::decode;
 use erp_writer::connector::{ErpConnector, ErpError, ErpOrder};
 use erp_writer::mapping::Mapping;
 use magento_rest::Magento;
@@ -104,12 +105,6 @@ impl From<bridge_runtime::state::StateError> for SliceError {
     }
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Fatal {
-        reason: format!("reconciler state, {what}: {e}"),
-    }
-}
-
 /// On-hand quantity per item, per warehouse.
 type StockByWarehouse = BTreeMap<String, BTreeMap<String, Decimal>>;
 
@@ -195,16 +190,11 @@ impl<C: ErpConnector> Reconciler<C> {
     }
 
     fn load_run(ctx: &Context<'_>) -> Result<RunState, HandlerError> {
-        match ctx.get(RUN)? {
-            Some(raw) => serde_json::from_slice(&raw).map_err(|e| corrupt("run", e)),
-            None => Ok(RunState::default()),
-        }
+        Ok(ctx.get_json(RUN)?.unwrap_or_default())
     }
 
     fn save_run(ctx: &mut Context<'_>, run: &RunState) -> Result<(), HandlerError> {
-        let raw = serde_json::to_vec(run).map_err(|e| corrupt("run", e))?;
-        ctx.put(RUN, &raw, None);
-        Ok(())
+        ctx.put_json(RUN, run, None)
     }
 
     /// One slice of orders; `true` when the partition's orders are done.
@@ -226,8 +216,7 @@ impl<C: ErpConnector> Reconciler<C> {
         let settle = self.settings.effective.settle.as_millis() as Millis;
         let mut due = Vec::new();
         for (key, raw) in page {
-            let order: ExpectedOrder =
-                serde_json::from_slice(&raw).map_err(|e| corrupt("expected order", e))?;
+            let order: ExpectedOrder = decode(&key, &raw)?;
             let order_ref = String::from_utf8_lossy(&key[ORDERS.len()..]).into_owned();
             if order.placed.is_none() {
                 continue;
@@ -290,8 +279,7 @@ impl<C: ErpConnector> Reconciler<C> {
                 summary.delay(seconds);
             }
             expected.synced = true;
-            let raw = serde_json::to_vec(&*expected).map_err(|e| corrupt("expected order", e))?;
-            ctx.put(&order_key(order_ref), &raw, None);
+            ctx.put_json(&order_key(order_ref), &*expected, None)?;
         }
         let comparison = compare_order(
             &OrderSides {
@@ -502,9 +490,7 @@ impl<C: ErpConnector> Reconciler<C> {
                                 erp: erp_qty,
                                 since: now,
                             };
-                            let raw = serde_json::to_vec(&o)
-                                .map_err(|e| corrupt("stock observation", e))?;
-                            ctx.put(&observed_key, &raw, None);
+                            ctx.put_json(&observed_key, &o, None)?;
                         }
                     }
                 }
@@ -582,15 +568,10 @@ impl<C: ErpConnector> Handler for Reconciler<C> {
             return Ok(());
         };
         let key = order_key(order_ref);
-        let mut expected: ExpectedOrder = match ctx.get(&key)? {
-            Some(raw) => serde_json::from_slice(&raw).map_err(|e| corrupt("expected order", e))?,
-            None => ExpectedOrder::default(),
-        };
+        let mut expected: ExpectedOrder = ctx.get_json(&key)?.unwrap_or_default();
         let mapping = Arc::clone(&self.mapping);
         expected.apply(input.event, |status| mapping.creates_on(status));
-        let raw = serde_json::to_vec(&expected).map_err(|e| corrupt("expected order", e))?;
-        ctx.put(&key, &raw, None);
-        Ok(())
+        ctx.put_json(&key, &expected, None)
     }
 
     fn on_punctuate(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
