@@ -278,6 +278,19 @@ pub struct RetrySettings {
     pub give_up_after_ms: u64,
 }
 
+impl RetrySettings {
+    /// The policy these settings describe (the rest at [`crate::retry::RetryPolicy`]'s
+    /// defaults).
+    pub fn policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            initial: std::time::Duration::from_millis(self.initial_ms),
+            max_delay: std::time::Duration::from_millis(self.max_delay_ms),
+            give_up_after: std::time::Duration::from_millis(self.give_up_after_ms),
+            ..crate::retry::RetryPolicy::default()
+        }
+    }
+}
+
 impl Default for RetrySettings {
     fn default() -> Self {
         Self {

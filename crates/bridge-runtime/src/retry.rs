@@ -68,6 +68,21 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The delay after failed attempt `attempt` (1, 2, …) of an operation retried across
+    /// steps — its attempt count kept in state, where a [`Retries`] cannot live:
+    /// `initial × multiplier^(attempt − 1)`, capped at `max_delay`, ± the jitter, never
+    /// shorter than `retry_after`. No give-up: the caller decides when to stop.
+    pub fn delay_for(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(63) as i32;
+        let base = (self.initial.as_secs_f64() * self.multiplier.powi(exponent))
+            .min(self.max_delay.as_secs_f64());
+        let spread = rand::random_range(-1.0..=1.0) * self.jitter;
+        let delay = Duration::from_secs_f64((base * (1.0 + spread)).max(0.0));
+        retry_after.map_or(delay, |asked| asked.max(delay))
+    }
+}
+
 impl<C: Clock> Retries<C> {
     /// The delay before the next attempt — never shorter than `retry_after` — or `None`
     /// when the policy gives up.
@@ -109,6 +124,23 @@ mod tests {
             expected *= policy.multiplier;
         }
         assert_eq!(retries.attempts(), 12);
+    }
+
+    #[test]
+    fn delays_kept_across_steps_grow_by_attempt_within_the_band_and_stay_capped() {
+        let policy = RetryPolicy::default();
+        for attempt in 1..=40 {
+            let d = policy.delay_for(attempt, None).as_secs_f64();
+            let base = (policy.initial.as_secs_f64() * 2f64.powi(attempt as i32 - 1))
+                .min(policy.max_delay.as_secs_f64());
+            assert!(
+                d >= base * (1.0 - policy.jitter) - 1e-9
+                    && d <= base * (1.0 + policy.jitter) + 1e-9,
+                "attempt {attempt}: {d} vs {base}"
+            );
+        }
+        let asked = Duration::from_secs(120);
+        assert_eq!(policy.delay_for(1, Some(asked)), asked);
     }
 
     #[test]

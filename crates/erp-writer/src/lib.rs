@@ -194,6 +194,7 @@ async fn run_with<C: ErpConnector>(
         let batching = Batching {
             wait: Duration::from_millis(stock.batch_wait_ms),
             limit: stock.batch_limit,
+            retry: config.processor.retry.policy(),
         };
         let results_topic = writer.results_topic.clone();
         loops.push(LoopSpec::new(

@@ -33,6 +33,7 @@ use crate::connector::{ErpConnector, ErpLine, StockAdjustmentDoc};
 use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 use bridge_runtime::json_state::{corrupt, decode};
+use bridge_runtime::retry::RetryPolicy;
 
 const SEAL: &str = "seal/";
 const POST: &str = "post/";
@@ -65,6 +66,10 @@ pub struct Batching {
     pub wait: Duration,
     /// Most lines per document.
     pub limit: usize,
+    /// Delays between posts of a document the ERP answered "retry later" to (the
+    /// service's `[processor.retry]`; `give_up_after` does not apply: a document is posted
+    /// until the ERP takes or refuses it).
+    pub retry: RetryPolicy,
 }
 
 /// The handler.
@@ -274,8 +279,7 @@ impl<C: ErpConnector> StockWriter<C> {
             }) => {
                 self.metrics.verdict_stock("retry");
                 sealed.attempts += 1;
-                let backoff = Duration::from_millis(500 << sealed.attempts.min(7));
-                let wait = retry_after.unwrap_or_default().max(backoff);
+                let wait = self.batching.retry.delay_for(sealed.attempts, retry_after);
                 tracing::warn!(reference, attempts = sealed.attempts, %reason, ?wait, "stock adjustment not posted yet; retrying");
                 ctx.put_json(key.as_bytes(), &sealed, None)?;
                 let at = ctx.now().saturating_add(wait.as_millis() as i64);

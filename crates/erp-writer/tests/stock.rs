@@ -59,6 +59,7 @@ fn setup(limit: usize, faults: Faults) -> Result<Setup, Box<dyn std::error::Erro
         Batching {
             wait: Duration::from_secs(5),
             limit,
+            retry: Default::default(),
         },
         "results",
         metrics,

@@ -126,12 +126,7 @@ impl ProcessorConfig {
                 max_event_time_ahead: Duration::from_millis(settings.max_event_time_ahead_ms),
                 ..StepConfig::default()
             },
-            retry: RetryPolicy {
-                initial: Duration::from_millis(settings.retry.initial_ms),
-                max_delay: Duration::from_millis(settings.retry.max_delay_ms),
-                give_up_after: Duration::from_millis(settings.retry.give_up_after_ms),
-                ..RetryPolicy::default()
-            },
+            retry: settings.retry.policy(),
             worker: None,
         }
     }
