@@ -2,13 +2,21 @@
 //! real binary, SIGKILLed five times) → stock deltas → erp-writer's stock loop (in process)
 //! → erp-sim. The ERP must end with exactly the sum of the movements per SKU and
 //! warehouse, and no window may be posted twice.
+//!
+//! The stream is generated (`KILL_MOVEMENTS`, `KILL_SKUS`, `KILL_SEED`, …: see [`plan`]) or
+//! read from a file of your own, one JSON movement per line (see [`FileMovement`]):
+//! `KILL_MOVEMENTS_FILE=$PWD/crates/inventory-aggregator/tests/streams/mixed.jsonl cargo test
+//! -p inventory-aggregator --test kill -- --nocapture` (redeliveries, late and future
+//! dates, level sets, decimal quantities, a source the deployed mapping lacks). Either way
+//! `KILL_WAVES` (5) sets the SIGKILLs, and the expected stock goes through erp-writer's
+//! mapping (an unmappable SKU is parked there, so it is left out).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use bridge_events::inventory::MovementKind;
+use bridge_events::inventory::{InventoryMovement, MovementKind};
 use bridge_events::{Event, EventCodec, Millis, samples};
 use bridge_testkit::{
     Isolation, consume_all, create_topic, free_port, runtime_sections, stack, unique_name,
@@ -145,17 +153,26 @@ async fn movements_survive_five_aggregator_kills_and_the_erp_gets_exactly_their_
     }
     let erp = ErpSim::start(ErpSimConfig::default()).await?;
     let dir = tempfile::tempdir()?;
+    let plan = plan(&name)?;
 
     // erp-writer in this process: the orders loop idles on an empty topic, the stock loop
-    // posts what the aggregator emits.
+    // posts what the aggregator emits. Every source of the stream has a warehouse.
     let mapping = dir.path().join("mapping.toml");
-    std::fs::write(
-        &mapping,
-        include_str!("../../../deploy/config/mapping.toml").replace(
-            "wh_east = \"WH-EAST\"",
-            "wh_east = \"WH-EAST\"\nwh_west = \"WH-WEST\"",
-        ),
-    )?;
+    let base_mapping = include_str!("../../../deploy/config/mapping.toml");
+    let deployed = erp_writer::mapping::Mapping::parse(base_mapping)?;
+    let mut warehouses = String::from("wh_east = \"WH-EAST\"");
+    let sources: BTreeSet<&str> = plan
+        .iter()
+        .map(|p| p.movement.source_code.as_str())
+        .collect();
+    for source in sources {
+        if deployed.warehouse(source).is_err() {
+            warehouses.push_str(&format!("\n\"{source}\" = \"{}\"", warehouse_of(source)));
+        }
+    }
+    let mapping_text = base_mapping.replace("wh_east = \"WH-EAST\"", &warehouses);
+    std::fs::write(&mapping, &mapping_text)?;
+    let erp_mapping = erp_writer::mapping::Mapping::parse(&mapping_text)?;
     let writer_config = dir.path().join("writer.toml");
     std::fs::write(
         &writer_config,
@@ -233,71 +250,53 @@ grace_ms = 1000
         .set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000")
         .create()?;
-    // The stream: `KILL_MOVEMENTS` over `KILL_SKUS` SKUs × 3 sources, in `KILL_WAVES`
-    // waves with a SIGKILL each, from `KILL_SEED`; one in `KILL_DUPLICATE_EVERY` sent again
-    // with its event id (must count once), one in `KILL_LATE_EVERY` dated 10 s back (its
-    // window closed: a late correction), one in `KILL_SET_EVERY` an MSI source-item set (an
-    // absolute level: the ERP owns levels, so it moves nothing there, and the deltas around
-    // it in its window still reach the ERP). 0 turns any of them off.
-    let movements = setting("KILL_MOVEMENTS", 100_000) as usize;
-    let waves = setting("KILL_WAVES", 5).max(1) as usize;
-    let skus = setting("KILL_SKUS", 1_000).max(1) as usize;
-    let duplicate_every = setting("KILL_DUPLICATE_EVERY", 97) as usize;
-    let late_every = setting("KILL_LATE_EVERY", 89) as usize;
-    let set_every = setting("KILL_SET_EVERY", 53) as usize;
-    let mut seed: u64 = setting("KILL_SEED", 42);
-    eprintln!(
-        "{movements} movements, {skus} SKUs, {waves} kills, seed {seed}, a duplicate every \
-         {duplicate_every}, a late one every {late_every}, a level set every {set_every}"
-    );
+    // What the ERP must end with: each event id once, per (ERP item, warehouse) through
+    // the mapping erp-writer uses; a level set moves nothing there (the ERP owns levels).
     let mut expected: BTreeMap<(String, String), Decimal> = BTreeMap::new();
-    let (mut duplicates, mut late, mut sets) = (0, 0, 0);
-    let per_wave = movements / waves;
+    let mut counted = BTreeSet::new();
+    let (mut duplicates, mut late, mut sets, mut unmappable) = (0, 0, 0, 0);
+    for planned in &plan {
+        let m = &planned.movement;
+        duplicates += planned.sends - 1;
+        if !counted.insert(m.envelope.event_id.clone()) {
+            duplicates += 1;
+            continue;
+        }
+        late += usize::from(planned.age_ms > 0);
+        if m.kind == MovementKind::SourceItemSet {
+            sets += 1;
+            continue;
+        }
+        match (
+            erp_mapping.item_code(&m.sku),
+            erp_mapping.warehouse(&m.source_code),
+        ) {
+            (Ok(item), Ok(warehouse)) => {
+                *expected.entry((item, warehouse)).or_default() += m.quantity
+            }
+            _ => unmappable += 1,
+        }
+    }
+    let waves = setting("KILL_WAVES", 5).max(1) as usize;
+    eprintln!(
+        "{} movements ({duplicates} sent again with their event id, {late} dated back, {sets} \
+         level sets, {unmappable} unmappable: parked by erp-writer), {waves} kills",
+        plan.len()
+    );
+    let per_wave = plan.len().div_ceil(waves).max(1);
     let started = std::time::Instant::now();
-    for wave in 0..waves {
+    let mut records_sent = 0;
+    for (wave, planned_wave) in plan.chunks(per_wave).enumerate() {
         eprintln!("wave {wave} at {:?}", started.elapsed());
-        for i in wave * per_wave..(wave + 1) * per_wave {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let sku = format!("SKU-{:04}", (seed >> 33) as usize % skus);
-            let (source, warehouse) = SOURCES[(seed >> 20) as usize % SOURCES.len()];
-            let qty = ((seed >> 40) % 7) as i64 - 3;
-            let qty = if qty == 0 { 5 } else { qty };
-            let mut movement = samples::inventory_movement(&sku, source, 0);
-            movement.envelope.event_id = format!("{name}-movement-{i}");
-            movement.envelope.occurred_at = now_ms();
-            if late_every > 0 && i % late_every == late_every - 1 {
-                movement.envelope.occurred_at -= 10_000;
-                late += 1;
-            }
-            movement.kind = if qty < 0 {
-                MovementKind::Reservation
-            } else {
-                MovementKind::Return
-            };
-            movement.quantity = Decimal::from(qty);
-            if set_every > 0 && i % set_every == set_every - 1 {
-                movement.kind = MovementKind::SourceItemSet;
-                movement.quantity = Decimal::from(100 + qty);
-                sets += 1;
-            } else {
-                *expected
-                    .entry((sku.clone(), warehouse.to_owned()))
-                    .or_default() += movement.quantity;
-            }
-            let key = format!("{sku}|{source}");
+        let sent_before = records_sent;
+        for planned in planned_wave {
+            let mut movement = planned.movement.clone();
+            movement.envelope.occurred_at = now_ms() - planned.age_ms;
+            let key = format!("{}|{}", movement.sku, movement.source_code);
             let bytes = codec
                 .encode_event(&names.movements, &Event::InventoryMovement(movement))
                 .await?;
-            let sends = match duplicate_every > 0 && i % duplicate_every == duplicate_every - 1 {
-                true => {
-                    duplicates += 1;
-                    2
-                }
-                false => 1,
-            };
-            for _ in 0..sends {
+            for _ in 0..planned.sends {
                 let mut record = BaseRecord::to(&names.movements).key(&key).payload(&bytes);
                 loop {
                     match producer.send(record) {
@@ -308,12 +307,12 @@ grace_ms = 1000
                         }
                     }
                 }
+                records_sent += 1;
             }
         }
         producer.flush(Duration::from_secs(60))?;
-        // Kill it once it has committed part of this wave, then start it again (records
-        // sent so far: the movements and the duplicates among them).
-        let target = (wave * per_wave + per_wave / 3) as i64;
+        // Kill it once it has committed part of this wave, then start it again.
+        let target = (sent_before + (records_sent - sent_before) / 3) as i64;
         wait_until(
             "the aggregator to commit part of the wave",
             Duration::from_secs(120),
@@ -353,11 +352,7 @@ grace_ms = 1000
             .collect()
     };
     expected.retain(|_, q| !q.is_zero());
-    eprintln!(
-        "waves done at {:?} ({duplicates} duplicates, {late} late movements, {sets} level sets \
-         sent)",
-        started.elapsed()
-    );
+    eprintln!("waves done at {:?}", started.elapsed());
     let settled = wait_until(
         "the ERP's stock to equal the movements",
         Duration::from_secs(240),
@@ -419,7 +414,8 @@ grace_ms = 1000
         keys.len()
     );
     eprintln!(
-        "{movements} movements, {} keys, {} adjustments, {} aggregator lines",
+        "{} movements, {} keys, {} adjustments, {} aggregator lines",
+        plan.len(),
         expected.len(),
         keys.len(),
         seen.len()
@@ -459,4 +455,110 @@ async fn posted_with_documents(
         }
     }
     Ok(keys)
+}
+
+/// One movement of the stream: sent `sends` times (the same event id: must count once),
+/// dated `age_ms` before the moment it is sent (late when its window has closed by then).
+struct Planned {
+    movement: InventoryMovement,
+    sends: usize,
+    age_ms: Millis,
+}
+
+/// The ERP warehouse of an MSI source the deployed mapping does not name.
+fn warehouse_of(source: &str) -> String {
+    match SOURCES.iter().find(|(s, _)| *s == source) {
+        Some((_, warehouse)) => (*warehouse).to_owned(),
+        None => format!("WH-{}", source.to_uppercase()),
+    }
+}
+
+/// The stream: `KILL_MOVEMENTS_FILE` when set, else generated. Generated: `KILL_MOVEMENTS`
+/// over `KILL_SKUS` SKUs × 3 sources from `KILL_SEED`; one in `KILL_DUPLICATE_EVERY` sent
+/// again with its event id, one in `KILL_LATE_EVERY` dated 10 s back (its window closed:
+/// a late correction), one in `KILL_SET_EVERY` an MSI source-item set (an absolute level:
+/// it moves nothing in the ERP, and the deltas around it in its window still reach it).
+/// 0 turns any of them off.
+fn plan(name: &str) -> Result<Vec<Planned>, AnyError> {
+    if let Ok(path) = std::env::var("KILL_MOVEMENTS_FILE") {
+        return plan_from_file(name, Path::new(&path));
+    }
+    let movements = setting("KILL_MOVEMENTS", 100_000) as usize;
+    let skus = setting("KILL_SKUS", 1_000).max(1) as usize;
+    let duplicate_every = setting("KILL_DUPLICATE_EVERY", 97) as usize;
+    let late_every = setting("KILL_LATE_EVERY", 89) as usize;
+    let set_every = setting("KILL_SET_EVERY", 53) as usize;
+    let mut seed: u64 = setting("KILL_SEED", 42);
+    eprintln!(
+        "generated: {movements} movements, {skus} SKUs, seed {seed}, a duplicate every \
+         {duplicate_every}, a late one every {late_every}, a level set every {set_every}"
+    );
+    let every = |n: usize, i: usize| n > 0 && i % n == n - 1;
+    let mut plan = Vec::with_capacity(movements);
+    for i in 0..movements {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let sku = format!("SKU-{:04}", (seed >> 33) as usize % skus);
+        let (source, _) = SOURCES[(seed >> 20) as usize % SOURCES.len()];
+        let qty = ((seed >> 40) % 7) as i64 - 3;
+        let qty = if qty == 0 { 5 } else { qty };
+        let mut movement = samples::inventory_movement(&sku, source, 0);
+        movement.envelope.event_id = format!("{name}-movement-{i}");
+        (movement.kind, movement.quantity) = match (every(set_every, i), qty < 0) {
+            (true, _) => (MovementKind::SourceItemSet, Decimal::from(100 + qty)),
+            (false, true) => (MovementKind::Reservation, Decimal::from(qty)),
+            (false, false) => (MovementKind::Return, Decimal::from(qty)),
+        };
+        plan.push(Planned {
+            movement,
+            sends: if every(duplicate_every, i) { 2 } else { 1 },
+            age_ms: if every(late_every, i) { 10_000 } else { 0 },
+        });
+    }
+    Ok(plan)
+}
+
+/// One line of a `KILL_MOVEMENTS_FILE`, e.g.
+/// `{"sku": "RED", "source": "default", "kind": "RESERVATION", "quantity": "-2"}`, with
+/// optional `"event_id"` (a line repeating an earlier line's id is a redelivery: counted
+/// once) and `"age_ms"` (dated that long before it is sent; default 0). `kind` is one of
+/// RESERVATION, SHIPMENT, CANCELLATION_RELEASE, RETURN (signed deltas) and
+/// SOURCE_ITEM_SET (an absolute level).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileMovement {
+    sku: String,
+    source: String,
+    kind: MovementKind,
+    quantity: Decimal,
+    event_id: Option<String>,
+    #[serde(default)]
+    age_ms: Millis,
+}
+
+fn plan_from_file(name: &str, path: &Path) -> Result<Vec<Planned>, AnyError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("KILL_MOVEMENTS_FILE {}: {e}", path.display()))?;
+    let mut plan = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let line: FileMovement = serde_json::from_str(line)
+            .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+        let mut movement = samples::inventory_movement(&line.sku, &line.source, 0);
+        movement.envelope.event_id = line
+            .event_id
+            .unwrap_or_else(|| format!("{name}-line-{}", n + 1));
+        movement.kind = line.kind;
+        movement.quantity = line.quantity;
+        plan.push(Planned {
+            movement,
+            sends: 1,
+            age_ms: line.age_ms,
+        });
+    }
+    eprintln!("{}: {} lines", path.display(), plan.len());
+    Ok(plan)
 }
