@@ -12,7 +12,7 @@
 //! mapping (an unmappable SKU is parked there, so it is left out).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -120,6 +120,22 @@ fn committed(bootstrap: &str, group: &str, topic: &str) -> Result<i64, AnyError>
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn movements_survive_five_aggregator_kills_and_the_erp_gets_exactly_their_sum()
 -> Result<(), AnyError> {
+    let file = std::env::var("KILL_MOVEMENTS_FILE").ok().map(PathBuf::from);
+    stock_flow(file).await
+}
+
+/// The hand-written stream in `tests/streams/mixed.jsonl` — every kind of movement, a
+/// redelivery, movements an hour and ten minutes late and one dated a day ahead (taken as
+/// the allowed lead, 5 s here, ahead of the wall clock), decimal quantities, a source the
+/// deployed mapping lacks — through the same kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hand_written_stream_of_every_kind_survives_the_kills_too() -> Result<(), AnyError> {
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/streams/mixed.jsonl");
+    stock_flow(Some(PathBuf::from(file))).await
+}
+
+/// Runs the flow over the stream in `file` (one JSON movement per line), or a generated one.
+async fn stock_flow(file: Option<PathBuf>) -> Result<(), AnyError> {
     let stack = stack()?;
     let (bootstrap, registry) = (stack.bootstrap.clone(), stack.registry_url.clone());
     let name = unique_name("stockflow");
@@ -153,7 +169,10 @@ async fn movements_survive_five_aggregator_kills_and_the_erp_gets_exactly_their_
     }
     let erp = ErpSim::start(ErpSimConfig::default()).await?;
     let dir = tempfile::tempdir()?;
-    let plan = plan(&name)?;
+    let plan = match &file {
+        Some(path) => plan_from_file(&name, path)?,
+        None => plan(&name),
+    };
 
     // erp-writer in this process: the orders loop idles on an empty topic, the stock loop
     // posts what the aggregator emits. Every source of the stream has a warehouse.
@@ -219,6 +238,7 @@ rate_limit_per_second = 0
         &aggregator_config,
         format!(
             r#"{sections}commit_interval_ms = 100
+max_event_time_ahead_ms = 5000
 [kafka.librdkafka]
 "session.timeout.ms" = "10000"
 [aggregator]
@@ -473,16 +493,13 @@ fn warehouse_of(source: &str) -> String {
     }
 }
 
-/// The stream: `KILL_MOVEMENTS_FILE` when set, else generated. Generated: `KILL_MOVEMENTS`
+/// A generated stream: `KILL_MOVEMENTS`
 /// over `KILL_SKUS` SKUs × 3 sources from `KILL_SEED`; one in `KILL_DUPLICATE_EVERY` sent
 /// again with its event id, one in `KILL_LATE_EVERY` dated 10 s back (its window closed:
 /// a late correction), one in `KILL_SET_EVERY` an MSI source-item set (an absolute level:
 /// it moves nothing in the ERP, and the deltas around it in its window still reach it).
 /// 0 turns any of them off.
-fn plan(name: &str) -> Result<Vec<Planned>, AnyError> {
-    if let Ok(path) = std::env::var("KILL_MOVEMENTS_FILE") {
-        return plan_from_file(name, Path::new(&path));
-    }
+fn plan(name: &str) -> Vec<Planned> {
     let movements = setting("KILL_MOVEMENTS", 100_000) as usize;
     let skus = setting("KILL_SKUS", 1_000).max(1) as usize;
     let duplicate_every = setting("KILL_DUPLICATE_EVERY", 97) as usize;
@@ -516,7 +533,7 @@ fn plan(name: &str) -> Result<Vec<Planned>, AnyError> {
             age_ms: if every(late_every, i) { 10_000 } else { 0 },
         });
     }
-    Ok(plan)
+    plan
 }
 
 /// One line of a `KILL_MOVEMENTS_FILE`, e.g.
