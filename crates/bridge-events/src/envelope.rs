@@ -5,6 +5,13 @@ use serde::{Deserialize, Serialize};
 /// Milliseconds since the Unix epoch (Avro `timestamp-millis`).
 pub type Millis = i64;
 
+/// The wall clock in [`Millis`] (0 on a clock before 1970).
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
 /// Identity, type, version, times and lineage of an event (`bridge.events.Envelope`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {

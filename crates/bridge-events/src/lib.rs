@@ -25,5 +25,5 @@ pub mod schema;
 pub mod topics;
 
 pub use codec::{CodecError, EventCodec};
-pub use envelope::{Envelope, Millis};
+pub use envelope::{Envelope, Millis, now_millis};
 pub use event::{AvroEvent, Event};

@@ -78,7 +78,11 @@ impl Pipeline {
 
     /// The records of one REST order, or its parking.
     pub async fn order(&self, order: &Value, origin: &str) -> Result<Outcome, IngestError> {
-        match map_order(&Obj::root(order), &self.settings.source, now_ms()) {
+        match map_order(
+            &Obj::root(order),
+            &self.settings.source,
+            bridge_events::now_millis(),
+        ) {
             Ok(mapped) => self.encode(mapped).await,
             Err(e) => Ok(self.parked(order, "unmappable", &field_reason(&e), origin)),
         }
@@ -108,7 +112,7 @@ impl Pipeline {
             &Obj::root(item),
             &self.settings.source,
             observed_at,
-            now_ms(),
+            bridge_events::now_millis(),
         ) {
             Ok(movement) => {
                 self.encode(Mapped {
@@ -140,7 +144,7 @@ impl Pipeline {
             &Obj::root(entity),
             &Obj::root(&order),
             &self.settings.source,
-            now_ms(),
+            bridge_events::now_millis(),
         ) {
             Ok(mapped) => self.encode(mapped).await,
             Err(e) => Ok(self.parked(entity, "unmappable", &field_reason(&e), origin)),
@@ -257,7 +261,7 @@ impl Pipeline {
             partition: -1,
             offset: -1,
             attempts: 1,
-            parked_at: now_ms(),
+            parked_at: bridge_events::now_millis(),
             service: crate::NAME.to_owned(),
         };
         Outcome::Parked {
@@ -292,11 +296,4 @@ pub fn id_text(value: &Value) -> String {
         Value::Number(n) => n.to_string(),
         _ => String::new(),
     }
-}
-
-/// Now, in epoch milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::pipeline::{IngestError, Pipeline, id_text, now_ms};
+use crate::pipeline::{IngestError, Pipeline, id_text};
 
 /// A sync stops after this many pages and goes on at the next interval.
 const MAX_PAGES: usize = 100_000;
@@ -32,7 +32,7 @@ pub struct SyncStats {
 
 /// Reads every source item once and publishes the changes.
 pub async fn sync(pipeline: &Arc<Pipeline>, page_size: usize) -> Result<SyncStats, IngestError> {
-    let observed_at = now_ms();
+    let observed_at = bridge_events::now_millis();
     let mut stats = SyncStats::default();
     let page_size = page_size.max(1);
     while stats.pages < MAX_PAGES {

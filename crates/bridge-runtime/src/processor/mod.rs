@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bridge_events::{EventCodec, Millis};
+use bridge_events::{EventCodec, now_millis};
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -185,13 +185,6 @@ const CLEAN_MARKER: &str = "CLEAN";
 /// The attempt a parked record was on: one more than the retries it had.
 fn attempt(retries: &Option<Retries>) -> u32 {
     retries.as_ref().map_or(0, Retries::attempts) + 1
-}
-
-fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 struct Loop<'a, H: Handler> {
@@ -563,7 +556,7 @@ impl<H: Handler> Loop<'_, H> {
                 &mut self.handler,
                 store,
                 &input,
-                now_ms(),
+                now_millis(),
                 &self.config.step,
             ) {
                 Ok(step) => {
@@ -712,7 +705,7 @@ impl<H: Handler> Loop<'_, H> {
     }
 
     fn punctuate(&mut self) -> Result<(), ProcessorError> {
-        let now = now_ms();
+        let now = now_millis();
         let partitions: Vec<i32> = self.partitions.keys().copied().collect();
         for partition in partitions {
             let Some(store) = self.partitions.get(&partition) else {

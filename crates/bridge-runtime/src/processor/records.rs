@@ -7,7 +7,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
-use super::{Loop, ProcessorError, TraceContext, kafka, now_ms};
+use super::{Loop, ProcessorError, TraceContext, kafka};
 use crate::changelog::SOURCE_OFFSET_HEADER;
 use crate::handler::{Handler, Output, is_expiry_index};
 use crate::metrics::ErrorLabels;
@@ -128,7 +128,7 @@ impl<H: Handler> Loop<'_, H> {
             partition: message.partition(),
             offset: message.offset(),
             attempts,
-            parked_at: now_ms(),
+            parked_at: bridge_events::now_millis(),
             service: self.config.service.to_owned(),
         };
         let mut headers = OwnedHeaders::new();

@@ -135,7 +135,10 @@ impl Worker {
             };
             if last_sweep.elapsed() >= SWEEP_EVERY {
                 last_sweep = Instant::now();
-                match self.seen.sweep(self.config.dedupe_ttl, now_ms()) {
+                match self
+                    .seen
+                    .sweep(self.config.dedupe_ttl, bridge_events::now_millis())
+                {
                     Ok(removed) => {
                         tracing::debug!(removed, "published ids past their ttl forgotten")
                     }
@@ -239,7 +242,7 @@ impl Worker {
         if let Err(error) = self.seen.record(
             in_transaction.iter().map(String::as_str),
             &cursors,
-            now_ms(),
+            bridge_events::now_millis(),
         ) {
             // Committed, but not remembered: a later duplicate would be published again
             // (and dropped by every consumer's dedupe). Say so; the batch itself is in.
@@ -331,10 +334,4 @@ fn fail_all(jobs: Vec<Job>, reason: &str) {
             .reply
             .send(Err(PublishError::Unavailable(reason.to_owned())));
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
