@@ -11,6 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::records::header;
 use super::{Loop, ProcessorError, TIMEOUT, kafka};
 use crate::changelog::{ChangelogRecord, SOURCE_OFFSET_HEADER, restore, trust_local_state};
+use crate::config::Guarantee;
 use crate::handler::{Handler, expiry_index};
 use crate::metrics::PartitionLabels;
 use crate::state::{Pending, SledStore, StateStore};
@@ -99,7 +100,11 @@ impl<H: Handler> Loop<'_, H> {
         };
         let counter = self.metrics.records_in.get_or_create(&labels).clone();
         self.records_in.insert(partition, counter);
-        self.partitions.insert(partition, Pending::new(store)?);
+        let pending = match self.config.guarantee {
+            Guarantee::ExactlyOnce => Pending::new(store)?,
+            Guarantee::AtLeastOnce => Pending::new(store)?.keep_every_delete(),
+        };
+        self.partitions.insert(partition, pending);
         Ok(())
     }
 
