@@ -66,9 +66,7 @@ impl RetryPolicy {
             attempts: 0,
         }
     }
-}
 
-impl RetryPolicy {
     /// The delay after failed attempt `attempt` (1, 2, …) of an operation retried across
     /// steps — its attempt count kept in state, where a [`Retries`] cannot live:
     /// `initial × multiplier^(attempt − 1)`, capped at `max_delay`, ± the jitter, never

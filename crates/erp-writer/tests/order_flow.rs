@@ -115,7 +115,10 @@ async fn shipments_come_back_once(flow: &Flow) -> TestResult {
             carrier: Some("ups".into()),
             tracking_number: Some(format!("1Z{reference}")),
         };
-        flow.erp.shared.books().ship(reference, new, now_ms())?;
+        flow.erp
+            .shared
+            .books()
+            .ship(reference, new, bridge_events::now_millis())?;
     }
     // Shipping comments per order, from one read of the write-backs.
     let shipping_comments = || -> BTreeMap<String, usize> {
@@ -217,13 +220,6 @@ async fn written_back_once(flow: &Flow) -> TestResult {
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// The faults the ERP injects in the faults test, by the name erp-sim counts them under.
 const FAULTS: [&str; 5] = [
     "rate_limit",
@@ -262,7 +258,7 @@ async fn under_erp_faults_and_five_sigkills_every_order_is_still_booked_once() -
         match kill {
             1 => flow.faults(erp_sim::Faults {
                 maintenance: true,
-                maintenance_until_ms: now_ms() + 3_000,
+                maintenance_until_ms: bridge_events::now_millis() + 3_000,
                 ..base.clone()
             }),
             3 => flow.faults(erp_sim::Faults {

@@ -47,13 +47,6 @@ const SOURCES: [(&str, &str); 3] = [
 ];
 const PARTITIONS: i32 = 3;
 
-fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or_default()
-}
-
 struct Names {
     movements: String,
     deltas: String,
@@ -315,7 +308,7 @@ grace_ms = 1000
         let sent_before = records_sent;
         for planned in planned_wave {
             let mut movement = planned.movement.clone();
-            movement.envelope.occurred_at = now_ms() - planned.age_ms;
+            movement.envelope.occurred_at = bridge_events::now_millis() - planned.age_ms;
             let key = format!("{}|{}", movement.sku, movement.source_code);
             let bytes = codec
                 .encode_event(&names.movements, &Event::InventoryMovement(movement))
