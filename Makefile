@@ -42,8 +42,9 @@ status:
 
 ## test: format check, clippy with -D warnings, every test against one real broker +
 ## registry started for this run (a plain `cargo test` starts one per test binary instead)
-test: lint build
-	bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
+test: lint build $(INTEROP_VENV)/bin/python
+	BRIDGE_TEST_PYTHON=$(CURDIR)/$(INTEROP_VENV)/bin/python \
+	  bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
 	@$(MAKE) --no-print-directory test-tryton
 
 ## test-tryton: install Tryton 8.0 in a venv (.data/tryton), start it, run the order flow
@@ -53,19 +54,30 @@ test-tryton: build
 	bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --test tryton -- --ignored; \
 	  status=$$?; bash $(LOCAL)/tryton.sh stop; exit $$status
 
-test-only: build
-	bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
+test-only: build $(INTEROP_VENV)/bin/python
+	BRIDGE_TEST_PYTHON=$(CURDIR)/$(INTEROP_VENV)/bin/python \
+	  bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
 
-lint:
+lint: tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 build: tools
 	$(CARGO) build --workspace --bins
 
-## tools: install the pinned broker jars (skipped when present)
+## tools: install the missing Debian packages (deploy/local/system.sh: the C toolchain and
+## headers librdkafka builds with, Java 17, Maven, Python) and the pinned broker jars
+## (each skipped when present)
 tools:
+	@bash $(LOCAL)/system.sh install
 	@bash $(LOCAL)/kafka.sh install
+
+## the Python the interop tests decode our topics with (fastavro, pinned)
+INTEROP_VENV := .data/interop-venv
+$(INTEROP_VENV)/bin/python: tests/interop/requirements.txt
+	python3 -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/pip install -q -r tests/interop/requirements.txt
+	touch $@
 
 ## bench: criterion (codec) and the throughput benchmark (runtime loops, inventory-aggregator,
 ## raw consume and Quix Streams side by side), against a broker + registry started for the run

@@ -12,16 +12,20 @@ use bridge_testkit::{Isolation, consume_all, create_topic, produce, stack, uniqu
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The Python with fastavro: `BRIDGE_TEST_PYTHON` (`make test` points it at a venv made from
+/// `tests/interop/requirements.txt`), else `python3`.
 fn python(args: &[&str], input: &str) -> Result<String, Box<dyn std::error::Error>> {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/confluent_avro.py");
-    let mut child = Command::new("python3")
+    let interpreter = std::env::var("BRIDGE_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = Command::new(&interpreter)
         .arg(script)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()?;
+        .spawn()
+        .map_err(|e| format!("cannot run {interpreter}: {e}"))?;
     child
         .stdin
         .take()
@@ -30,7 +34,11 @@ fn python(args: &[&str], input: &str) -> Result<String, Box<dyn std::error::Erro
     let output = child.wait_with_output()?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     if stderr.contains("No module named 'fastavro'") {
-        return Err("fastavro is missing: pip install fastavro (.ci/run installs it)".into());
+        return Err(format!(
+            "fastavro is missing in {interpreter}: `make test` makes a venv with it, or set \
+             BRIDGE_TEST_PYTHON to a Python that has it (pip install -r tests/interop/requirements.txt)"
+        )
+        .into());
     }
     if !output.status.success() {
         return Err(format!("python failed: {stderr}").into());
