@@ -12,7 +12,7 @@
 //! mapping (an unmappable SKU is parked there, a `|` in SKU or source by the aggregator:
 //! either is left out).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -380,14 +380,16 @@ grace_ms = 1000
     )
     .await;
     let actual = stock_of(&erp);
+    // (item, warehouse): expected, in the ERP.
     let differing: Vec<_> = expected
         .iter()
         .filter(|(k, q)| actual.get(*k) != Some(*q))
+        .map(|(k, q)| (k, *q, actual.get(k).copied().unwrap_or_default()))
         .take(5)
         .collect();
     assert!(
         settled.is_ok(),
-        "{} of {} keys differ, e.g. {differing:?}",
+        "{} of {} keys differ, e.g. (key, expected, in the ERP): {differing:?}",
         expected.len()
             - expected
                 .iter()
@@ -536,7 +538,7 @@ fn plan(name: &str) -> Vec<Planned> {
 /// One line of a `KILL_MOVEMENTS_FILE`, e.g.
 /// `{"sku": "RED", "source": "default", "kind": "RESERVATION", "quantity": "-2"}`, with
 /// optional `"event_id"` (a line repeating an earlier line's id is a redelivery: counted
-/// once) and `"age_ms"` (dated that long before it is sent; default 0). `kind` is one of
+/// once; it must repeat that line's sku, source, kind and quantity) and `"age_ms"` (dated that long before it is sent; default 0). `kind` is one of
 /// RESERVATION, SHIPMENT, CANCELLATION_RELEASE, RETURN (signed deltas) and
 /// SOURCE_ITEM_SET (an absolute level).
 #[derive(serde::Deserialize)]
@@ -555,12 +557,40 @@ fn plan_from_file(name: &str, path: &Path) -> Result<Vec<Planned>, AnyError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("KILL_MOVEMENTS_FILE {}: {e}", path.display()))?;
     let mut plan = Vec::new();
+    // Event id → (line, movement) of the lines that named one.
+    let mut named: HashMap<String, (usize, (String, String, MovementKind, Decimal))> =
+        HashMap::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let line: FileMovement = serde_json::from_str(line)
             .map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?;
+        if let Some(id) = &line.event_id {
+            let what = (
+                line.sku.clone(),
+                line.source.clone(),
+                line.kind,
+                line.quantity,
+            );
+            match named.get(id) {
+                Some((first, earlier)) if *earlier != what => {
+                    return Err(format!(
+                        "{} line {}: event id {id:?} is line {first}'s, with a different \
+                         movement; a redelivery repeats its movement (dedupe is by event id \
+                         within the (SKU, source) partition, so one id naming two movements \
+                         is not a redelivery)",
+                        path.display(),
+                        n + 1
+                    )
+                    .into());
+                }
+                Some(_) => {}
+                None => {
+                    named.insert(id.clone(), (n + 1, what));
+                }
+            }
+        }
         let mut movement = samples::inventory_movement(&line.sku, &line.source, 0);
         movement.envelope.event_id = line
             .event_id
