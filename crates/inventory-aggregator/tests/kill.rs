@@ -553,13 +553,15 @@ struct FileMovement {
     age_ms: Millis,
 }
 
+/// What a line moves: sku, source, kind, quantity.
+type Moved = (String, String, MovementKind, Decimal);
+
 fn plan_from_file(name: &str, path: &Path) -> Result<Vec<Planned>, AnyError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("KILL_MOVEMENTS_FILE {}: {e}", path.display()))?;
     let mut plan = Vec::new();
-    // Event id → (line, movement) of the lines that named one.
-    let mut named: HashMap<String, (usize, (String, String, MovementKind, Decimal))> =
-        HashMap::new();
+    // Event id → the first line that named it, and its movement.
+    let mut named: HashMap<String, (usize, Moved)> = HashMap::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
