@@ -80,10 +80,19 @@ $(INTEROP_VENV)/bin/python: tests/interop/requirements.txt
 	touch $@
 
 ## bench: criterion (codec) and the throughput benchmark (runtime loops, inventory-aggregator,
-## raw consume and Quix Streams side by side), against a broker + registry started for the run
+## raw consume, the same count in Kafka Streams and the aggregation in Quix Streams side by side), against a broker + registry started for the run
 QUIX_VENV := bench/.venv
-bench: tools $(QUIX_VENV)/bin/python
-	BENCH_QUIX_PYTHON=$(CURDIR)/$(QUIX_VENV)/bin/python bash $(LOCAL)/test-stack.sh $(CARGO) bench --workspace
+KSTREAMS := bench/kstreams
+KSTREAMS_BUILT := $(KSTREAMS)/target/classes/bench/KStreamsCount.class
+bench: tools $(QUIX_VENV)/bin/python $(KSTREAMS_BUILT)
+	BENCH_QUIX_PYTHON=$(CURDIR)/$(QUIX_VENV)/bin/python \
+	BENCH_KSTREAMS_CLASSPATH='$(CURDIR)/$(KSTREAMS)/target/classes:$(CURDIR)/$(KSTREAMS)/target/dependency/*' \
+	  bash $(LOCAL)/test-stack.sh $(CARGO) bench --workspace
+
+## the stateful count in Kafka Streams (Maven Central jars, compiled with the JDK here)
+$(KSTREAMS_BUILT): $(KSTREAMS)/pom.xml $(KSTREAMS)/src/main/java/bench/KStreamsCount.java
+	mvn -B -q -f $(KSTREAMS)/pom.xml package dependency:copy-dependencies -DskipTests
+	touch $@
 
 $(QUIX_VENV)/bin/python: bench/requirements.txt
 	python3 -m venv $(QUIX_VENV)

@@ -3,12 +3,13 @@
 #   system.sh install   install the missing Debian packages (apt-get; sudo when not root)
 #   system.sh check     print the missing ones, exit 1 if any
 # librdkafka is built from source by rdkafka-sys (cmake, a C toolchain, the OpenSSL, SASL,
-# curl and zlib headers); the broker's jars come through Maven and run on Java 17.
+# curl and zlib headers); the broker's jars come through Maven and run on Java 17 (the JDK:
+# `make bench` compiles its Kafka Streams peer).
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 PACKAGES=(build-essential cmake pkg-config libssl-dev libsasl2-dev libcurl4-openssl-dev
-  zlib1g-dev maven openjdk-17-jre-headless curl kcat python3 python3-venv)
+  zlib1g-dev maven openjdk-17-jdk-headless curl kcat python3 python3-venv)
 
 missing() {
   local p

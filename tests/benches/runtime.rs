@@ -2,6 +2,8 @@
 //! per-SKU count, exactly once vs at least once, against a raw rdkafka consume of the same
 //! topic as the ceiling. Each loop runs in this process with its own group and topics;
 //! its time runs from its first record to the moment every input offset is committed.
+//! The same count in Kafka Streams (`bench/kstreams`, `BENCH_KSTREAMS_CLASSPATH`) and the
+//! aggregation in Quix Streams (`BENCH_QUIX_PYTHON`) run on the same input beside them.
 //!
 //! Each loop (and Quix Streams) runs once to warm up, then `BENCH_RUNS` times (default 3),
 //! and prints the median with the range: on a small shared machine one run varies by ±15 %, and the ratios the
@@ -192,7 +194,8 @@ impl Bench {
     /// same input, run by `python`.
     fn quix(&self, python: &str) -> anyhow::Result<f64> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/quix_aggregate.py");
-        let output = std::process::Command::new(python)
+        let mut command = std::process::Command::new(python);
+        command
             .arg(script)
             .args(["--broker", &self.bootstrap, "--registry", &self.registry])
             .args([
@@ -202,23 +205,34 @@ impl Bench {
                 &self.records.to_string(),
                 "--commit-interval",
                 &self.commit.as_secs_f64().to_string(),
+            ]);
+        records_per_s(script, command)
+    }
+
+    /// Records per second of `bench/kstreams` (the stateful count in Kafka Streams, RocksDB
+    /// store, `guarantee` = `exactly_once_v2` or `at_least_once`) on the same input and
+    /// commit interval; its JVM runs the count once unmeasured first.
+    fn kstreams(&self, classpath: &str, guarantee: &str) -> anyhow::Result<f64> {
+        let mut command = std::process::Command::new("java");
+        command
+            .args(["-Xmx1g", "-cp", classpath, "bench.KStreamsCount"])
+            .args(["--broker", &self.bootstrap, "--registry", &self.registry])
+            .args([
+                "--topic",
+                &self.input,
+                "--records",
+                &self.records.to_string(),
             ])
-            .output()
-            .with_context(|| format!("running {python} {script}"))?;
-        if !output.status.success() {
-            return Err(anyhow!(
-                "{script} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let rate = stdout
-            .lines()
-            .rev()
-            .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .and_then(|summary| summary["records_per_s"].as_f64())
-            .with_context(|| format!("no records_per_s in: {stdout}"))?;
-        Ok(rate)
+            .args(["--commit-ms", &self.commit.as_millis().to_string()])
+            .args(["--partitions", &self.partitions.to_string()])
+            .args(["--guarantee", guarantee]);
+        records_per_s("bench.KStreamsCount", command)
+    }
+
+    /// The classpath in `BENCH_KSTREAMS_CLASSPATH` when Kafka Streams is to run.
+    fn kstreams_classpath(&self) -> Option<String> {
+        let classpath = std::env::var("BENCH_KSTREAMS_CLASSPATH").ok()?;
+        selected("kstreams").then_some(classpath)
     }
 
     /// The Python in `BENCH_QUIX_PYTHON` when Quix Streams is to run.
@@ -350,6 +364,27 @@ fn selected(name: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|part| name.contains(part)))
 }
 
+/// Runs `command` (a peer benchmark) and reads `records_per_s` from the last JSON line it
+/// prints.
+fn records_per_s(what: &str, mut command: std::process::Command) -> anyhow::Result<f64> {
+    let output = command
+        .output()
+        .with_context(|| format!("running {what}"))?;
+    if !output.status.success() {
+        return Err(anyhow!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .and_then(|summary| summary["records_per_s"].as_f64())
+        .with_context(|| format!("no records_per_s from {what} in: {stdout}"))
+}
+
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; a filter naming another benchmark skips this one.
     if std::env::args()
@@ -418,6 +453,13 @@ fn main() -> anyhow::Result<()> {
         Some(python) => Some(measure(runs, || bench.quix(&python))?),
         None => None,
     };
+    let kstreams = match bench.kstreams_classpath() {
+        Some(classpath) => Some((
+            measure(runs, || bench.kstreams(&classpath, "at_least_once"))?,
+            measure(runs, || bench.kstreams(&classpath, "exactly_once_v2"))?,
+        )),
+        None => None,
+    };
     let row = |name: &str, rate: Rate, note: String| {
         if rate.median.is_nan() {
             println!("  {name:<34} {:>10} (not selected by BENCH_ONLY)", "-");
@@ -469,6 +511,25 @@ fn main() -> anyhow::Result<()> {
             ),
         ),
         None => println!("  (Quix Streams not run: set BENCH_QUIX_PYTHON, as `make bench` does)"),
+    }
+    match kstreams {
+        Some((alo, eos)) => {
+            row("Kafka Streams count, at least once", alo, String::new());
+            row(
+                "Kafka Streams count, exactly once",
+                eos,
+                format!(
+                    "{:.2}x at-least-once, {:.2}x raw consume; the runtime's count is {:.1}x \
+                     (same input, commit interval, one output per input)",
+                    ratio(eos, alo),
+                    ratio(eos, raw),
+                    ratio(count_eos, eos)
+                ),
+            );
+        }
+        None => println!(
+            "  (Kafka Streams not run: set BENCH_KSTREAMS_CLASSPATH, as `make bench` does)"
+        ),
     }
     match setting("BENCH_STATE_KEYS", 1_000_000) {
         0 => {}
