@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 LOCAL := deploy/local
+# The Python the interop tests decode our topics with (`make test` builds it).
+INTEROP_VENV := .data/interop-venv
 
 .PHONY: up down status test test-only test-tryton lint bench build tools clean-data
 
@@ -73,7 +75,6 @@ tools:
 	@bash $(LOCAL)/kafka.sh install
 
 ## the Python the interop tests decode our topics with (fastavro, pinned)
-INTEROP_VENV := .data/interop-venv
 $(INTEROP_VENV)/bin/python: tests/interop/requirements.txt
 	python3 -m venv $(INTEROP_VENV)
 	$(INTEROP_VENV)/bin/pip install -q -r tests/interop/requirements.txt
