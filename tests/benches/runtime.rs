@@ -194,18 +194,8 @@ impl Bench {
     /// same input, run by `python`.
     fn quix(&self, python: &str) -> anyhow::Result<f64> {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../bench/quix_aggregate.py");
-        let mut command = std::process::Command::new(python);
-        command
-            .arg(script)
-            .args(["--broker", &self.bootstrap, "--registry", &self.registry])
-            .args([
-                "--topic",
-                &self.input,
-                "--records",
-                &self.records.to_string(),
-                "--commit-interval",
-                &self.commit.as_secs_f64().to_string(),
-            ]);
+        let mut command = self.peer(python, &[script]);
+        command.args(["--commit-interval", &self.commit.as_secs_f64().to_string()]);
         records_per_s(script, command)
     }
 
@@ -213,20 +203,24 @@ impl Bench {
     /// store, `guarantee` = `exactly_once_v2` or `at_least_once`) on the same input and
     /// commit interval; its JVM runs the count once unmeasured first.
     fn kstreams(&self, classpath: &str, guarantee: &str) -> anyhow::Result<f64> {
-        let mut command = std::process::Command::new("java");
+        let mut command = self.peer("java", &["-Xmx1g", "-cp", classpath, "bench.KStreamsCount"]);
         command
-            .args(["-Xmx1g", "-cp", classpath, "bench.KStreamsCount"])
-            .args(["--broker", &self.bootstrap, "--registry", &self.registry])
-            .args([
-                "--topic",
-                &self.input,
-                "--records",
-                &self.records.to_string(),
-            ])
             .args(["--commit-ms", &self.commit.as_millis().to_string()])
             .args(["--partitions", &self.partitions.to_string()])
             .args(["--guarantee", guarantee]);
         records_per_s("bench.KStreamsCount", command)
+    }
+
+    /// `program` with `args`, then what every peer benchmark is told: broker, registry,
+    /// input topic and record count.
+    fn peer(&self, program: &str, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .args(["--broker", &self.bootstrap, "--registry", &self.registry])
+            .args(["--topic", &self.input])
+            .args(["--records", &self.records.to_string()]);
+        command
     }
 
     /// The classpath in `BENCH_KSTREAMS_CLASSPATH` when Kafka Streams is to run.
