@@ -5,7 +5,7 @@ LOCAL := deploy/local
 # The Python the interop tests decode our topics with (`make test` builds it).
 INTEROP_VENV := .data/interop-venv
 
-.PHONY: up down status test test-only test-tryton lint bench build tools clean-data
+.PHONY: up down status test test-only test-tryton lint bench build tools system clean-data
 
 ## up: start Kafka, the schema registry, the sims and the services, run the demo, then
 ## print a running summary of the live order flow until Ctrl-C, which stops everything
@@ -44,9 +44,7 @@ status:
 
 ## test: format check, clippy with -D warnings, every test against one real broker +
 ## registry started for this run (a plain `cargo test` starts one per test binary instead)
-test: lint build $(INTEROP_VENV)/bin/python
-	BRIDGE_TEST_PYTHON=$(CURDIR)/$(INTEROP_VENV)/bin/python \
-	  bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
+test: lint test-only
 	@$(MAKE) --no-print-directory test-tryton
 
 ## test-tryton: install Tryton 8.0 in a venv (.data/tryton), start it, run the order flow
@@ -60,7 +58,7 @@ test-only: build $(INTEROP_VENV)/bin/python
 	BRIDGE_TEST_PYTHON=$(CURDIR)/$(INTEROP_VENV)/bin/python \
 	  bash $(LOCAL)/test-stack.sh $(CARGO) test --workspace --no-fail-fast
 
-lint: tools
+lint: system
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -70,9 +68,12 @@ build: tools
 ## tools: install the missing Debian packages (deploy/local/system.sh: the C toolchain and
 ## headers librdkafka builds with, Java 17, Maven, Python) and the pinned broker jars
 ## (each skipped when present)
-tools:
-	@bash $(LOCAL)/system.sh install
+tools: system
 	@bash $(LOCAL)/kafka.sh install
+
+## system: the missing Debian packages only (what lint needs: no broker jars)
+system:
+	@bash $(LOCAL)/system.sh install
 
 ## the Python the interop tests decode our topics with (fastavro, pinned)
 $(INTEROP_VENV)/bin/python: tests/interop/requirements.txt

@@ -18,21 +18,17 @@ missing() {
   done
 }
 
+if ! command -v dpkg >/dev/null; then
+  log "not a Debian system: make sure these (or their equivalents) are installed: ${PACKAGES[*]}"
+  exit 0
+fi
+mapfile -t absent < <(missing)
+
 case "${1:-install}" in
   check)
-    if ! command -v dpkg >/dev/null; then
-      log "not a Debian system: make sure these (or their equivalents) are installed: ${PACKAGES[*]}"
-      exit 0
-    fi
-    mapfile -t absent < <(missing)
     if (( ${#absent[@]} )); then log "missing: ${absent[*]}"; exit 1; fi
     ;;
   install)
-    if ! command -v dpkg >/dev/null; then
-      log "not a Debian system: make sure these (or their equivalents) are installed: ${PACKAGES[*]}"
-      exit 0
-    fi
-    mapfile -t absent < <(missing)
     if (( ${#absent[@]} == 0 )); then exit 0; fi
     sudo=()
     if (( EUID != 0 )); then

@@ -223,18 +223,6 @@ impl Bench {
         command
     }
 
-    /// The classpath in `BENCH_KSTREAMS_CLASSPATH` when Kafka Streams is to run.
-    fn kstreams_classpath(&self) -> Option<String> {
-        let classpath = std::env::var("BENCH_KSTREAMS_CLASSPATH").ok()?;
-        selected("kstreams").then_some(classpath)
-    }
-
-    /// The Python in `BENCH_QUIX_PYTHON` when Quix Streams is to run.
-    fn quix_python(&self) -> Option<String> {
-        let python = std::env::var("BENCH_QUIX_PYTHON").ok()?;
-        selected("quix").then_some(python)
-    }
-
     /// Records per second of the runtime loop with `handler` under `guarantee`.
     fn processor<H: Handler + 'static>(
         &self,
@@ -358,6 +346,13 @@ fn selected(name: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|part| name.contains(part)))
 }
 
+/// The setting in `variable` (a peer's interpreter or classpath) when the peer `name` is to
+/// run: set, and selected by `BENCH_ONLY`.
+fn peer_setting(variable: &str, name: &str) -> Option<String> {
+    let value = std::env::var(variable).ok()?;
+    selected(name).then_some(value)
+}
+
 /// Runs `command` (a peer benchmark) and reads `records_per_s` from the last JSON line it
 /// prints.
 fn records_per_s(what: &str, mut command: std::process::Command) -> anyhow::Result<f64> {
@@ -443,11 +438,11 @@ fn main() -> anyhow::Result<()> {
     let aggregator_eos = measure(runs, || {
         bench.processor("aggregator-eos", Guarantee::ExactlyOnce, aggregator)
     })?;
-    let quix = match bench.quix_python() {
+    let quix = match peer_setting("BENCH_QUIX_PYTHON", "quix") {
         Some(python) => Some(measure(runs, || bench.quix(&python))?),
         None => None,
     };
-    let kstreams = match bench.kstreams_classpath() {
+    let kstreams = match peer_setting("BENCH_KSTREAMS_CLASSPATH", "kstreams") {
         Some(classpath) => Some((
             measure(runs, || bench.kstreams(&classpath, "at_least_once"))?,
             measure(runs, || bench.kstreams(&classpath, "exactly_once_v2"))?,

@@ -19,7 +19,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 
 import org.apache.avro.Conversions;
-import org.apache.avro.LogicalTypes;
 import org.apache.avro.Schema;
 import org.apache.avro.generic.GenericDatumReader;
 import org.apache.avro.generic.GenericDatumWriter;
@@ -60,7 +59,7 @@ public final class KStreamsCount {
   private static final String STORE = "counts";
 
   public static void main(String[] args) throws Exception {
-    Map<String, String> opts = new ConcurrentHashMap<>();
+    Map<String, String> opts = new java.util.HashMap<>();
     for (int i = 0; i + 1 < args.length; i += 2) {
       opts.put(args[i].replaceFirst("^--", ""), args[i + 1]);
     }
@@ -202,7 +201,6 @@ public final class KStreamsCount {
         throw new IllegalArgumentException("not Confluent wire format");
       }
       Codec codec = schemas.get(header.getInt());
-      Schema schema = codec.schema();
       try {
         decoder = DecoderFactory.get().binaryDecoder(bytes, 5, bytes.length - 5, decoder);
         GenericRecord movement = codec.reader().read(null, decoder);
@@ -213,11 +211,11 @@ public final class KStreamsCount {
         counts.put(sku, count);
         GenericRecord envelope = (GenericRecord) movement.get("envelope");
         envelope.put("event_id", sku + "#" + count);
-        Schema quantity = schema.getField("quantity").schema();
+        Schema quantity = codec.quantity();
         movement.put(
             "quantity",
             decimals.toBytes(
-                BigDecimal.valueOf(count).setScale(4), quantity, LogicalTypes.decimal(18, 4)));
+                BigDecimal.valueOf(count).setScale(4), quantity, quantity.getLogicalType()));
         buffer.reset();
         buffer.write(bytes, 0, 5);
         encoder = EncoderFactory.get().binaryEncoder(buffer, encoder);
@@ -293,13 +291,19 @@ public final class KStreamsCount {
     }
   }
 
-  /** A schema with its reader and writer (made once: they cache their resolution). */
+  /**
+   * A schema's reader and writer (made once: they cache their resolution) and its decimal
+   * `quantity` field's schema, looked up once rather than per record.
+   */
   private record Codec(
-      Schema schema,
       GenericDatumReader<GenericRecord> reader,
-      GenericDatumWriter<GenericRecord> writer) {
+      GenericDatumWriter<GenericRecord> writer,
+      Schema quantity) {
     Codec(Schema schema) {
-      this(schema, new GenericDatumReader<>(schema), new GenericDatumWriter<>(schema));
+      this(
+          new GenericDatumReader<>(schema),
+          new GenericDatumWriter<>(schema),
+          schema.getField("quantity").schema());
     }
   }
 }
