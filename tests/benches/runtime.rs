@@ -130,6 +130,11 @@ fn rss() -> u64 {
     bridge_runtime::process_metrics::memory("self", "VmRSS")
 }
 
+/// The ceilings' consumers wait as the runtime's do once a partition's prefetch queue is
+/// full: librdkafka's default (1000 ms) left the raw copy waiting for fetches ~0.5 s per
+/// 200,000 records, and a ceiling is the best a loop can do.
+const FETCH_QUEUE_BACKOFF_MS: &str = "20";
+
 /// The clients of `Bench::raw_copy`.
 struct RawCopy {
     consumer: BaseConsumer,
@@ -147,10 +152,7 @@ impl RawCopy {
             .set("group.id", group)
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
-            // librdkafka's default (1000 ms) left this loop waiting for a fetch for ~0.5 s
-            // per 200,000 records: once a partition's prefetch queue passes its threshold
-            // the next fetch waits that long. The ceiling is the best a loop can do.
-            .set("fetch.queue.backoff.ms", "20");
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
         let mut producer = ClientConfig::new();
         producer
             .set("bootstrap.servers", bootstrap)
@@ -238,6 +240,7 @@ impl Bench {
             .set("group.id", unique_name("bench-raw"))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
+            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
             .create()?;
         consumer.subscribe(&[&self.input])?;
         let deadline = Instant::now() + Duration::from_secs(300);
