@@ -32,9 +32,9 @@ use inventory_aggregator::metrics::AggregatorMetrics;
 use inventory_aggregator::window::Windows;
 use rdkafka::Message as _;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{
-    BaseProducer, BaseRecord, DefaultProducerContext, Producer, ThreadedProducer,
-};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[global_allocator]
@@ -201,7 +201,7 @@ impl RawCopy {
 impl Bench {
     fn produce_input(&self, skus: usize) -> anyhow::Result<()> {
         let codec = EventCodec::new(&self.registry);
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("linger.ms", "20")
             .set("batch.num.messages", "10000")
@@ -218,16 +218,8 @@ impl Bench {
                 .block_on(codec.encode_event(&self.input, &Event::InventoryMovement(movement)))?;
             // Keyed as the aggregator's state is (Quix Streams windows per message key).
             let key = format!("{sku}|{source}");
-            let mut record = BaseRecord::to(&self.input).key(&key).payload(&bytes);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((_, back)) => {
-                        record = back;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                }
-            }
+            let record = BaseRecord::to(&self.input).key(&key).payload(&bytes);
+            send_when_queued(&producer, record)?;
         }
         producer.flush(Duration::from_secs(60))?;
         Ok(())
@@ -299,11 +291,7 @@ impl Bench {
             if let Some(key) = message.key() {
                 record = record.key(key);
             }
-            while let Err((_, back)) = copy.producer.send(record) {
-                record = back;
-                copy.producer.poll(Duration::from_millis(1));
-            }
-            copy.producer.poll(Duration::ZERO);
+            send_when_queued(&copy.producer, record)?;
             let (topic, partition) = (message.topic(), message.partition());
             let offset = Offset::Offset(message.offset() + 1);
             match next.find_partition(topic, partition) {
@@ -464,6 +452,27 @@ impl Bench {
         }
         let started = first.get().copied().context("no record was handled")?;
         Ok(self.records as f64 / (finished - started).as_secs_f64())
+    }
+}
+
+/// Sends `record` with `producer`, serving its queue while it is full; any other error
+/// ends the run.
+fn send_when_queued<K: ToBytes + ?Sized, P: ToBytes + ?Sized>(
+    producer: &BaseProducer,
+    mut record: BaseRecord<'_, K, P>,
+) -> anyhow::Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
     }
 }
 
