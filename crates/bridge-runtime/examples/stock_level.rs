@@ -69,9 +69,11 @@ fn level_set(movement: &InventoryMovement, level: Decimal) -> InventoryMovement 
             correlation_id: input.correlation_id.clone(),
             causation_id: Some(input.event_id.clone()),
         },
+        sku: movement.sku.clone(),
+        source_code: movement.source_code.clone(),
         kind: MovementKind::SourceItemSet,
         quantity: level,
-        ..movement.clone()
+        order_ref: movement.order_ref.clone(),
     }
 }
 
