@@ -16,6 +16,7 @@
 //! `BENCH_ONLY=aggregator,quix` two. Uses `BRIDGE_TEST_BOOTSTRAP` / `BRIDGE_TEST_REGISTRY` when set,
 //! else starts a broker and registry of its own.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ use bridge_events::{Event, EventCodec, samples};
 use bridge_runtime::config::{Guarantee, KafkaConfig};
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer};
 use bridge_runtime::health::Health;
-use bridge_runtime::processor::{ProcessorConfig, run};
+use bridge_runtime::processor::{FETCH_QUEUE_BACKOFF_MS, ProcessorConfig, run};
 use bridge_testkit::{create_topic, stack, unique_name};
 use inventory_aggregator::handler::Aggregator;
 use inventory_aggregator::metrics::AggregatorMetrics;
@@ -130,10 +131,20 @@ fn rss() -> u64 {
     bridge_runtime::process_metrics::memory("self", "VmRSS")
 }
 
-/// The ceilings' consumers wait as the runtime's do once a partition's prefetch queue is
-/// full: librdkafka's default (1000 ms) left the raw copy waiting for fetches ~0.5 s per
-/// 200,000 records, and a ceiling is the best a loop can do.
-const FETCH_QUEUE_BACKOFF_MS: &str = "20";
+/// A ceiling's consumer in `group`, reading the input from the start. It waits for fetches
+/// as the runtime's loop does once a partition's prefetch queue is full
+/// ([`FETCH_QUEUE_BACKOFF_MS`]): librdkafka's default (1000 ms) left the raw copy waiting
+/// ~0.5 s per 200,000 records, and a ceiling is the best a loop can do.
+fn ceiling_consumer(bootstrap: &str, group: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+    config
+}
 
 /// The clients of `Bench::raw_copy`.
 struct RawCopy {
@@ -146,13 +157,7 @@ impl RawCopy {
     const TIMEOUT: Duration = Duration::from_secs(30);
 
     fn new(bootstrap: &str, group: &str, transactional: bool) -> anyhow::Result<Self> {
-        let mut consumer = ClientConfig::new();
-        consumer
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", group)
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
+        let mut consumer = ceiling_consumer(bootstrap, group);
         let mut producer = ClientConfig::new();
         producer
             .set("bootstrap.servers", bootstrap)
@@ -175,23 +180,28 @@ impl RawCopy {
         Ok(copy)
     }
 
-    /// Commits the outputs so far with the input offsets `next`; `more`: outputs follow.
-    fn commit(&self, next: &TopicPartitionList, more: bool) -> anyhow::Result<()> {
+    /// Commits the outputs so far with the next input offsets of `topic` (per partition);
+    /// `more`: outputs follow.
+    fn commit(&self, topic: &str, next: &BTreeMap<i32, i64>, more: bool) -> anyhow::Result<()> {
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, &offset) in next {
+            offsets.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        }
         if self.transactional {
             let metadata = self
                 .consumer
                 .group_metadata()
                 .context("the consumer has no group metadata")?;
             self.producer
-                .send_offsets_to_transaction(next, &metadata, Self::TIMEOUT)?;
+                .send_offsets_to_transaction(&offsets, &metadata, Self::TIMEOUT)?;
             self.producer.commit_transaction(Self::TIMEOUT)?;
             if more {
                 self.producer.begin_transaction()?;
             }
         } else {
             self.producer.flush(Self::TIMEOUT)?;
-            if next.count() > 0 {
-                self.consumer.commit(next, CommitMode::Sync)?;
+            if !next.is_empty() {
+                self.consumer.commit(&offsets, CommitMode::Sync)?;
             }
         }
         Ok(())
@@ -227,13 +237,8 @@ impl Bench {
 
     /// Records per second of a plain consumer reading the whole topic.
     fn raw_consume(&self) -> anyhow::Result<f64> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", unique_name("bench-raw"))
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS)
-            .create()?;
+        let consumer: BaseConsumer =
+            ceiling_consumer(&self.bootstrap, &unique_name("bench-raw")).create()?;
         consumer.subscribe(&[&self.input])?;
         let deadline = Instant::now() + Duration::from_secs(300);
         let mut seen = 0;
@@ -272,14 +277,16 @@ impl Bench {
         let copy = RawCopy::new(&self.bootstrap, &group, transactional)?;
         copy.consumer.subscribe(&[&self.input])?;
         let deadline = Instant::now() + Duration::from_secs(300);
-        let mut next = TopicPartitionList::new();
+        // Next offset per partition, made into a list at each commit.
+        let mut next: BTreeMap<i32, i64> = BTreeMap::new();
         let (mut seen, mut first, mut last_commit) = (0, None, Instant::now());
         while seen < self.records {
-            if last_commit.elapsed() >= self.commit {
-                copy.commit(&next, true)?;
-                last_commit = Instant::now();
+            let now = Instant::now();
+            if now - last_commit >= self.commit {
+                copy.commit(&self.input, &next, true)?;
+                last_commit = now;
             }
-            if Instant::now() > deadline {
+            if now > deadline {
                 return Err(anyhow!("raw copy read {seen} of {} records", self.records));
             }
             let Some(message) = copy.consumer.poll(Duration::from_millis(10)) else {
@@ -292,15 +299,10 @@ impl Bench {
                 record = record.key(key);
             }
             send_when_queued(&copy.producer, record)?;
-            let (topic, partition) = (message.topic(), message.partition());
-            let offset = Offset::Offset(message.offset() + 1);
-            match next.find_partition(topic, partition) {
-                Some(mut element) => element.set_offset(offset)?,
-                None => next.add_partition_offset(topic, partition, offset)?,
-            }
+            next.insert(message.partition(), message.offset() + 1);
             seen += 1;
         }
-        copy.commit(&next, false)?;
+        copy.commit(&self.input, &next, false)?;
         let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
         Ok(self.records as f64 / elapsed.as_secs_f64())
     }

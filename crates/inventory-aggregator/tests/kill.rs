@@ -383,19 +383,17 @@ grace_ms = 1000
     // (item, warehouse): expected, in the ERP.
     let differing: Vec<_> = expected
         .iter()
-        .filter(|(k, q)| actual.get(*k) != Some(*q))
-        .map(|(k, q)| (k, *q, actual.get(k).copied().unwrap_or_default()))
-        .take(5)
+        .filter_map(|(k, q)| {
+            let in_erp = actual.get(k).copied();
+            (in_erp != Some(*q)).then(|| (k, *q, in_erp.unwrap_or_default()))
+        })
         .collect();
     assert!(
         settled.is_ok(),
-        "{} of {} keys differ, e.g. (key, expected, in the ERP): {differing:?}",
-        expected.len()
-            - expected
-                .iter()
-                .filter(|(k, q)| actual.get(*k) == Some(*q))
-                .count(),
-        expected.len()
+        "{} of {} keys differ, e.g. (key, expected, in the ERP): {:?}",
+        differing.len(),
+        expected.len(),
+        &differing[..differing.len().min(5)]
     );
     assert_eq!(actual, expected);
 

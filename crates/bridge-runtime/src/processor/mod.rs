@@ -182,6 +182,13 @@ fn kafka(context: &str) -> impl FnOnce(KafkaError) -> ProcessorError + '_ {
 const TIMEOUT: Duration = Duration::from_secs(30);
 const CLEAN_MARKER: &str = "CLEAN";
 
+/// The loop consumer's `fetch.queue.backoff.ms` unless the Kafka settings name one:
+/// librdkafka postpones a partition's next fetch by this much once its prefetch queue is
+/// past `queued.min.messages`, and its 1000 ms default left a loop catching up on one
+/// partition idle between fetches (pass-through EOS on 1 partition, 400,000 records:
+/// 88k/93k records/s with it, 106k/103k with 20 ms; runtime.md).
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "20";
+
 /// The attempt a parked record was on: one more than the retries it had.
 fn attempt(retries: &Option<Retries>) -> u32 {
     retries.as_ref().map_or(0, Retries::attempts) + 1
@@ -273,11 +280,7 @@ pub fn run<H: Handler>(
     for (key, default) in [
         ("partition.assignment.strategy", "cooperative-sticky"),
         ("group.instance.id", member.as_str()),
-        // librdkafka postpones a partition's next fetch by this much once its prefetch
-        // queue is past `queued.min.messages`; its 1000 ms default left a loop catching up
-        // on one partition idle between fetches (pass-through EOS on 1 partition, 400,000
-        // records: 88k/93k records/s with it, 106k/103k with 20 ms; runtime.md).
-        ("fetch.queue.backoff.ms", "20"),
+        ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
     ] {
         if !kafka_config.librdkafka.contains_key(key) {
             consumer_config.set(key, default);
