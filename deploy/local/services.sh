@@ -25,6 +25,8 @@ service_env() {
     order-ingest) echo "BRIDGE__INGEST__MAGENTO__BASE_URL=$SIM_URL" \
       "BRIDGE__INGEST__WEBHOOK__LISTEN=127.0.0.1:$WEBHOOK_PORT" \
       "BRIDGE__INGEST__WEBHOOK__KEY_BASE_URL=$SIM_URL/sim" \
+      'BRIDGE__INGEST__WEBHOOK__KEY_HOSTS=["127.0.0.1"]' \
+      "BRIDGE__INGEST__WEBHOOK__CLIENT_ID=magento-erp-bridge" \
       "BRIDGE__INGEST__POLL__INTERVAL_MS=5000" \
       "BRIDGE__PROCESSOR__STATE_DIR=$DIR/order-ingest-state" ;;
     # Demo windows of one minute (the default is five), so stock adjustments show up soon.

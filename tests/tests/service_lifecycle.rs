@@ -69,6 +69,7 @@ fn start(
         "order-ingest" => {
             let webhook = format!("127.0.0.1:{}", free_port()?);
             command.env("BRIDGE__INGEST__WEBHOOK__LISTEN", webhook);
+            command.env("BRIDGE__INGEST__WEBHOOK__CLIENT_ID", "test-client");
         }
         _ => {}
     }
@@ -141,6 +142,67 @@ async fn every_service_becomes_ready_and_stops_on_sigterm() -> TestResult {
         );
         stop(service, running, &state).await?;
     }
+    Ok(())
+}
+
+/// Secure by default: order-ingest with its webhook receiver on and no signature
+/// verification configured does not start, and says what to set; with `allow_unsigned` it
+/// starts, warns, and exports the gauge.
+#[tokio::test(flavor = "multi_thread")]
+async fn order_ingest_refuses_an_unverified_webhook_route_unless_told() -> TestResult {
+    let (mut running, _, state) = start(
+        "order-ingest",
+        &[("BRIDGE__INGEST__WEBHOOK__CLIENT_ID", String::new())],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = running.0.try_wait()? {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "order-ingest started without verification"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stderr = std::fs::read_to_string(state.path().join(STDERR))?;
+    assert!(!exit.success());
+    assert!(
+        stderr.contains("adobe-io")
+            && stderr.contains("client_id")
+            && stderr.contains("allow_unsigned"),
+        "{stderr}"
+    );
+
+    let (running, port, state) = start(
+        "order-ingest",
+        &[
+            ("BRIDGE__INGEST__WEBHOOK__CLIENT_ID", String::new()),
+            ("BRIDGE__INGEST__WEBHOOK__ALLOW_UNSIGNED", "true".into()),
+        ],
+    )?;
+    wait_until(
+        "order-ingest with allow_unsigned to answer 200 on /readyz",
+        Duration::from_secs(30),
+        || async move { readyz(port).await.is_some_and(|(status, _)| status == 200) },
+    )
+    .await?;
+    wait_until(
+        "bridge_ingest_webhook_unsigned_allowed 1 on /metrics",
+        Duration::from_secs(30),
+        || async move {
+            let Ok(answer) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
+                return false;
+            };
+            answer.text().await.is_ok_and(|m| {
+                m.contains("bridge_ingest_webhook_unsigned_allowed{service=\"order-ingest\"} 1")
+            })
+        },
+    )
+    .await?;
+    stop("order-ingest", running, &state).await?;
+    let stderr = std::fs::read_to_string(state.path().join(STDERR))?;
+    assert!(stderr.contains("UNSIGNED"), "{stderr}");
     Ok(())
 }
 

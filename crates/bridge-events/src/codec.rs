@@ -129,6 +129,10 @@ struct Registered {
     writer: GenericDatumWriter<'static>,
 }
 
+/// The largest string, bytes or array a decode allocates; a record claiming more is a
+/// decode error (parked), not an allocation.
+pub const MAX_DECODE_ALLOCATION: usize = 16 * 1024 * 1024;
+
 /// Encodes and decodes bridge events in the Confluent wire format.
 pub struct EventCodec {
     settings: SrSettings,
@@ -156,6 +160,9 @@ impl EventCodec {
 
     /// A codec with full registry settings (authentication, timeouts).
     pub fn with_settings(settings: SrSettings) -> Self {
+        // A length prefix in a hostile record cannot make a decode allocate more than this
+        // (apache-avro's process-wide bound; its default is 512 MiB).
+        apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION);
         Self {
             encoder: AvroEncoder::new(settings.clone()),
             settings,

@@ -194,6 +194,36 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8080))
 }
 
+/// The host of an http(s) URL, lowercased.
+pub fn url_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    Some(host.to_ascii_lowercase())
+}
+
+/// `url` must be https unless it names this machine (loopback).
+pub fn require_https(key: &str, url: &str) -> Result<(), ConfigError> {
+    let loopback = url_host(url).is_some_and(|h| {
+        h == "localhost"
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if url.starts_with("https://") || (loopback && url.starts_with("http://")) {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            message: format!("{key} = `{url}` must be an https URL (http only on loopback)"),
+        })
+    }
+}
+
 /// A configuration checked after loading, with errors that name the key.
 pub trait Validate {
     /// Refuses values the service cannot run with.

@@ -12,6 +12,9 @@
 //! [`guard`] rate-limits calls to systems outside Kafka and breaks the circuit while they
 //! are down.
 //! [`processor`] is the Kafka exactly-once loop that commits steps; [`service`] runs it.
+//! At the edges: [`listener`] serves a public HTTP route with connection, request, size
+//! and time limits and optional TLS; [`http_body`] reads an outside system's answer with a
+//! size bound; [`secret`] keeps credentials out of every printout and reads them from files.
 
 pub mod changelog;
 pub mod config;
@@ -19,12 +22,15 @@ pub mod driver;
 pub mod guard;
 pub mod handler;
 pub mod health;
+pub mod http_body;
 pub mod json_state;
+pub mod listener;
 pub mod metrics;
 pub mod parking;
 pub mod process_metrics;
 pub mod processor;
 pub mod retry;
+pub mod secret;
 pub mod service;
 pub mod shutdown;
 pub mod source;

@@ -1,5 +1,6 @@
 //! How long to wait before retrying a retryable failure: exponential backoff with jitter
-//! (the `backoff` crate), at least as long as the other side asked (`Retry-After`), and a
+//! (the `backoff` crate), at least as long as the other side asked (`Retry-After`) up to
+//! the policy's `max_delay` (an answer from outside never parks a thread longer), and a
 //! bound after which the runtime stops retrying in place and pauses the partition (Kafka
 //! keeps the record; consumption resumes after a successful probe).
 
@@ -40,6 +41,7 @@ impl Default for RetryPolicy {
 pub struct Retries<C: Clock = SystemClock> {
     backoff: ExponentialBackoff<C>,
     attempts: u32,
+    policy: RetryPolicy,
 }
 
 impl RetryPolicy {
@@ -64,30 +66,39 @@ impl RetryPolicy {
         Retries {
             backoff,
             attempts: 0,
+            policy: *self,
         }
+    }
+
+    /// `delay`, or the other side's `Retry-After` when longer — capped at `max_delay`: the
+    /// answer comes from outside and must not park a loop thread for hours.
+    fn honour(&self, delay: Duration, retry_after: Option<Duration>) -> Duration {
+        let asked = retry_after.map_or(delay, |asked| asked.max(delay));
+        asked.min(self.max_delay.max(delay))
     }
 
     /// The delay after failed attempt `attempt` (1, 2, …) of an operation retried across
     /// steps — its attempt count kept in state, where a [`Retries`] cannot live:
     /// `initial × multiplier^(attempt − 1)`, capped at `max_delay`, ± the jitter, never
-    /// shorter than `retry_after`. No give-up: the caller decides when to stop.
+    /// shorter than `retry_after` — which is itself capped at `max_delay`, so no answer can
+    /// make a caller wait longer than that. No give-up: the caller decides when to stop.
     pub fn delay_for(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let exponent = attempt.saturating_sub(1).min(63) as i32;
         let base = (self.initial.as_secs_f64() * self.multiplier.powi(exponent))
             .min(self.max_delay.as_secs_f64());
         let spread = rand::random_range(-1.0..=1.0) * self.jitter;
         let delay = Duration::from_secs_f64((base * (1.0 + spread)).max(0.0));
-        retry_after.map_or(delay, |asked| asked.max(delay))
+        self.honour(delay, retry_after)
     }
 }
 
 impl<C: Clock> Retries<C> {
-    /// The delay before the next attempt — never shorter than `retry_after` — or `None`
-    /// when the policy gives up.
+    /// The delay before the next attempt — never shorter than `retry_after`, never longer
+    /// than the policy's `max_delay` — or `None` when the policy gives up.
     pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
         let delay = self.backoff.next_backoff()?;
         self.attempts += 1;
-        Some(retry_after.map_or(delay, |asked| asked.max(delay)))
+        Some(self.policy.honour(delay, retry_after))
     }
 
     /// Attempts handed out so far.
@@ -137,8 +148,24 @@ mod tests {
                 "attempt {attempt}: {d} vs {base}"
             );
         }
-        let asked = Duration::from_secs(120);
+        let asked = Duration::from_secs(20);
         assert_eq!(policy.delay_for(1, Some(asked)), asked);
+    }
+
+    #[test]
+    fn a_retry_after_beyond_the_cap_waits_only_the_cap() {
+        let policy = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
+        let a_year = Some(Duration::from_secs(365 * 24 * 3600));
+        assert_eq!(policy.delay_for(1, a_year), policy.max_delay);
+        let mut retries = policy.start();
+        assert_eq!(retries.next_delay(a_year), Some(policy.max_delay));
+        assert_eq!(
+            policy.delay_for(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use bridge_runtime::http_body::{MAX_RESPONSE_BYTES, read_capped};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -143,11 +144,10 @@ impl Magento {
             .await
             .map_err(|e| RestError::Unavailable(e.without_url().to_string()))?;
         let status = response.status().as_u16();
-        let body = response
-            .text()
+        let body = read_capped(response, MAX_RESPONSE_BYTES)
             .await
-            .map_err(|e| RestError::Unavailable(e.without_url().to_string()))?;
-        Ok((status, body))
+            .map_err(|e| RestError::Unavailable(e.to_string()))?;
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
     }
 
     /// `GET /V1/orders/{id}`; `None` if Magento has no such order.

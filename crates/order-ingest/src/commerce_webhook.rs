@@ -5,16 +5,18 @@
 //! answers `{"op":"success"}` at once. When the payload names an order that exists
 //! (`entity_id` or `increment_id`: an *after* hook such as
 //! `plugin.magento.sales.api.order_repository.save`), the order is ingested in the
-//! background like an I/O Events doorbell; a *before* hook
+//! background like an I/O Events doorbell — through a queue of bounded size worked by
+//! [`WORKERS`] tasks; when the queue is full the doorbell is dropped and counted (the poller
+//! reads the order), never a task per request; a *before* hook
 //! (`plugin.magento.sales.api.order_management.place`) has no order yet and is only
 //! counted. The durable feed stays I/O Events + the poller, which also cover a doorbell
 //! lost here.
 //!
 //! Payloads: plugin hooks send the method arguments (`{"order": {...}}`), observer hooks
-//! `{"eventName": ..., "data": {"order": {...}}}`. A configured public key makes the
-//! `x-adobe-commerce-webhook-signature` header (base64 RSA-SHA256 of the body) required;
-//! a bad signature is `401` (register the hook with `required="false"` so a rotated key
-//! cannot break checkout).
+//! `{"eventName": ..., "data": {"order": {...}}}`. The route is served only with a public
+//! key configured (or `allow_unsigned`): the `x-adobe-commerce-webhook-signature` header
+//! (base64 RSA-SHA256 of the body) is then required, and a bad or missing one is `401`
+//! (register the hook with `required="false"` so a rotated key cannot break checkout).
 
 use std::sync::Arc;
 
@@ -23,8 +25,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bridge_runtime::shutdown::Shutdown;
 use rsa::RsaPublicKey;
 use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::pipeline::id_text;
 use crate::signature::verify_with;
@@ -62,7 +66,9 @@ pub async fn hook(
         .get("eventName")
         .and_then(Value::as_str)
         .unwrap_or("plugin")
-        .to_owned();
+        .chars()
+        .take(128)
+        .collect::<String>();
     let order = payload
         .get("order")
         .or_else(|| payload.get("data").and_then(|d| d.get("order")))
@@ -74,25 +80,80 @@ pub async fn hook(
     });
     match order {
         Some(order) if named => {
-            let order = order.clone();
-            let receiver = Arc::clone(&receiver);
-            tokio::spawn(async move {
-                let original = Original {
-                    bytes: &body,
-                    key: order.get("increment_id").map(id_text),
-                };
-                match receiver.order_doorbell(&order, &original).await {
-                    Ok(message) => tracing::info!(hook, message, "commerce webhook ingested"),
-                    Err(error) => {
-                        tracing::warn!(hook, %error, "commerce webhook not ingested; the poller will read the order")
-                    }
-                }
-            });
+            let doorbell = Doorbell {
+                order: order.clone(),
+                body,
+                hook: hook.clone(),
+            };
+            if receiver.doorbells.0.try_send(doorbell).is_err() {
+                receiver.metrics.rejected("doorbell_queue_full");
+                tracing::warn!(
+                    hook,
+                    "commerce webhook doorbell queue full: dropped; the poller will read the order"
+                );
+            }
         }
         Some(_) => tracing::debug!(hook, "commerce webhook before the order exists: counted"),
         None => tracing::debug!(hook, "commerce webhook without an order: counted"),
     }
     Json(json!({ "op": "success" })).into_response()
+}
+
+/// How many doorbells are worked at once.
+pub const WORKERS: usize = 4;
+
+/// One Commerce webhook naming an order, waiting to be ingested.
+pub struct Doorbell {
+    order: Value,
+    body: Bytes,
+    hook: String,
+}
+
+/// The sending side of the doorbell queue.
+pub struct Doorbells(mpsc::Sender<Doorbell>);
+
+/// A doorbell queue of `capacity`: the receiver's side, and the side [`work`] takes.
+pub fn queue(capacity: usize) -> (Doorbells, mpsc::Receiver<Doorbell>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (Doorbells(tx), rx)
+}
+
+/// Works the doorbell queue, [`WORKERS`] at a time, until `shutdown`.
+pub async fn work(
+    receiver: Arc<Receiver>,
+    mut queue: mpsc::Receiver<Doorbell>,
+    shutdown: Shutdown,
+) {
+    let slots = Arc::new(Semaphore::new(WORKERS));
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let doorbell = tokio::select! {
+            () = &mut stop => return,
+            next = queue.recv() => match next {
+                Some(doorbell) => doorbell,
+                None => return,
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let receiver = Arc::clone(&receiver);
+        tokio::spawn(async move {
+            let Doorbell { order, body, hook } = doorbell;
+            let original = Original {
+                bytes: &body,
+                key: order.get("increment_id").map(id_text),
+            };
+            match receiver.order_doorbell(&order, &original).await {
+                Ok(message) => tracing::info!(hook, message, "commerce webhook ingested"),
+                Err(error) => {
+                    tracing::warn!(hook, %error, "commerce webhook not ingested; the poller will read the order")
+                }
+            }
+            drop(slot);
+        });
+    }
 }
 
 fn error(status: StatusCode, message: String) -> Response {

@@ -10,6 +10,9 @@ use bridge_runtime::config::{
     ConfigError, HttpConfig, KafkaConfig, ProcessorSettings, RegistryConfig, ServiceConfig,
     Validate,
 };
+use bridge_runtime::config::{require_https, url_host};
+use bridge_runtime::listener::ListenerSettings;
+use bridge_runtime::secret::Secret;
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -72,7 +75,8 @@ impl Default for IngestSettings {
 /// `[ingest.magento]`: the store's REST API.
 pub use magento_rest::MagentoSettings;
 
-/// `[ingest.webhook]`.
+/// `[ingest.webhook]`: the public receiver. Every route it serves verifies a signature;
+/// a route without its verification configured stops the start, unless `allow_unsigned`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookSettings {
@@ -80,16 +84,62 @@ pub struct WebhookSettings {
     pub enabled: bool,
     /// Where (the public side; health and metrics stay on `http.listen`).
     pub listen: SocketAddr,
-    /// Public keys are fetched from here plus the `x-adobe-public-keyN-path` header.
-    /// Adobe: `https://static.adobeioevents.com`.
-    pub key_base_url: String,
-    /// When set, deliveries whose `recipient_client_id` differs are refused.
+    /// The routes served: `adobe-io` (`/webhooks/adobe-io`), `commerce`
+    /// (`/webhooks/commerce`), `custom` (`/webhooks/custom`, HMAC-signed).
+    pub routes: Vec<Route>,
+    /// Serve routes that have no verification configured, accepting unsigned deliveries.
+    /// For a local test only: anyone who reaches the port can then announce orders. Logged
+    /// at start and exported as `bridge_ingest_webhook_unsigned_allowed`.
+    pub allow_unsigned: bool,
+    /// Adobe I/O Events: the project's client id (Adobe Developer Console). Deliveries must
+    /// carry it as `recipient_client_id`; required for the `adobe-io` route.
     pub client_id: Option<String>,
-    /// `false` accepts unsigned deliveries (local testing only; logged loudly at start).
-    pub verify_signatures: bool,
+    /// Adobe I/O Events: public keys are fetched from here plus the
+    /// `x-adobe-public-keyN-path` header. Adobe: `https://static.adobeioevents.com`.
+    pub key_base_url: String,
+    /// Hosts `key_base_url` may name; keys are fetched from no other.
+    pub key_hosts: Vec<String>,
+    /// Adobe I/O Events: a delivery whose CloudEvents `time` is older than this (or further
+    /// ahead than 5 minutes) is a replay and refused. Adobe retries for 24 hours.
+    pub max_event_age_seconds: u64,
     /// PEM file of the public key Adobe Commerce webhooks are signed with (Admin → Adobe
-    /// Services → Webhooks); when set, `/webhooks/commerce` requires the signature.
+    /// Services → Webhooks); required for the `commerce` route.
     pub commerce_public_key_file: Option<PathBuf>,
+    /// Shared secret of the `custom` route (HMAC-SHA256); or `hmac_secret_file`.
+    pub hmac_secret: Option<Secret>,
+    /// A file holding `hmac_secret` (a mounted Kubernetes Secret).
+    pub hmac_secret_file: Option<PathBuf>,
+    /// `custom` route: the signed timestamp may be this far from now; a signature seen
+    /// within this window is a replay.
+    pub hmac_max_skew_seconds: u64,
+    /// Commerce webhook doorbells waiting for a worker at most; when full one is dropped
+    /// (counted; the poller reads the order) — checkout is never held.
+    pub doorbell_queue: usize,
+    /// Connection and request limits, TLS.
+    pub server: ListenerSettings,
+}
+
+/// A webhook route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Route {
+    /// `POST /webhooks/adobe-io`: Adobe I/O Events (RSA-SHA256, recipient client id).
+    AdobeIo,
+    /// `POST /webhooks/commerce`: Adobe Commerce webhooks (RSA-SHA256).
+    Commerce,
+    /// `POST /webhooks/custom`: a custom module's doorbell, HMAC-SHA256 with a timestamp.
+    Custom,
+}
+
+impl Route {
+    /// The name in settings and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AdobeIo => "adobe-io",
+            Self::Commerce => "commerce",
+            Self::Custom => "custom",
+        }
+    }
 }
 
 impl Default for WebhookSettings {
@@ -97,11 +147,107 @@ impl Default for WebhookSettings {
         Self {
             enabled: true,
             listen: SocketAddr::from(([0, 0, 0, 0], 8089)),
-            key_base_url: "https://static.adobeioevents.com".into(),
+            routes: vec![Route::AdobeIo],
+            allow_unsigned: false,
             client_id: None,
-            verify_signatures: true,
+            key_base_url: "https://static.adobeioevents.com".into(),
+            key_hosts: vec!["static.adobeioevents.com".into()],
+            max_event_age_seconds: 25 * 3600,
             commerce_public_key_file: None,
+            hmac_secret: None,
+            hmac_secret_file: None,
+            hmac_max_skew_seconds: 300,
+            doorbell_queue: 1_000,
+            server: ListenerSettings::default(),
         }
+    }
+}
+
+impl WebhookSettings {
+    /// The `custom` route's secret, from the value or its file.
+    pub fn hmac_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        bridge_runtime::secret::resolve(
+            "ingest.webhook.hmac_secret",
+            self.hmac_secret.as_ref(),
+            self.hmac_secret_file.as_deref(),
+        )
+    }
+
+    /// Whether `route` has its verification configured.
+    pub fn verifies(&self, route: Route) -> bool {
+        match route {
+            Route::AdobeIo => self
+                .client_id
+                .as_deref()
+                .is_some_and(|c| !c.trim().is_empty()),
+            Route::Commerce => self.commerce_public_key_file.is_some(),
+            Route::Custom => {
+                self.hmac_secret.as_ref().is_some_and(|s| !s.is_empty())
+                    || self.hmac_secret_file.is_some()
+            }
+        }
+    }
+
+    /// Refuses a receiver that would take unverified deliveries without `allow_unsigned`,
+    /// and key hosts that are not allow-listed or not reached over https.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid { message });
+        if !self.enabled {
+            return Ok(());
+        }
+        self.server.validate("ingest.webhook.server")?;
+        if self.routes.is_empty() {
+            return invalid(
+                "ingest.webhook.routes is empty while ingest.webhook.enabled = true".into(),
+            );
+        }
+        for route in &self.routes {
+            if !self.verifies(*route) && !self.allow_unsigned {
+                let needs = match route {
+                    Route::AdobeIo => {
+                        "ingest.webhook.client_id (the Adobe Developer Console project's client id)"
+                    }
+                    Route::Commerce => {
+                        "ingest.webhook.commerce_public_key_file (Admin → Adobe Services → Webhooks)"
+                    }
+                    Route::Custom => "ingest.webhook.hmac_secret or hmac_secret_file",
+                };
+                return invalid(format!(
+                    "ingest.webhook route `{}` has no signature verification: set {needs}, \
+                     or allow_unsigned = true to accept unsigned deliveries (local tests only)",
+                    route.name()
+                ));
+            }
+        }
+        self.hmac_secret()?;
+        if self.routes.contains(&Route::AdobeIo) && self.verifies(Route::AdobeIo) {
+            let host = url_host(&self.key_base_url).unwrap_or_default();
+            if !self.key_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) {
+                return invalid(format!(
+                    "ingest.webhook.key_base_url host `{host}` is not in ingest.webhook.key_hosts"
+                ));
+            }
+            require_https("ingest.webhook.key_base_url", &self.key_base_url)?;
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.max_event_age_seconds) {
+            return invalid(format!(
+                "ingest.webhook.max_event_age_seconds = {} is outside 60 – 604800",
+                self.max_event_age_seconds
+            ));
+        }
+        if !(10..=3600).contains(&self.hmac_max_skew_seconds) {
+            return invalid(format!(
+                "ingest.webhook.hmac_max_skew_seconds = {} is outside 10 – 3600",
+                self.hmac_max_skew_seconds
+            ));
+        }
+        if !(1..=100_000).contains(&self.doorbell_queue) {
+            return invalid(format!(
+                "ingest.webhook.doorbell_queue = {} is outside 1 – 100000",
+                self.doorbell_queue
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -206,6 +352,7 @@ impl Validate for Config {
                 ingest.poll.interval_ms
             ));
         }
+        ingest.webhook.validate()?;
         if !ingest.webhook.enabled && !ingest.poll.enabled {
             return invalid("ingest.webhook.enabled and ingest.poll.enabled are both false: nothing would be ingested".into());
         }
@@ -237,11 +384,95 @@ mod tests {
     fn defaults_load_and_the_environment_sets_the_token() -> Result<(), ConfigError> {
         let config = load(
             "[kafka]\nbootstrap_servers = \"k:9092\"\n",
-            &[("BRIDGE__INGEST__MAGENTO__TOKEN", "secret-token")],
+            &[
+                ("BRIDGE__INGEST__MAGENTO__TOKEN", "secret-token"),
+                ("BRIDGE__INGEST__WEBHOOK__CLIENT_ID", "project-client-id"),
+            ],
         )?;
         assert_eq!(config.ingest.magento.token, "secret-token");
         assert!(!format!("{config:?}").contains("secret-token"));
         assert_eq!(config.ingest.poll.page_size, 100);
+        Ok(())
+    }
+
+    #[test]
+    fn a_webhook_route_without_verification_is_refused_unless_allowed() -> Result<(), ConfigError> {
+        let base = "[kafka]\nbootstrap_servers = \"k:9092\"\n";
+        let refused = load(base, &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            refused.contains("`adobe-io`")
+                && refused.contains("client_id")
+                && refused.contains("allow_unsigned"),
+            "{refused}"
+        );
+        let commerce = load(
+            &format!(
+                "{base}[ingest.webhook]\nclient_id = \"c\"\nroutes = [\"adobe-io\", \"commerce\"]\n"
+            ),
+            &[],
+        );
+        let text = commerce.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("commerce_public_key_file"), "{text}");
+        let allowed = load(
+            &format!("{base}[ingest.webhook]\nallow_unsigned = true\n"),
+            &[],
+        )?;
+        assert!(!allowed.ingest.webhook.verifies(Route::AdobeIo));
+        // Polling only needs no webhook verification.
+        load(&format!("{base}[ingest.webhook]\nenabled = false\n"), &[])?;
+        Ok(())
+    }
+
+    #[test]
+    fn keys_come_only_from_an_allow_listed_host_over_https() {
+        let base = "[kafka]\nbootstrap_servers = \"k:9092\"\n[ingest.webhook]\nclient_id = \"c\"\n";
+        for (extra, expected) in [
+            (
+                "key_base_url = \"https://keys.attacker.example\"\n",
+                "is not in ingest.webhook.key_hosts",
+            ),
+            (
+                "key_base_url = \"http://static.adobeioevents.com\"\n",
+                "must be an https URL",
+            ),
+        ] {
+            let text = load(&format!("{base}{extra}"), &[])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(text.contains(expected), "{extra}: {text}");
+        }
+    }
+
+    #[test]
+    fn the_hmac_secret_comes_from_a_file_and_is_never_printed() -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let file = dir.path().join("hmac");
+        std::fs::write(&file, "shared-hmac-secret\n").map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let config = load(
+            &format!(
+                "[kafka]\nbootstrap_servers = \"k:9092\"\n[ingest.webhook]\nroutes = [\"custom\"]\nhmac_secret_file = {:?}\n",
+                file.display().to_string()
+            ),
+            &[],
+        )?;
+        let secret = config.ingest.webhook.hmac_secret()?;
+        assert_eq!(
+            secret.as_ref().map(|s| s.expose()),
+            Some("shared-hmac-secret")
+        );
+        let inline = load(
+            "[kafka]\nbootstrap_servers = \"k:9092\"\n[ingest.webhook]\nroutes = [\"custom\"]\n",
+            &[("BRIDGE__INGEST__WEBHOOK__HMAC_SECRET", "inline-hmac-secret")],
+        )?;
+        assert!(!format!("{inline:?}").contains("inline-hmac-secret"));
         Ok(())
     }
 
@@ -252,6 +483,10 @@ mod tests {
             ("[ingest]\nsource = \"shop\"\n", "ingest.source"),
             ("[ingest.poll]\npage_size = 0\n", "ingest.poll.page_size"),
             (
+                "[ingest.webhook.server]\nmax_body_bytes = 0\n",
+                "ingest.webhook.server.max_body_bytes",
+            ),
+            (
                 "[ingest.magento]\nbase_url = \"shop.example.com\"\n",
                 "ingest.magento.base_url",
             ),
@@ -261,7 +496,12 @@ mod tests {
             ),
             ("[ingest.poll]\nintervall_ms = 5\n", "intervall_ms"),
         ] {
-            let error = load(&format!("{base}{extra}"), &[]).map(|_| ()).err();
+            let error = load(
+                &format!("{base}{extra}"),
+                &[("BRIDGE__INGEST__WEBHOOK__CLIENT_ID", "c")],
+            )
+            .map(|_| ())
+            .err();
             let text = error.map(|e| e.to_string()).unwrap_or_default();
             assert!(text.contains(key), "{extra}: {text}");
         }

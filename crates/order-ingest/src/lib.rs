@@ -13,6 +13,7 @@
 
 pub mod commerce_webhook;
 pub mod config;
+pub mod hmac_signature;
 pub mod magento;
 pub mod metrics;
 pub mod pipeline;
@@ -67,41 +68,22 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
             if !settings.enabled {
                 return std::future::pending().await;
             }
-            if !settings.verify_signatures {
-                tracing::warn!("ingest.webhook.verify_signatures = false: unsigned deliveries are accepted");
-            }
-            let commerce_key = match &settings.commerce_public_key_file {
-                Some(path) => Some(signature::read_public_key(path).map_err(|reason| {
-                    ServiceError::Start {
-                        what: "the Commerce webhook receiver (ingest.webhook.commerce_public_key_file)".into(),
-                        reason,
-                    }
-                })?),
-                None => None,
+            let start_error = |what: &str, reason: String| ServiceError::Start {
+                what: what.to_owned(),
+                reason,
             };
-            let receiver = Arc::new(webhook::Receiver {
-                pipeline: Arc::clone(&pipeline),
-                verifier: settings
-                    .verify_signatures
-                    .then(|| signature::Verifier::new(&settings.key_base_url)),
-                client_id: settings.client_id.clone(),
-                commerce_key,
-                metrics: ingest_metrics.clone(),
-            });
-            let listener = tokio::net::TcpListener::bind(settings.listen)
+            let (receiver, doorbells) = receiver(settings, Arc::clone(&pipeline), ingest_metrics.clone(), &metrics)
+                .map_err(|reason| start_error("the webhook receiver", reason))?;
+            let listener = bridge_runtime::listener::Listener::bind(settings.listen, &settings.server, &metrics)
                 .await
-                .map_err(|e| ServiceError::Start {
-                    what: format!("the webhook receiver on {}", settings.listen),
-                    reason: e.to_string(),
-                })?;
-            tracing::info!(addr = %settings.listen, path = webhook::PATH, "webhook receiver listening");
-            axum::serve(listener, webhook::router(receiver))
-                .with_graceful_shutdown(stop.clone().wait())
-                .await
-                .map_err(|e| ServiceError::Start {
-                    what: "the webhook receiver".into(),
-                    reason: e.to_string(),
-                })
+                .map_err(|e| start_error("the webhook receiver", bridge_runtime::error_chain(&e)))?;
+            let routes: Vec<&str> = settings.routes.iter().map(|r| r.name()).collect();
+            tracing::info!(addr = %settings.listen, tls = listener.is_tls(), ?routes, "webhook receiver listening");
+            tokio::spawn(commerce_webhook::work(Arc::clone(&receiver), doorbells, stop.clone()));
+            listener
+                .serve(webhook::router(receiver, &settings.routes), stop.clone())
+                .await;
+            Ok(())
         };
         let poll = async {
             if !config.ingest.poll.enabled {
@@ -121,4 +103,74 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
     // Webhook connections still open may hold the pipeline: release the local state now.
     publisher.close().await;
     result
+}
+
+/// The webhook receiver `settings` describe, and its doorbell queue; a key or secret that
+/// cannot be read stops the start.
+fn receiver(
+    settings: &config::WebhookSettings,
+    pipeline: Arc<pipeline::Pipeline>,
+    ingest_metrics: metrics::IngestMetrics,
+    metrics: &bridge_runtime::metrics::Metrics,
+) -> Result<
+    (
+        Arc<webhook::Receiver>,
+        tokio::sync::mpsc::Receiver<commerce_webhook::Doorbell>,
+    ),
+    String,
+> {
+    let unsigned: Vec<&str> = settings
+        .routes
+        .iter()
+        .filter(|r| !settings.verifies(**r))
+        .map(|r| r.name())
+        .collect();
+    let unsigned_allowed = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    metrics.register(
+        "ingest_webhook_unsigned_allowed",
+        "1 while a webhook route accepts unsigned deliveries (allow_unsigned)",
+        unsigned_allowed.clone(),
+    );
+    if !unsigned.is_empty() {
+        unsigned_allowed.set(1);
+        tracing::warn!(
+            routes = ?unsigned,
+            "ingest.webhook.allow_unsigned = true: these routes accept UNSIGNED deliveries; anyone who reaches the port can announce orders"
+        );
+    }
+    let adobe_io = settings
+        .client_id
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .map(|client_id| webhook::AdobeIo {
+            verifier: signature::Verifier::new(&settings.key_base_url),
+            client_id,
+            max_age: std::time::Duration::from_secs(settings.max_event_age_seconds),
+        });
+    let commerce_key = match &settings.commerce_public_key_file {
+        Some(path) => Some(
+            signature::read_public_key(path)
+                .map_err(|reason| format!("ingest.webhook.commerce_public_key_file: {reason}"))?,
+        ),
+        None => None,
+    };
+    let hmac = settings
+        .hmac_secret()
+        .map_err(|e| e.to_string())?
+        .map(|secret| {
+            hmac_signature::HmacVerifier::new(
+                secret,
+                std::time::Duration::from_secs(settings.hmac_max_skew_seconds),
+            )
+        });
+    let (doorbells, queue) = commerce_webhook::queue(settings.doorbell_queue);
+    let receiver = Arc::new(webhook::Receiver {
+        pipeline,
+        adobe_io,
+        commerce_key,
+        hmac,
+        doorbells,
+        metrics: ingest_metrics,
+    });
+    Ok((receiver, queue))
 }

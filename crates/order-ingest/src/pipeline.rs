@@ -83,7 +83,7 @@ impl Pipeline {
             &self.settings.source,
             bridge_events::now_millis(),
         ) {
-            Ok(mapped) => self.encode(mapped).await,
+            Ok(mapped) => self.encode_or_park(mapped, order, origin).await,
             Err(e) => Ok(self.parked(order, "unmappable", &field_reason(&e), origin)),
         }
     }
@@ -115,11 +115,11 @@ impl Pipeline {
             bridge_events::now_millis(),
         ) {
             Ok(movement) => {
-                self.encode(Mapped {
+                let mapped = Mapped {
                     orders: Vec::new(),
                     movements: vec![movement],
-                })
-                .await
+                };
+                self.encode_or_park(mapped, item, origin).await
             }
             Err(e) => Ok(self.parked(item, "unmappable", &field_reason(&e), origin)),
         }
@@ -146,7 +146,7 @@ impl Pipeline {
             &self.settings.source,
             bridge_events::now_millis(),
         ) {
-            Ok(mapped) => self.encode(mapped).await,
+            Ok(mapped) => self.encode_or_park(mapped, entity, origin).await,
             Err(e) => Ok(self.parked(entity, "unmappable", &field_reason(&e), origin)),
         }
     }
@@ -185,6 +185,23 @@ impl Pipeline {
         }
         self.metrics.dedupe_hits.inc_by(published.duplicates as u64);
         Ok(published)
+    }
+
+    /// The records of `mapped`, or the parking of `original` when an event can never be
+    /// encoded (a value its schema cannot hold): retrying could not help, so it is kept with
+    /// the reason at once. Only an unreachable registry is retried.
+    async fn encode_or_park(
+        &self,
+        mapped: Mapped,
+        original: &Value,
+        origin: &str,
+    ) -> Result<Outcome, IngestError> {
+        match self.encode(mapped).await {
+            Err(IngestError::Codec(e)) if !e.is_retryable() => {
+                Ok(self.parked(original, "unencodable", &e.to_string(), origin))
+            }
+            other => other,
+        }
     }
 
     async fn encode(&self, mapped: Mapped) -> Result<Outcome, IngestError> {

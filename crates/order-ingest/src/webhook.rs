@@ -1,65 +1,100 @@
-//! The Adobe I/O Events webhook receiver (`POST /webhooks/adobe-io`, CloudEvents 1.0).
+//! The webhook receiver: Adobe I/O Events (`POST /webhooks/adobe-io`, CloudEvents 1.0) and
+//! a custom module's HMAC-signed doorbell (`POST /webhooks/custom`, the same body); Adobe
+//! Commerce webhooks are in [`crate::commerce_webhook`]. Each route verifies its signature
+//! before the body is even parsed; a route without verification is served only when the
+//! operator set `allow_unsigned`.
 //!
-//! A delivery is a doorbell: it names an order (credit memo, shipment) that changed; the receiver
-//! fetches the REST entity and maps that, so a webhook and the poller produce the same
-//! events with the same ids. If Magento does not know the order, the payload itself is
-//! mapped when it carries the whole order. Answers:
+//! A delivery is a doorbell: it names an order (credit memo, shipment) that changed; the
+//! receiver fetches the REST entity and maps that, so a webhook and the poller produce the
+//! same events with the same ids. The body is never the source of an order: one Magento
+//! does not know is parked with the reason. Answers:
 //! - `200` once the events are committed in Kafka (or were already), or the delivery was
-//!   parked because it can never be mapped (the field is named in the parked record);
-//! - `401` bad or missing signature, or another recipient — nothing produced;
-//! - `400` a body that is not JSON, with the reason;
-//! - `503` Kafka, Magento or the key host unavailable — Adobe retries for 24 h.
+//!   parked (the reason is in the parked record);
+//! - `401` bad, missing or replayed signature, another recipient, or a `time` outside the
+//!   replay window — nothing produced;
+//! - `400` a body that is not JSON; `413` one over `server.max_body_bytes`;
+//! - `503` (with `Retry-After`) Kafka, Magento or the key host unavailable, or too many
+//!   requests in progress — Adobe retries for 24 h.
 //!
 //! `GET /webhooks/adobe-io?challenge=…` answers the registration challenge.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::config::Route;
+use crate::hmac_signature::HmacVerifier;
 use crate::metrics::IngestMetrics;
 use crate::pipeline::{IngestError, Outcome, Pipeline, id_text};
 use crate::rest::RestError;
-use crate::signature::{SignatureError, Verifier};
+use crate::signature::Verifier;
 
-/// The path deliveries are posted to.
+/// The path I/O Events deliveries are posted to.
 pub const PATH: &str = "/webhooks/adobe-io";
+/// The path of the HMAC-signed custom doorbell.
+pub const CUSTOM_PATH: &str = "/webhooks/custom";
 const ORIGIN: &str = "magento:webhook";
+/// `Retry-After` seconds when something we depend on is unavailable.
+const RETRY_AFTER_SECONDS: u32 = 30;
+/// How far ahead of this clock an I/O Events `time` may be (the sender's clock may run fast).
+const MAX_CLOCK_AHEAD_SECONDS: i64 = 300;
+
+/// How Adobe I/O Events deliveries are verified.
+pub struct AdobeIo {
+    /// Signatures, with keys from the allow-listed host.
+    pub verifier: Verifier,
+    /// The `recipient_client_id` every delivery must carry.
+    pub client_id: String,
+    /// The oldest `time` taken; older is a replay.
+    pub max_age: Duration,
+}
 
 /// The receiver's parts.
 pub struct Receiver {
     /// Maps and publishes.
     pub pipeline: Arc<Pipeline>,
-    /// `None`: signatures are not checked.
-    pub verifier: Option<Verifier>,
-    /// Expected `recipient_client_id`, if any.
-    pub client_id: Option<String>,
-    /// The key Adobe Commerce webhooks must be signed with, if any.
+    /// `None`: I/O Events deliveries are not verified (`allow_unsigned`).
+    pub adobe_io: Option<AdobeIo>,
+    /// The key Adobe Commerce webhooks must be signed with; `None`: not verified.
     pub commerce_key: Option<rsa::RsaPublicKey>,
+    /// The custom route's verifier; `None`: not verified.
+    pub hmac: Option<HmacVerifier>,
+    /// Commerce webhook doorbells for the background workers.
+    pub doorbells: crate::commerce_webhook::Doorbells,
     /// Series.
     pub metrics: IngestMetrics,
 }
 
-/// The receiver's routes.
-pub fn router(receiver: Arc<Receiver>) -> Router {
-    Router::new()
-        .route(PATH, get(challenge).post(deliver))
-        .route(
-            crate::commerce_webhook::PATH,
-            axum::routing::post(crate::commerce_webhook::hook),
-        )
-        .with_state(receiver)
+/// The receiver's routes: those in `routes`.
+pub fn router(receiver: Arc<Receiver>, routes: &[Route]) -> Router {
+    let mut router = Router::new();
+    for route in routes {
+        router = match route {
+            Route::AdobeIo => router.route(PATH, get(challenge).post(deliver)),
+            Route::Commerce => router.route(
+                crate::commerce_webhook::PATH,
+                post(crate::commerce_webhook::hook),
+            ),
+            Route::Custom => router.route(CUSTOM_PATH, post(deliver_custom)),
+        };
+    }
+    router.with_state(receiver)
 }
 
 async fn challenge(Query(query): Query<HashMap<String, String>>) -> Response {
     match query.get("challenge") {
-        Some(challenge) => Json(json!({ "challenge": challenge })).into_response(),
+        Some(challenge) if challenge.len() <= 1024 => {
+            Json(json!({ "challenge": challenge })).into_response()
+        }
+        Some(_) => answer(StatusCode::BAD_REQUEST, "`challenge` is too long"),
         None => answer(StatusCode::BAD_REQUEST, "no `challenge` parameter"),
     }
 }
@@ -70,7 +105,13 @@ fn answer(status: StatusCode, message: impl Into<String>) -> Response {
     } else {
         "error"
     };
-    (status, Json(json!({ key: message.into() }))).into_response()
+    let mut response = (status, Json(json!({ key: message.into() }))).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    response
 }
 
 async fn deliver(
@@ -79,28 +120,90 @@ async fn deliver(
     body: Bytes,
 ) -> Response {
     receiver.metrics.webhooks_received.inc();
-    let retry = headers
-        .get("x-adobe-retry-count")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("0")
-        .to_owned();
     let response = receiver.handle(&headers, &body).await;
     tracing::info!(
         status = response.status().as_u16(),
-        retry,
+        retry = retry_count(&headers),
         "webhook delivery answered"
     );
     response
 }
 
+async fn deliver_custom(
+    State(receiver): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    receiver.metrics.webhooks_received.inc();
+    let response = receiver.handle_custom(&headers, &body).await;
+    tracing::info!(
+        status = response.status().as_u16(),
+        route = "custom",
+        "webhook delivery answered"
+    );
+    response
+}
+
+/// Adobe's retry counter, if it is a number.
+fn retry_count(headers: &HeaderMap) -> u32 {
+    headers
+        .get("x-adobe-retry-count")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 impl Receiver {
     async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        if let Some(verifier) = &self.verifier {
-            match verifier.verify(headers, body).await {
+        if let Some(io) = &self.adobe_io
+            && let Err(e) = io.verifier.verify(headers, body).await
+        {
+            if e.is_retryable() {
+                self.metrics.rejected("key_unavailable");
+                tracing::warn!(error = %e, "cannot verify a delivery: the key host is unavailable");
+                return answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the signature cannot be verified now; retry later",
+                );
+            }
+            self.metrics.rejected("signature");
+            return answer(StatusCode::UNAUTHORIZED, e.to_string());
+        }
+        let event: Value = match serde_json::from_slice(body) {
+            Ok(event) => event,
+            Err(e) => {
+                self.metrics.rejected("malformed");
+                return answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"));
+            }
+        };
+        if let Some(io) = &self.adobe_io {
+            if event.get("recipient_client_id").and_then(Value::as_str) != Some(&io.client_id) {
+                self.metrics.rejected("recipient");
+                return answer(
+                    StatusCode::UNAUTHORIZED,
+                    "recipient_client_id is missing or not this receiver's",
+                );
+            }
+            if let Err(reason) = fresh(&event, io.max_age, bridge_events::now_millis()) {
+                self.metrics.rejected("replayed");
+                return answer(StatusCode::UNAUTHORIZED, reason);
+            }
+        }
+        self.take(&event, body).await
+    }
+
+    async fn handle_custom(&self, headers: &HeaderMap, body: &[u8]) -> Response {
+        if let Some(hmac) = &self.hmac {
+            let now = bridge_events::now_millis() / 1000;
+            match hmac.verify(headers, body, now) {
                 Ok(()) => {}
-                Err(e @ SignatureError::KeyUnavailable { .. }) => {
-                    self.metrics.rejected("key_unavailable");
+                Err(e @ crate::hmac_signature::HmacError::Busy) => {
+                    self.metrics.rejected("busy");
                     return answer(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+                }
+                Err(e @ crate::hmac_signature::HmacError::Replayed) => {
+                    self.metrics.rejected("replayed");
+                    return answer(StatusCode::UNAUTHORIZED, e.to_string());
                 }
                 Err(e) => {
                     self.metrics.rejected("signature");
@@ -115,23 +218,19 @@ impl Receiver {
                 return answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"));
             }
         };
-        if let (Some(expected), Some(given)) = (
-            &self.client_id,
-            event.get("recipient_client_id").and_then(Value::as_str),
-        ) && expected != given
-        {
-            self.metrics.rejected("recipient");
-            return answer(
-                StatusCode::UNAUTHORIZED,
-                format!("recipient_client_id `{given}` is not this receiver's"),
-            );
-        }
-        match self.ingest(&event, body).await {
+        self.take(&event, body).await
+    }
+
+    async fn take(&self, event: &Value, body: &[u8]) -> Response {
+        match self.ingest(event, body).await {
             Ok(message) => answer(StatusCode::OK, message),
             Err(e) => {
                 self.metrics.rejected("unavailable");
                 tracing::warn!(error = %e, "webhook not taken; the sender will retry");
-                answer(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                answer(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily unavailable; retry later",
+                )
             }
         }
     }
@@ -216,14 +315,13 @@ impl Receiver {
         };
         match found {
             Ok(Some(order)) => self.pipeline.order(&order, ORIGIN).await,
-            // Magento does not know it: the payload itself, if it holds the whole order.
-            Ok(None) => {
-                let mut order = value.clone();
-                if let (Some(id), Some(map)) = (entity_id, order.as_object_mut()) {
-                    map.entry("entity_id").or_insert(Value::String(id));
-                }
-                self.pipeline.order(&order, ORIGIN).await
-            }
+            // The body is never the source of an order: what Magento does not return is
+            // kept for an operator, not booked.
+            Ok(None) => Ok(self.park_class(
+                body,
+                "not_found",
+                "the order the delivery names does not exist in Magento",
+            )),
             Err(e) => self.rest_failure(e, body),
         }
     }
@@ -255,7 +353,10 @@ impl Receiver {
             (Ok(None), _) => Ok(self.park_class(
                 body,
                 "not_found",
-                &format!("{} {id} does not exist in Magento", child.name()),
+                &format!(
+                    "the {} the delivery names does not exist in Magento",
+                    child.name()
+                ),
             )),
             (Err(e), _) => self.rest_failure(e, body),
         }
@@ -305,4 +406,43 @@ impl Child {
 pub(crate) struct Original<'a> {
     pub(crate) bytes: &'a [u8],
     pub(crate) key: Option<String>,
+}
+
+/// `Ok` if the CloudEvents `time` of `event` is within the replay window at `now_millis`.
+fn fresh(event: &Value, max_age: Duration, now_millis: i64) -> Result<(), &'static str> {
+    let time = event
+        .get("time")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .ok_or("no CloudEvents `time`: a replay cannot be told apart")?;
+    let age_seconds = (now_millis - time.timestamp_millis()) / 1000;
+    let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    if age_seconds > max_age || age_seconds < -MAX_CLOCK_AHEAD_SECONDS {
+        return Err("delivery `time` is outside the replay window");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_window_takes_fresh_and_refuses_old_future_and_missing_times() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z")
+            .map(|t| t.timestamp_millis())
+            .unwrap_or_default();
+        let day = Duration::from_secs(25 * 3600);
+        let at = |t: &str| json!({ "time": t });
+        assert_eq!(fresh(&at("2026-03-01T11:59:00.123Z"), day, now), Ok(()));
+        assert_eq!(
+            fresh(&at("2026-02-28T12:00:00Z"), day, now),
+            Ok(()),
+            "a 24 h retry"
+        );
+        assert!(fresh(&at("2026-02-27T12:00:00Z"), day, now).is_err());
+        assert!(fresh(&at("2026-03-01T12:10:00Z"), day, now).is_err());
+        assert!(fresh(&json!({}), day, now).is_err());
+        assert!(fresh(&at("yesterday"), day, now).is_err());
+    }
 }

@@ -2,9 +2,18 @@
 //! are ints or strings, ids that are strings or ints, `[]` for empty objects. Every read
 //! names the full path of the field it wanted, so a payload that cannot be mapped is parked
 //! with the field named.
+//!
+//! Every value is bounded as it is read: text at most [`MAX_TEXT_BYTES`], numbers within
+//! ±[`MAX_MAGNITUDE`] (what the events' `decimal(18,4)` holds), so a value that could never
+//! be published is refused here, naming its field, and never reaches arithmetic or Avro.
 
 use rust_decimal::Decimal;
 use serde_json::Value;
+
+/// The longest text field taken (SKUs are at most 64 characters in Magento, names 255).
+pub const MAX_TEXT_BYTES: usize = 1024;
+/// Numbers must be below this in magnitude: 10^14, the integer part `decimal(18,4)` holds.
+pub const MAX_MAGNITUDE: i64 = 100_000_000_000_000;
 
 /// Why a payload cannot be mapped: the field (full path) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,9 +80,15 @@ impl<'a> Obj<'a> {
     pub fn opt_str(&self, key: &str) -> Result<Option<String>, FieldError> {
         match self.raw(key) {
             None => Ok(None),
+            Some(Value::String(s)) if s.len() > MAX_TEXT_BYTES => Err(self.invalid(
+                key,
+                format!("{} bytes of text, more than {MAX_TEXT_BYTES}", s.len()),
+            )),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(other) => Err(self.invalid(key, format!("expected text, found {other}"))),
+            Some(other) => {
+                Err(self.invalid(key, format!("expected text, found {}", kind_of(other))))
+            }
         }
     }
 
@@ -94,13 +109,24 @@ impl<'a> Obj<'a> {
             Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
             Some(Value::String(s)) => s.trim().to_owned(),
             Some(other) => {
-                return Err(self.invalid(key, format!("expected a number, found {other}")));
+                return Err(
+                    self.invalid(key, format!("expected a number, found {}", kind_of(other)))
+                );
             }
         };
+        if text.len() > 64 {
+            return Err(self.invalid(key, "a number of more than 64 characters".into()));
+        }
         let parsed = text
             .parse::<Decimal>()
             .or_else(|_| Decimal::from_scientific(&text))
-            .map_err(|e| self.invalid(key, format!("`{text}` is not a decimal: {e}")))?;
+            .map_err(|e| self.invalid(key, format!("not a decimal: {e}")))?;
+        if parsed.abs() >= Decimal::from(MAX_MAGNITUDE) {
+            return Err(self.invalid(
+                key,
+                format!("outside ±10^14, the range of decimal(18,4): {text}"),
+            ));
+        }
         Ok(Some(parsed.normalize()))
     }
 
@@ -134,9 +160,11 @@ impl<'a> Obj<'a> {
             Some(Value::String(s)) => match s.trim() {
                 "1" | "true" => Ok(true),
                 "0" | "false" | "" => Ok(false),
-                other => Err(self.invalid(key, format!("`{other}` is not a flag"))),
+                _ => Err(self.invalid(key, "text that is not a flag".into())),
             },
-            Some(other) => Err(self.invalid(key, format!("expected a flag, found {other}"))),
+            Some(other) => {
+                Err(self.invalid(key, format!("expected a flag, found {}", kind_of(other))))
+            }
         }
     }
 
@@ -149,7 +177,9 @@ impl<'a> Obj<'a> {
                 value,
                 path: self.path_of(key),
             })),
-            Some(other) => Err(self.invalid(key, format!("expected an object, found {other}"))),
+            Some(other) => {
+                Err(self.invalid(key, format!("expected an object, found {}", kind_of(other))))
+            }
         }
     }
 
@@ -172,11 +202,13 @@ impl<'a> Obj<'a> {
                     }),
                     other => Err(FieldError::Invalid {
                         path: format!("{}[{i}]", self.path_of(key)),
-                        reason: format!("expected an object, found {other}"),
+                        reason: format!("expected an object, found {}", kind_of(other)),
                     }),
                 })
                 .collect(),
-            Some(other) => Err(self.invalid(key, format!("expected a list, found {other}"))),
+            Some(other) => {
+                Err(self.invalid(key, format!("expected a list, found {}", kind_of(other))))
+            }
         }
     }
 
@@ -193,5 +225,77 @@ impl<'a> Obj<'a> {
             path: self.path_of(key),
             reason,
         }
+    }
+}
+
+/// The JSON type of `value`, for error texts: the value itself is never quoted (it may be
+/// personal data).
+pub fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_outside_decimal_18_4_are_refused_naming_the_field() {
+        let value = json!({"items": [{"qty_ordered": "1e27"}, {"qty_ordered": 1e20}, {"qty_ordered": "99999999999999.9999"}]});
+        let root = Obj::root(&value);
+        let items = root.list("items").unwrap_or_default();
+        let errors: Vec<String> = items
+            .iter()
+            .map(|i| {
+                i.decimal("qty_ordered")
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert!(
+            errors[0].contains("items[0].qty_ordered") && errors[0].contains("decimal(18,4)"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].contains("items[1].qty_ordered"), "{}", errors[1]);
+        assert_eq!(
+            errors[2], "",
+            "the largest value decimal(18,4) holds is taken"
+        );
+    }
+
+    #[test]
+    fn long_text_is_refused_and_errors_never_quote_values() {
+        let value = json!({"sku": "x".repeat(MAX_TEXT_BYTES + 1), "email": {"a": "jane.doe@example.com"}, "flag": "jane"});
+        let root = Obj::root(&value);
+        let long = root
+            .str("sku")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            long.contains("`sku`") && long.contains("more than 1024"),
+            "{long}"
+        );
+        let wrong = root
+            .str("email")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!wrong.contains("jane"), "{wrong}");
+        let flag = root
+            .flag("flag")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(!flag.contains("jane"), "{flag}");
     }
 }

@@ -113,7 +113,7 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
     };
     let ordered = quantities(&stock_lines, |l| l.ordered);
     let mut movements: Vec<InventoryMovement> =
-        per_sku(ordered.iter().map(|l| (l.sku.clone(), -l.qty)))
+        per_sku(ordered.iter().map(|l| (l.sku.clone(), -l.qty)))?
             .into_iter()
             .map(|q| movement(q, MovementKind::Reservation, created_at))
             .collect();
@@ -121,7 +121,7 @@ pub fn map_order(order: &Obj<'_>, source: &str, produced_at: Millis) -> Result<M
     if state == "canceled" {
         let released = quantities(&stock_lines, |l| l.canceled);
         movements.extend(
-            per_sku(released.iter().map(|l| (l.sku.clone(), l.qty)))
+            per_sku(released.iter().map(|l| (l.sku.clone(), l.qty)))?
                 .into_iter()
                 .map(|q| movement(q, MovementKind::CancellationRelease, updated_at)),
         );
@@ -304,18 +304,30 @@ fn lines(order: &Obj<'_>) -> Result<(Vec<OrderLine>, Vec<StockLine>), FieldError
     Ok((lines, stock))
 }
 
-/// Quantities summed per SKU, in the order SKUs first appear.
+/// Quantities summed per SKU, in the order SKUs first appear; a sum outside what the
+/// events hold (±10^14) is refused, naming the SKU's lines.
 pub(super) fn per_sku(
     quantities: impl IntoIterator<Item = (String, Decimal)>,
-) -> Vec<(String, Decimal)> {
+) -> Result<Vec<(String, Decimal)>, FieldError> {
+    let limit = Decimal::from(super::json::MAX_MAGNITUDE);
     let mut summed: Vec<(String, Decimal)> = Vec::new();
     for (sku, qty) in quantities {
         match summed.iter_mut().find(|(s, _)| *s == sku) {
-            Some((_, total)) => *total += qty,
+            Some((_, total)) => {
+                *total = total
+                    .checked_add(qty)
+                    .filter(|t| t.abs() < limit)
+                    .ok_or_else(|| FieldError::Invalid {
+                        path: "items".into(),
+                        reason: format!(
+                            "the quantities of SKU `{sku}` sum outside ±10^14, the range of decimal(18,4)"
+                        ),
+                    })?;
+            }
             None => summed.push((sku, qty)),
         }
     }
-    summed
+    Ok(summed)
 }
 
 /// The non-zero `qty` of each stock line.

@@ -70,7 +70,7 @@ pub fn map_shipment(
         return Err(shipment.missing("items"));
     }
     let mut movements = Vec::new();
-    for (sku, qty) in per_sku(shipped) {
+    for (sku, qty) in per_sku(shipped)? {
         let mut movement = |source_code: &str, kind: MovementKind, quantity: Decimal| {
             let entity = format!("{sku}|{source_code}");
             let name = match kind {

@@ -115,6 +115,7 @@ base_url = "{sim}"
 enabled = {webhook}
 listen = "127.0.0.1:{webhook_port}"
 key_base_url = "{sim}/sim"
+key_hosts = ["127.0.0.1"]
 client_id = "magento-erp-bridge"
 [ingest.poll]
 enabled = {poll}

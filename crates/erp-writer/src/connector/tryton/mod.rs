@@ -17,6 +17,7 @@ mod shipments;
 mod stock;
 
 use base64::Engine as _;
+use bridge_runtime::http_body::{MAX_RESPONSE_BYTES, read_capped};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -112,7 +113,13 @@ impl TrytonConnector {
         }
         let response = request.send().await.map_err(unavailable)?;
         let status = response.status().as_u16();
-        let value = response.json().await.unwrap_or(Value::Null);
+        let body = read_capped(response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| ErpError::Unavailable {
+                reason: e.to_string(),
+                retry_after: None,
+            })?;
+        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         Ok((status, value))
     }
 
@@ -124,14 +131,17 @@ impl TrytonConnector {
         if status == 401 {
             return Err(ErpError::Protocol("tryton refused the login".into()));
         }
-        let result = answer
-            .get("result")
-            .ok_or_else(|| ErpError::Protocol(format!("tryton login answered {answer}")))?;
+        // The answer is never quoted: a login answer can carry the server's internals.
+        let result = answer.get("result").ok_or_else(|| {
+            ErpError::Protocol(format!(
+                "tryton login answered HTTP {status} without a `result` (check writer.erp.tryton user, password and database)"
+            ))
+        })?;
         let uid = result.get(0).and_then(Value::as_i64);
         let token = result.get(1).and_then(Value::as_str);
         let (Some(uid), Some(token)) = (uid, token) else {
             return Err(ErpError::Protocol(format!(
-                "tryton login answered {answer}"
+                "tryton login answered HTTP {status} without a user id and session token"
             )));
         };
         let raw = format!("{}:{uid}:{token}", self.settings.user);
