@@ -25,12 +25,27 @@ pub enum DecimalError {
         /// The value.
         value: Decimal,
     },
+    /// A sum or difference that leaves what `decimal(18,4)` holds (±10^14).
+    #[error("the result leaves ±10^14, the range of decimal({PRECISION},{SCALE})")]
+    OutOfRange,
     /// The bytes are longer than any 18-digit number needs.
     #[error("decimal of {len} bytes is longer than {PRECISION} digits allow")]
     TooLong {
         /// Byte count.
         len: usize,
     },
+}
+
+/// Whether `value`'s integer part fits `decimal(18,4)`: |value| < 10^14.
+pub fn fits(value: Decimal) -> bool {
+    value.abs() < Decimal::from(100_000_000_000_000_i64)
+}
+
+/// `a + b` when the sum still fits `decimal(18,4)`; never panics, whatever the inputs.
+pub fn checked_add(a: Decimal, b: Decimal) -> Result<Decimal, DecimalError> {
+    a.checked_add(b)
+        .filter(|sum| fits(*sum))
+        .ok_or(DecimalError::OutOfRange)
 }
 
 /// Bytes every decimal is written with: the fewest that hold 18 digits. Sign-extended
@@ -179,6 +194,21 @@ pub mod option {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_leaving_the_range_are_errors_not_panics() {
+        let big = Decimal::from(99_999_999_999_999_i64);
+        assert_eq!(
+            checked_add(big, Decimal::ONE),
+            Err(DecimalError::OutOfRange)
+        );
+        assert_eq!(
+            checked_add(Decimal::MAX, Decimal::MAX),
+            Err(DecimalError::OutOfRange)
+        );
+        assert_eq!(checked_add(big, -big), Ok(Decimal::ZERO));
+        assert!(fits(big) && !fits(big + Decimal::ONE));
+    }
     use proptest::prelude::*;
     use std::str::FromStr;
 

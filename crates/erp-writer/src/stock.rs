@@ -20,6 +20,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bridge_events::decimal::checked_add;
 use bridge_events::erp::{StockAdjustmentLine, StockAdjustmentPosted};
 use bridge_events::ids::FactIdentity;
 use bridge_events::inventory::StockDeltaAggregated;
@@ -146,7 +147,13 @@ impl<C: ErpConnector> StockWriter<C> {
                 quantity: Decimal::ZERO,
                 window_end: delta.window_end,
             });
-        line.quantity += moved;
+        line.quantity = checked_add(line.quantity, moved).map_err(|e| HandlerError::Terminal {
+            class: "out_of_range",
+            reason: format!(
+                "stock delta of {moved} for `{}` at `{}`: the batch's sum {e}",
+                delta.sku, delta.source_code
+            ),
+        })?;
         ctx.put_json(key.as_bytes(), &line, None)?;
         let collecting = format!("collecting/{batch}");
         if ctx.get(collecting.as_bytes())?.is_none() {
@@ -190,8 +197,10 @@ impl<C: ErpConnector> StockWriter<C> {
             let mut per_item: Vec<ErpLine> = Vec::new();
             for line in chunk {
                 match per_item.last_mut() {
+                    // Each line was checked as it was added; several SKUs of one item
+                    // saturate rather than panic (the ERP refuses such a quantity).
                     Some(last) if last.item_code == line.item_code => {
-                        last.quantity += line.quantity
+                        last.quantity = last.quantity.saturating_add(line.quantity)
                     }
                     _ => per_item.push(ErpLine {
                         item_code: line.item_code.clone(),

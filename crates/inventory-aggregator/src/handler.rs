@@ -244,7 +244,15 @@ fn fold(
         })?,
         None => Aggregate::new(&movement.envelope.source, movement.envelope.occurred_at),
     };
-    aggregate.add(movement, late);
+    aggregate
+        .add(movement, late)
+        .map_err(|e| HandlerError::Terminal {
+            class: "out_of_range",
+            reason: format!(
+                "a movement of {} on `{}|{}`: its window's sum {e}",
+                movement.quantity, movement.sku, movement.source_code
+            ),
+        })?;
     ctx.put(key.as_bytes(), &aggregate.encode(), None);
     Ok(())
 }

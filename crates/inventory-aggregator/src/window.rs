@@ -11,6 +11,7 @@
 //! documents. Without a set, `net_delta` = `total_delta`.
 
 use bridge_events::Millis;
+use bridge_events::decimal::{DecimalError, checked_add};
 use bridge_events::inventory::{InventoryMovement, MovementKind};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -185,7 +186,9 @@ impl Aggregate {
     }
 
     /// Folds one movement in; `late` marks it as a correction of an already closed window.
-    pub fn add(&mut self, movement: &InventoryMovement, late: bool) {
+    /// A movement that would take a sum out of what the output event holds is refused and
+    /// leaves the window as it was.
+    pub fn add(&mut self, movement: &InventoryMovement, late: bool) -> Result<(), DecimalError> {
         match movement.kind {
             MovementKind::SourceItemSet => {
                 self.total_delta = Some(self.moved());
@@ -196,8 +199,10 @@ impl Aggregate {
             | MovementKind::Shipment
             | MovementKind::CancellationRelease
             | MovementKind::Return => {
-                self.total_delta = Some(self.moved() + movement.quantity);
-                self.net_delta += movement.quantity;
+                let total = checked_add(self.moved(), movement.quantity)?;
+                let net = checked_add(self.net_delta, movement.quantity)?;
+                self.total_delta = Some(total);
+                self.net_delta = net;
             }
         }
         let at = movement.envelope.occurred_at;
@@ -205,6 +210,7 @@ impl Aggregate {
         self.first_event_at = self.first_event_at.min(at);
         self.last_event_at = self.last_event_at.max(at);
         self.late_correction |= late;
+        Ok(())
     }
 }
 
@@ -243,14 +249,14 @@ mod tests {
     fn the_state_value_round_trips_and_earlier_formats_still_read() -> Result<(), String> {
         let mut movement = samples::inventory_movement("SKU-1", "default", -3);
         let mut aggregate = Aggregate::new("magento:default", movement.envelope.occurred_at);
-        aggregate.add(&movement, false);
+        aggregate.add(&movement, false).map_err(|e| e.to_string())?;
         assert_eq!(
             Aggregate::decode(&aggregate.encode()),
             Ok(aggregate.clone())
         );
         movement.kind = MovementKind::SourceItemSet;
         movement.quantity = "12.5".parse().unwrap_or_default();
-        aggregate.add(&movement, true);
+        aggregate.add(&movement, true).map_err(|e| e.to_string())?;
         let raw = aggregate.encode();
         assert_eq!(Aggregate::decode(&raw), Ok(aggregate.clone()));
         let json = serde_json::to_vec(&aggregate).unwrap_or_default();
@@ -272,17 +278,32 @@ mod tests {
     }
 
     #[test]
-    fn sets_are_levels_not_deltas() {
+    fn a_sum_leaving_the_event_range_is_refused_and_the_window_kept() -> Result<(), DecimalError> {
+        let mut movement = samples::inventory_movement("SKU-1", "default", 1);
+        movement.quantity = Decimal::from(99_999_999_999_999_i64);
+        let mut aggregate = Aggregate::new("magento:default", movement.envelope.occurred_at);
+        aggregate.add(&movement, false)?;
+        let before = aggregate.clone();
+        assert_eq!(
+            aggregate.add(&movement, false),
+            Err(DecimalError::OutOfRange)
+        );
+        assert_eq!(aggregate, before);
+        Ok(())
+    }
+
+    #[test]
+    fn sets_are_levels_not_deltas() -> Result<(), DecimalError> {
         let mut movement = samples::inventory_movement("SKU-1", "default", 2);
         let mut aggregate = Aggregate::new("magento:default", movement.envelope.occurred_at);
         movement.kind = MovementKind::Reservation;
-        aggregate.add(&movement, false);
+        aggregate.add(&movement, false)?;
         movement.kind = MovementKind::SourceItemSet;
         movement.quantity = Decimal::from(40);
-        aggregate.add(&movement, false);
+        aggregate.add(&movement, false)?;
         movement.kind = MovementKind::Return;
         movement.quantity = Decimal::from(1);
-        aggregate.add(&movement, true);
+        aggregate.add(&movement, true)?;
         assert_eq!(
             aggregate.net_delta,
             Decimal::from(1),
@@ -296,5 +317,6 @@ mod tests {
         assert_eq!(aggregate.absolute_level, Some(Decimal::from(40)));
         assert_eq!(aggregate.movement_count, 3);
         assert!(aggregate.late_correction);
+        Ok(())
     }
 }

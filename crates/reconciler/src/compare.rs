@@ -252,19 +252,22 @@ pub fn compare_order(sides: &OrderSides<'_>, tolerance: Decimal) -> OrderCompari
     out
 }
 
+/// ERP numbers come unbounded from its API: sums and differences saturate instead of
+/// panicking, and a saturated value still differs, so it is still a finding.
 fn compare_lines(doc: &SalesOrderDoc, erp: &ErpOrder, r: &str, out: &mut OrderComparison) {
     // Quantities per item code on both sides (an item may be on several lines).
     let mut wanted: BTreeMap<&str, (Decimal, Vec<&str>)> = BTreeMap::new();
     for line in &doc.lines {
         let entry = wanted.entry(&line.item_code).or_default();
-        entry.0 += line.quantity;
+        entry.0 = entry.0.saturating_add(line.quantity);
         if !entry.1.contains(&line.sku.as_str()) {
             entry.1.push(&line.sku);
         }
     }
     let mut booked: BTreeMap<&str, Decimal> = BTreeMap::new();
     for line in &erp.lines {
-        *booked.entry(&line.item_code).or_default() += line.quantity;
+        let booked_qty = booked.entry(&line.item_code).or_default();
+        *booked_qty = booked_qty.saturating_add(line.quantity);
     }
     for (item, (quantity, skus)) in &wanted {
         let sku = skus.join("/");
@@ -289,7 +292,7 @@ fn compare_lines(doc: &SalesOrderDoc, erp: &ErpOrder, r: &str, out: &mut OrderCo
                 detail: (*item).to_owned(),
                 magento_value: Some(qty(*quantity)),
                 erp_value: Some(qty(*got)),
-                difference: Some(*got - *quantity),
+                difference: Some(got.saturating_sub(*quantity)),
                 explanation: format!(
                     "ERP order {} has {sku} (item {item}) ×{} but Magento order #{r} has ×{}",
                     erp.id,
@@ -373,12 +376,12 @@ fn compare_amounts(
         ),
     ];
     for (kind, name, erp_amount, magento_amount) in amounts {
-        let d = erp_amount - magento_amount;
+        let d = erp_amount.saturating_sub(magento_amount);
         if d.is_zero() {
             continue;
         }
         if d.abs() <= tolerance {
-            out.rounding += d.abs();
+            out.rounding = out.rounding.saturating_add(d.abs());
             continue;
         }
         let label = name.replace('_', " ");

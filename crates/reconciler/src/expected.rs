@@ -60,7 +60,7 @@ impl ExpectedOrder {
             Event::CreditMemoCreated(memo) => {
                 if !self.credit_memos.contains(&memo.credit_memo_ref) {
                     self.credit_memos.push(memo.credit_memo_ref.clone());
-                    self.refunded += memo.grand_total;
+                    self.refunded = self.refunded.saturating_add(memo.grand_total);
                 }
                 self.updated_at = self.updated_at.max(memo.created_at);
             }

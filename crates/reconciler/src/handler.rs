@@ -294,7 +294,7 @@ impl<C: ErpConnector> Reconciler<C> {
         run.checked += 1;
         self.metrics.orders_checked.inc();
         if !comparison.rounding.is_zero() {
-            run.rounding += comparison.rounding;
+            run.rounding = run.rounding.saturating_add(comparison.rounding);
             self.metrics
                 .rounding
                 .inc_by(comparison.rounding.to_f64().unwrap_or_default());
@@ -534,7 +534,7 @@ impl<C: ErpConnector> Reconciler<C> {
             summary.turn_to(day_of(now));
             summary.runs += 1;
             summary.orders_checked += run.checked;
-            summary.rounding += run.rounding;
+            summary.rounding = summary.rounding.saturating_add(run.rounding);
         }
         state.next_at = now + self.settings.effective.interval.as_millis() as Millis;
         state.active = None;

@@ -4,7 +4,7 @@
 //! with the field named.
 //!
 //! Every value is bounded as it is read: text at most [`MAX_TEXT_BYTES`], numbers within
-//! ±[`MAX_MAGNITUDE`] (what the events' `decimal(18,4)` holds), so a value that could never
+//! ±10^14 (what the events' `decimal(18,4)` holds, [`bridge_events::decimal::fits`]), so a value that could never
 //! be published is refused here, naming its field, and never reaches arithmetic or Avro.
 
 use rust_decimal::Decimal;
@@ -12,9 +12,6 @@ use serde_json::Value;
 
 /// The longest text field taken (SKUs are at most 64 characters in Magento, names 255).
 pub const MAX_TEXT_BYTES: usize = 1024;
-/// Numbers must be below this in magnitude: 10^14, the integer part `decimal(18,4)` holds.
-pub const MAX_MAGNITUDE: i64 = 100_000_000_000_000;
-
 /// Why a payload cannot be mapped: the field (full path) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
@@ -121,7 +118,7 @@ impl<'a> Obj<'a> {
             .parse::<Decimal>()
             .or_else(|_| Decimal::from_scientific(&text))
             .map_err(|e| self.invalid(key, format!("not a decimal: {e}")))?;
-        if parsed.abs() >= Decimal::from(MAX_MAGNITUDE) {
+        if !bridge_events::decimal::fits(parsed) {
             return Err(self.invalid(
                 key,
                 format!("outside ±10^14, the range of decimal(18,4): {text}"),

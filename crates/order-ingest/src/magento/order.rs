@@ -309,20 +309,18 @@ fn lines(order: &Obj<'_>) -> Result<(Vec<OrderLine>, Vec<StockLine>), FieldError
 pub(super) fn per_sku(
     quantities: impl IntoIterator<Item = (String, Decimal)>,
 ) -> Result<Vec<(String, Decimal)>, FieldError> {
-    let limit = Decimal::from(super::json::MAX_MAGNITUDE);
     let mut summed: Vec<(String, Decimal)> = Vec::new();
     for (sku, qty) in quantities {
         match summed.iter_mut().find(|(s, _)| *s == sku) {
             Some((_, total)) => {
-                *total = total
-                    .checked_add(qty)
-                    .filter(|t| t.abs() < limit)
-                    .ok_or_else(|| FieldError::Invalid {
+                *total = bridge_events::decimal::checked_add(*total, qty).map_err(|_| {
+                    FieldError::Invalid {
                         path: "items".into(),
                         reason: format!(
                             "the quantities of SKU `{sku}` sum outside ±10^14, the range of decimal(18,4)"
                         ),
-                    })?;
+                    }
+                })?;
             }
             None => summed.push((sku, qty)),
         }
