@@ -386,6 +386,7 @@ impl Bench {
         let kafka = KafkaConfig {
             bootstrap_servers: self.bootstrap.clone(),
             librdkafka: Default::default(),
+            librdkafka_files: Default::default(),
         };
         self.peak_rss.set(0);
         let first = Arc::new(OnceLock::new());

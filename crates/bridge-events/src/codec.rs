@@ -23,6 +23,7 @@ use schema_registry_converter::schema_registry_common::{
 };
 
 use crate::event::{AvroEvent, Event};
+use crate::registry_access::{RegistryAccess, SchemaLookup};
 use crate::schema::{self, RecordSchema, SchemaError};
 
 /// Why an event could not be encoded or decoded. [`CodecError::is_retryable`] says how
@@ -141,6 +142,8 @@ pub struct EventCodec {
     writers: RwLock<HashMap<u32, Arc<Writer>>>,
     /// Per topic, per record.
     registered: RwLock<HashMap<String, HashMap<&'static str, Arc<Registered>>>>,
+    /// Set when schemas are only looked up, never registered.
+    lookup: Option<SchemaLookup>,
 }
 
 /// The 5-byte header: magic byte and schema id, and the body after it.
@@ -158,6 +161,13 @@ impl EventCodec {
         Self::with_settings(SrSettings::new(registry_url.to_owned()))
     }
 
+    /// A codec for the registry `access` describes (authentication, CA, registration).
+    pub fn connect(access: &RegistryAccess) -> Result<Self, CodecError> {
+        let mut codec = Self::with_settings(access.settings()?);
+        codec.lookup = access.lookup()?;
+        Ok(codec)
+    }
+
     /// A codec with full registry settings (authentication, timeouts).
     pub fn with_settings(settings: SrSettings) -> Self {
         // A length prefix in a hostile record cannot make a decode allocate more than this
@@ -169,6 +179,7 @@ impl EventCodec {
             strategies: RwLock::new(HashMap::new()),
             writers: RwLock::new(HashMap::new()),
             registered: RwLock::new(HashMap::new()),
+            lookup: None,
         }
     }
 
@@ -274,6 +285,11 @@ impl EventCodec {
                 record: record.to_owned(),
                 reason: e.to_string(),
             })?;
+        if let Some(lookup) = &self.lookup {
+            let bytes = lookup.encode(topic, record, &schema, resolved).await?;
+            self.remember(topic, record, &schema, &bytes);
+            return Ok(bytes);
+        }
         let strategy = self.strategy(topic, record)?;
         let bytes = self
             .encoder

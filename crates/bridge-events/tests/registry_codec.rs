@@ -312,3 +312,43 @@ async fn data_written_with_an_older_schema_reads_into_todays_type() -> TestResul
     assert_eq!(read.envelope, sample.envelope);
     Ok(())
 }
+
+/// With automatic registration off (production: a release step registers), a subject the
+/// registry does not have is refused — a terminal error naming the release command, never
+/// a registration — and once registered the codec looks the id up and writes the same
+/// bytes as a registering codec.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_auto_registration_ids_are_looked_up_never_registered() -> TestResult {
+    let stack = stack()?;
+    let topic = unique_name("lookup");
+    let event = samples::one_of_each()
+        .into_iter()
+        .next()
+        .ok_or("no sample event")?;
+    let looking = EventCodec::connect(&bridge_events::RegistryAccess {
+        url: stack.registry_url.clone(),
+        auto_register: false,
+        ..Default::default()
+    })?;
+    let refused = looking.encode_event(&topic, &event).await;
+    match &refused {
+        Err(e @ CodecError::RegistryRefused { reason, .. }) => {
+            assert!(!e.is_retryable());
+            assert!(reason.contains("bridgectl schemas release"), "{reason}");
+        }
+        other => return Err(format!("expected a refusal, got {other:?}").into()),
+    }
+    let subject = EventCodec::subject(&topic, event.record_name());
+    let subjects: Vec<String> = reqwest::get(format!("{}/subjects", stack.registry_url))
+        .await?
+        .json()
+        .await?;
+    assert!(!subjects.contains(&subject), "nothing was registered");
+
+    let registering = EventCodec::new(&stack.registry_url);
+    let registered = registering.encode_event(&topic, &event).await?;
+    let looked_up = looking.encode_event(&topic, &event).await?;
+    assert_eq!(looked_up, registered);
+    assert_eq!(looking.decode(&looked_up).await?, event);
+    Ok(())
+}

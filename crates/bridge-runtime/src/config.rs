@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+mod registry;
+pub use registry::RegistryConfig;
+
 /// The environment prefix; sections and keys are separated by a double underscore.
 pub const ENV_PREFIX: &str = "BRIDGE__";
 
@@ -101,6 +104,11 @@ pub struct KafkaConfig {
     /// `security.protocol = "SASL_SSL"`. Values of keys naming secrets are redacted in logs.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+    /// librdkafka settings whose value is read from a file (a mounted Kubernetes Secret),
+    /// e.g. `"sasl.password" = "/var/run/secrets/kafka/password"`; one trailing newline is
+    /// trimmed. Read when a client is made, so a rotated file is picked up on restart.
+    #[serde(default)]
+    pub librdkafka_files: BTreeMap<String, PathBuf>,
 }
 
 impl std::fmt::Debug for KafkaConfig {
@@ -118,19 +126,45 @@ impl std::fmt::Debug for KafkaConfig {
         f.debug_struct("KafkaConfig")
             .field("bootstrap_servers", &self.bootstrap_servers)
             .field("librdkafka", &redacted)
+            .field("librdkafka_files", &self.librdkafka_files)
             .finish()
     }
 }
 
 impl KafkaConfig {
-    /// An rdkafka client configuration with the bootstrap servers and passthrough settings.
+    /// An rdkafka client configuration with the bootstrap servers and passthrough settings
+    /// (those from files too; [`KafkaConfig::validate`] checked they can be read).
     pub fn client(&self) -> rdkafka::ClientConfig {
         let mut config = rdkafka::ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
         for (key, value) in &self.librdkafka {
             config.set(key, value);
         }
+        for (key, path) in &self.librdkafka_files {
+            if let Ok(Some(value)) = crate::secret::resolve(key, None, Some(path)) {
+                config.set(key, value.expose());
+            }
+        }
         config
+    }
+
+    /// Refuses an empty bootstrap list and a setting given both inline and as a file, or
+    /// whose file cannot be read; errors name the key, never a value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bootstrap_servers.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                message: "kafka.bootstrap_servers is empty".into(),
+            });
+        }
+        for (key, path) in &self.librdkafka_files {
+            let name = format!("kafka.librdkafka.\"{key}\"");
+            let inline = self
+                .librdkafka
+                .get(key)
+                .map(|v| crate::secret::Secret::new(v.clone()));
+            crate::secret::resolve(&name, inline.as_ref(), Some(path))?;
+        }
+        Ok(())
     }
 }
 
@@ -150,27 +184,6 @@ pub struct ServiceConfig {
     /// How the processing loop runs.
     #[serde(default)]
     pub processor: ProcessorSettings,
-}
-
-/// Where the schema registry is.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegistryConfig {
-    /// Base URL of a Confluent-compatible registry.
-    #[serde(default = "default_registry_url")]
-    pub url: String,
-}
-
-impl Default for RegistryConfig {
-    fn default() -> Self {
-        Self {
-            url: default_registry_url(),
-        }
-    }
-}
-
-fn default_registry_url() -> String {
-    "http://127.0.0.1:8081".into()
 }
 
 /// The operations HTTP server (health, readiness, metrics).
@@ -232,11 +245,8 @@ pub trait Validate {
 
 impl Validate for ServiceConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.kafka.bootstrap_servers.trim().is_empty() {
-            return Err(ConfigError::Invalid {
-                message: "kafka.bootstrap_servers is empty".into(),
-            });
-        }
+        self.kafka.validate()?;
+        self.registry.validate()?;
         self.processor.validate()
     }
 }
@@ -490,10 +500,44 @@ mod tests {
     }
 
     #[test]
+    fn a_librdkafka_secret_comes_from_its_file() -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let file = dir.path().join("sasl-password");
+        std::fs::write(&file, "scram-pass-from-file\n").map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let config = KafkaConfig {
+            bootstrap_servers: "b:9093".into(),
+            librdkafka: Default::default(),
+            librdkafka_files: [("sasl.password".to_owned(), file.clone())].into(),
+        };
+        config.validate()?;
+        assert_eq!(
+            config.client().get("sasl.password"),
+            Some("scram-pass-from-file")
+        );
+        assert!(!format!("{config:?}").contains("scram-pass-from-file"));
+        let missing = KafkaConfig {
+            librdkafka_files: [("sasl.password".to_owned(), dir.path().join("nope"))].into(),
+            ..config
+        };
+        let text = missing
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(text.contains("sasl.password"), "{text}");
+        Ok(())
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug_output() {
         let config = KafkaConfig {
             bootstrap_servers: "b:9092".into(),
             librdkafka: [("sasl.password".to_owned(), "hunter2".to_owned())].into(),
+            librdkafka_files: Default::default(),
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

@@ -212,7 +212,10 @@ pub async fn run_handlers(
     shutdown: Shutdown,
 ) -> Result<(), ServiceError> {
     let several = loops.len() > 1;
-    let codec = Arc::new(bridge_events::EventCodec::new(&config.registry.url));
+    let codec = Arc::new(config.registry.codec().map_err(|e| ServiceError::Start {
+        what: "the schema registry client".into(),
+        reason: e.to_string(),
+    })?);
     let kafka = config.kafka.clone();
     let settings = config.processor.clone();
     let work_shutdown = shutdown.clone();

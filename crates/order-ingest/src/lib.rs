@@ -25,7 +25,6 @@ pub mod webhook;
 
 use std::sync::Arc;
 
-use bridge_events::EventCodec;
 use bridge_runtime::service::ServiceError;
 use bridge_runtime::shutdown::Shutdown;
 use bridge_runtime::source::{SourceConfig, SourcePublisher};
@@ -58,7 +57,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
         let ingest_metrics = metrics::IngestMetrics::register(&metrics);
         let pipeline = Arc::new(pipeline::Pipeline::new(
             for_work,
-            Arc::new(EventCodec::new(&config.registry.url)),
+            Arc::new(config.registry.codec().map_err(|e| ServiceError::Start {
+                what: "the schema registry client".into(),
+                reason: e.to_string(),
+            })?),
             rest::Magento::new(&config.ingest.magento),
             config.ingest.clone(),
             Arc::clone(&metrics),

@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let kafka = KafkaConfig {
         bootstrap_servers: env("BRIDGE_TEST_BOOTSTRAP")?,
         librdkafka: [("session.timeout.ms".to_owned(), "10000".to_owned())].into(),
+        librdkafka_files: Default::default(),
     };
     let config = ProcessorConfig {
         service: "count-processor",
