@@ -3,8 +3,6 @@
 //! an in-memory local registry, so the registry's caches — not the network — are measured.
 #![allow(missing_docs)]
 
-use std::net::{Ipv4Addr, SocketAddr};
-
 use apache_avro::writer::datum::GenericDatumWriter;
 use bridge_events::codec::read_body;
 use bridge_events::{Event, EventCodec, samples, schema};
@@ -55,12 +53,7 @@ fn confluent_codec(c: &mut Criterion) {
     let Ok(runtime) = tokio::runtime::Runtime::new() else {
         return;
     };
-    let registry = runtime.block_on(schema_registry::start(schema_registry::Config {
-        listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        bootstrap_servers: None,
-        topic: "_schemas".into(),
-        replication_factor: 1,
-    }));
+    let registry = runtime.block_on(schema_registry::start(schema_registry::Config::default()));
     let Ok(registry) = registry else { return };
     let codec = EventCodec::new(&registry.url());
     let mut group = c.benchmark_group("confluent_codec");

@@ -163,7 +163,7 @@ impl EventCodec {
 
     /// A codec for the registry `access` describes (authentication, CA, registration).
     pub fn connect(access: &RegistryAccess) -> Result<Self, CodecError> {
-        let mut codec = Self::with_settings(access.settings()?);
+        let mut codec = Self::with_settings(access.sr_settings()?);
         codec.lookup = access.lookup()?;
         Ok(codec)
     }

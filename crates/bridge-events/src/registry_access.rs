@@ -63,8 +63,8 @@ fn client_builder(
 }
 
 impl RegistryAccess {
-    /// The converter's settings for this access.
-    pub(crate) fn settings(&self) -> Result<SrSettings, CodecError> {
+    /// The converter's settings for this access (for callers using the converter directly).
+    pub fn sr_settings(&self) -> Result<SrSettings, CodecError> {
         let mut settings = SrSettings::new_builder(self.url.clone());
         if let Some((user, password)) = &self.basic {
             settings.set_basic_authorization(user, Some(password));

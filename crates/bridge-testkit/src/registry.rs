@@ -20,6 +20,7 @@ impl RegistryThread {
             bootstrap_servers: Some(bootstrap.to_owned()),
             topic: crate::unique_name("_schemas"),
             replication_factor: 1,
+            ..schema_registry::Config::default()
         };
         let (ready, started) = mpsc::channel();
         std::thread::Builder::new()

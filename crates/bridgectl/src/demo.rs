@@ -1,11 +1,11 @@
 //! The stack round trip: register a schema, produce a Confluent-framed Avro record,
 //! read it back with a `read_committed` consumer and decode it through the registry.
 
+use bridge_runtime::config::{KafkaConfig, RegistryConfig};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use apache_avro::types::Value;
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -14,7 +14,6 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use schema_registry_converter::async_impl::avro::{AvroDecoder, AvroEncoder};
-use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
@@ -22,9 +21,14 @@ use schema_registry_converter::schema_registry_common::{
 const SCHEMA: &str = include_str!("../schemas/stack_probe.avsc");
 const RECORD: &str = "bridge.demo.StackProbe";
 
-pub async fn run(bootstrap: &str, registry_url: &str, topic: &str) -> anyhow::Result<()> {
-    ensure_topic(bootstrap, topic, 3, &[]).await?;
-    let settings = SrSettings::new(registry_url.to_owned());
+pub async fn run(
+    kafka: &KafkaConfig,
+    registry: &RegistryConfig,
+    topic: &str,
+) -> anyhow::Result<()> {
+    ensure_topic(kafka, topic, 3, &[]).await?;
+    let settings = registry.access()?.sr_settings()?;
+    let registry_url = &registry.url;
     let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
         topic.to_owned(),
         SuppliedSchema::new(Some(RECORD.to_owned()), SchemaType::Avro, SCHEMA.to_owned()),
@@ -58,8 +62,8 @@ pub async fn run(bootstrap: &str, registry_url: &str, topic: &str) -> anyhow::Re
     let schema_id = u32::from_be_bytes([a, b, c, d]);
     println!("registered subject `{topic}-{RECORD}` at {registry_url}: schema id {schema_id}");
 
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let producer: FutureProducer = kafka
+        .client()
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .create()?;
@@ -78,7 +82,7 @@ pub async fn run(bootstrap: &str, registry_url: &str, topic: &str) -> anyhow::Re
         magic
     );
 
-    let payload = read_back(bootstrap, topic, partition, offset)?;
+    let payload = read_back(kafka, topic, partition, offset)?;
     let decoded = AvroDecoder::new(settings)
         .decode(Some(&payload))
         .await
@@ -111,9 +115,14 @@ pub async fn run(bootstrap: &str, registry_url: &str, topic: &str) -> anyhow::Re
     Ok(())
 }
 
-fn read_back(bootstrap: &str, topic: &str, partition: i32, offset: i64) -> anyhow::Result<Vec<u8>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn read_back(
+    kafka: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> anyhow::Result<Vec<u8>> {
+    let consumer: BaseConsumer = kafka
+        .client()
         .set("group.id", "bridgectl-demo")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
@@ -133,14 +142,12 @@ fn read_back(bootstrap: &str, topic: &str, partition: i32, offset: i64) -> anyho
 
 /// Creates `topic` with `partitions` unless it exists.
 pub async fn ensure_topic(
-    bootstrap: &str,
+    kafka: &KafkaConfig,
     topic: &str,
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> = kafka.client().create()?;
     let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     for (key, value) in configs {
         new_topic = new_topic.set(key, value);
@@ -156,10 +163,8 @@ pub async fn ensure_topic(
     Ok(())
 }
 
-pub fn list_topics(bootstrap: &str) -> anyhow::Result<()> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+pub fn list_topics(kafka: &KafkaConfig) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = kafka.client().create()?;
     let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     for topic in metadata.topics() {
         println!(

@@ -1,17 +1,23 @@
 //! `bridgectl findings`: the reconciler's findings as they stand — the last state of each
 //! finding on the findings topic, open ones (or all with `--all`), oldest first.
 
+use bridge_runtime::config::{KafkaConfig, RegistryConfig};
 use std::collections::BTreeMap;
 
+use bridge_events::Event;
 use bridge_events::reconciliation::{FindingState, ReconciliationFinding};
-use bridge_events::{Event, EventCodec};
 use rdkafka::message::Message;
 
 /// Prints the findings on `topic`.
-pub async fn list(bootstrap: &str, registry: &str, topic: &str, all: bool) -> anyhow::Result<()> {
-    let codec = EventCodec::new(registry);
+pub async fn list(
+    kafka: &KafkaConfig,
+    registry: &RegistryConfig,
+    topic: &str,
+    all: bool,
+) -> anyhow::Result<()> {
+    let codec = registry.codec()?;
     let mut last: BTreeMap<String, ReconciliationFinding> = BTreeMap::new();
-    for message in crate::parked::read_all(bootstrap, topic)? {
+    for message in crate::parked::read_all(kafka, topic)? {
         let Some(payload) = message.payload() else {
             continue;
         };

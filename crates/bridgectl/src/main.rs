@@ -8,30 +8,70 @@ mod parked;
 mod schemas;
 mod watch;
 
+use bridge_runtime::config::{KafkaConfig, RegistryConfig};
 use clap::{Parser, Subcommand};
 
 /// Operator command line for magento-erp-bridge.
 #[derive(Parser)]
 #[command(version)]
 struct Args {
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        env = "BRIDGE_KAFKA_BOOTSTRAP",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    bootstrap_servers: String,
-    /// Schema registry URL (Confluent API).
-    #[arg(
-        long,
-        env = "BRIDGE_REGISTRY_URL",
-        default_value = "http://127.0.0.1:8081",
-        global = true
-    )]
-    registry_url: String,
+    /// A service's TOML configuration: its `[kafka]` (TLS, SASL, `librdkafka_files`) and
+    /// `[registry]` (credentials, CA) sections are used; other sections are ignored.
+    #[arg(long, env = "BRIDGE_CONFIG", global = true)]
+    config: Option<std::path::PathBuf>,
+    /// Kafka bootstrap servers (over the config file's; default 127.0.0.1:9092).
+    #[arg(long, env = "BRIDGE_KAFKA_BOOTSTRAP", global = true)]
+    bootstrap_servers: Option<String>,
+    /// Schema registry URL, Confluent API (over the config file's; default
+    /// http://127.0.0.1:8081).
+    #[arg(long, env = "BRIDGE_REGISTRY_URL", global = true)]
+    registry_url: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The `[kafka]` and `[registry]` sections of a service configuration.
+#[derive(serde::Deserialize, Default)]
+struct Connections {
+    #[serde(default)]
+    kafka: Option<KafkaConfig>,
+    #[serde(default)]
+    registry: RegistryConfig,
+}
+
+impl Args {
+    /// Kafka and registry settings: the config file's, with the flags over them.
+    fn connections(&self) -> anyhow::Result<(KafkaConfig, RegistryConfig)> {
+        let file: Connections = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                let mut table: toml::Table = text
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                table.retain(|key, _| key == "kafka" || key == "registry");
+                toml::Value::Table(table)
+                    .try_into()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => Connections::default(),
+        };
+        let mut kafka = file.kafka.unwrap_or_else(|| KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            librdkafka: Default::default(),
+            librdkafka_files: Default::default(),
+        });
+        if let Some(bootstrap) = &self.bootstrap_servers {
+            kafka.bootstrap_servers = bootstrap.clone();
+        }
+        let mut registry = file.registry;
+        if let Some(url) = &self.registry_url {
+            registry.url = url.clone();
+        }
+        kafka.validate()?;
+        registry.validate()?;
+        Ok((kafka, registry))
+    }
 }
 
 #[derive(Subcommand)]
@@ -142,28 +182,26 @@ const LOOP_GROUPS: &[&str] = &[
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let (kafka, registry) = args.connections()?;
     match args.command {
-        Command::Demo { topic } => {
-            demo::run(&args.bootstrap_servers, &args.registry_url, &topic).await
-        }
-        Command::Topics => demo::list_topics(&args.bootstrap_servers),
+        Command::Demo { topic } => demo::run(&kafka, &registry, &topic).await,
+        Command::Topics => demo::list_topics(&kafka),
         Command::CreateTopics { partitions } => {
             for topic in bridge_events::topics::LAYOUT
                 .iter()
                 .map(|(topic, _)| *topic)
                 .chain(["order-ingest-parked"])
             {
-                demo::ensure_topic(&args.bootstrap_servers, topic, partitions, &[]).await?;
+                demo::ensure_topic(&kafka, topic, partitions, &[]).await?;
             }
             // Each processing loop's group: a parked topic, and its state changelog —
             // compacted, as many partitions as the input it follows.
             for group in LOOP_GROUPS {
                 let parked = format!("{group}-parked");
-                demo::ensure_topic(&args.bootstrap_servers, &parked, partitions, &[]).await?;
+                demo::ensure_topic(&kafka, &parked, partitions, &[]).await?;
                 let changelog = format!("{group}-changelog");
                 let compact = [("cleanup.policy", "compact")];
-                demo::ensure_topic(&args.bootstrap_servers, &changelog, partitions, &compact)
-                    .await?;
+                demo::ensure_topic(&kafka, &changelog, partitions, &compact).await?;
             }
             Ok(())
         }
@@ -195,22 +233,15 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", response.text().await?);
             Ok(())
         }
-        Command::Findings { topic, all } => {
-            findings::list(&args.bootstrap_servers, &args.registry_url, &topic, all).await
-        }
+        Command::Findings { topic, all } => findings::list(&kafka, &registry, &topic, all).await,
         Command::Parked {
             action: ParkedAction::List { topic },
-        } => parked::list(&args.bootstrap_servers, &topic),
+        } => parked::list(&kafka, &topic),
         Command::Parked {
             action: ParkedAction::Replay { topic, class, to },
-        } => parked::replay(
-            &args.bootstrap_servers,
-            &topic,
-            class.as_deref(),
-            to.as_deref(),
-        )
-        .await
-        .map(|_| ()),
+        } => parked::replay(&kafka, &topic, class.as_deref(), to.as_deref())
+            .await
+            .map(|_| ()),
         Command::Schemas {
             action: SchemasAction::Release,
         } => schemas::release(),

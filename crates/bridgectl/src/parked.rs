@@ -4,6 +4,7 @@
 //! not remembered for dedupe, and one replayed twice after it succeeded is a duplicate by
 //! event id and skipped.
 
+use bridge_runtime::config::KafkaConfig;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,12 @@ use bridge_runtime::parking::ParkedRecord;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 /// Every record on `topic` (read_committed), oldest first per partition.
-pub fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<OwnedMessage>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+pub fn read_all(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<OwnedMessage>> {
+    let consumer: BaseConsumer = kafka
+        .client()
         .set(
             "group.id",
             format!("bridgectl-read-{}", uuid::Uuid::new_v4().simple()),
@@ -60,9 +61,9 @@ pub fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<OwnedMessage
 }
 
 /// Every parked record on `topic`, oldest first per partition.
-pub fn read(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ParkedRecord>> {
+pub fn read(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<Vec<ParkedRecord>> {
     let mut parked = Vec::new();
-    for message in read_all(bootstrap, topic)? {
+    for message in read_all(kafka, topic)? {
         let headers = message
             .headers()
             .map(|h| {
@@ -89,8 +90,8 @@ pub fn read(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<ParkedRecord>> {
 }
 
 /// Prints the parked records of `topic`.
-pub fn list(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
-    let parked = read(bootstrap, topic)?;
+pub fn list(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<()> {
+    let parked = read(kafka, topic)?;
     for r in &parked {
         println!(
             "{}/{}@{}  {}  {}  (service {}, attempts {})",
@@ -104,17 +105,14 @@ pub fn list(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
 /// Replays the parked records of `topic` (only those of `class`, if given) onto their
 /// original topics, or onto `to`.
 pub async fn replay(
-    bootstrap: &str,
+    kafka: &KafkaConfig,
     topic: &str,
     class: Option<&str>,
     to: Option<&str>,
 ) -> anyhow::Result<usize> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .create()?;
+    let producer: FutureProducer = kafka.client().set("enable.idempotence", "true").create()?;
     let mut replayed = 0;
-    for record in read(bootstrap, topic)? {
+    for record in read(kafka, topic)? {
         if class.is_some_and(|c| c != record.error_class) {
             continue;
         }

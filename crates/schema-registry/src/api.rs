@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
@@ -137,8 +138,56 @@ async fn persist(
     Ok(())
 }
 
-/// Builds the router over the shared state.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// Builds the router over the shared state; with `basic_auth` every route requires it.
+pub fn router(shared: Arc<Shared>, basic_auth: Option<(String, String)>) -> Router {
+    let router = routes(shared);
+    match basic_auth {
+        Some((user, password)) => {
+            let expected = Arc::new(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            ));
+            router.layer(axum::middleware::from_fn(move |request, next| {
+                require(Arc::clone(&expected), request, next)
+            }))
+        }
+        None => router,
+    }
+}
+
+/// Answers `401` unless the request carries the expected `Authorization` (compared in
+/// constant time).
+async fn require(
+    expected: Arc<String>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    let same = given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected.as_bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        return next.run(request).await;
+    }
+    let mut response = reply(
+        StatusCode::UNAUTHORIZED,
+        json!({"error_code": 401, "message": "Unauthorized"}),
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Basic realm=\"schema-registry\""),
+    );
+    response
+}
+
+fn routes(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(|| async { reply(StatusCode::OK, json!({})) }))
         .route("/subjects", get(subjects))
