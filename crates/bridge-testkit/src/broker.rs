@@ -22,6 +22,41 @@ pub struct KafkaBroker {
     port: u16,
     controller_port: u16,
     child: Mutex<Option<Child>>,
+    secured: Option<Secured>,
+}
+
+/// A `SASL_SSL` listener (SCRAM-SHA-512 over TLS) beside the plaintext one.
+#[derive(Debug, Clone)]
+pub struct Secured {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The CA that signed the broker's certificate, and that certificate.
+    pub tls: crate::TestCa,
+    /// The SCRAM user.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+}
+
+impl Secured {
+    /// The listener's bootstrap address.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The librdkafka settings a client needs for this listener, the password included.
+    pub fn client_settings(&self) -> Vec<(String, String)> {
+        [
+            ("security.protocol", "SASL_SSL".to_owned()),
+            ("sasl.mechanisms", "SCRAM-SHA-512".to_owned()),
+            ("sasl.username", self.user.clone()),
+            ("sasl.password", self.password.clone()),
+            ("ssl.ca.location", self.tls.ca_file.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
 }
 
 fn workspace_root() -> PathBuf {
@@ -67,6 +102,16 @@ fn free_port() -> Result<u16> {
 impl KafkaBroker {
     /// Installs (if needed), formats and starts a broker; returns once it answers.
     pub fn start() -> Result<Self> {
+        Self::start_with(false)
+    }
+
+    /// [`KafkaBroker::start`] with a `SASL_SSL` listener too: a CA and certificate made
+    /// for it (OpenSSL), SCRAM-SHA-512 with one user created at format time.
+    pub fn start_secured() -> Result<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(secure: bool) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("bridge-kafka-")
             .tempdir()
@@ -74,12 +119,22 @@ impl KafkaBroker {
                 context: "create broker folder".into(),
                 source,
             })?;
+        let secured = match secure {
+            true => Some(Secured {
+                port: free_port()?,
+                tls: crate::TestCa::make(&dir.path().join("tls"))?,
+                user: "bridge".into(),
+                password: format!("scram-{}", crate::unique_name("pw")),
+            }),
+            false => None,
+        };
         let broker = Self {
             dir,
             kafka_home: kafka_home()?,
             port: free_port()?,
             controller_port: free_port()?,
             child: Mutex::new(None),
+            secured,
         };
         broker.write_config()?;
         broker
@@ -92,6 +147,12 @@ impl KafkaBroker {
                 "-c",
             ])
             .arg(broker.config_path())
+            .args(broker.secured.iter().flat_map(|s| {
+                [
+                    "--add-scram".to_owned(),
+                    format!("SCRAM-SHA-512=[name={},password={}]", s.user, s.password),
+                ]
+            }))
             .stdout(Stdio::null())
             .status()
             .map_err(|source| HarnessError::Io {
@@ -109,6 +170,11 @@ impl KafkaBroker {
     /// `127.0.0.1:<port>`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The `SASL_SSL` listener, when started with [`KafkaBroker::start_secured`].
+    pub fn secured(&self) -> Option<&Secured> {
+        self.secured.as_ref()
     }
 
     /// Where the broker writes its log (`server.log`).
@@ -131,12 +197,24 @@ impl KafkaBroker {
                 self.controller_port
             ),
             format!(
-                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                self.port, self.controller_port
+                "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}{}",
+                self.port,
+                self.controller_port,
+                self.secured
+                    .as_ref()
+                    .map(|s| format!(",SASL_SSL://127.0.0.1:{}", s.port))
+                    .unwrap_or_default()
             ),
-            format!("advertised.listeners=PLAINTEXT://127.0.0.1:{}", self.port),
+            format!(
+                "advertised.listeners=PLAINTEXT://127.0.0.1:{}{}",
+                self.port,
+                self.secured
+                    .as_ref()
+                    .map(|s| format!(",SASL_SSL://127.0.0.1:{}", s.port))
+                    .unwrap_or_default()
+            ),
             "controller.listener.names=CONTROLLER".to_owned(),
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_owned(),
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL".to_owned(),
             "inter.broker.listener.name=PLAINTEXT".to_owned(),
             format!("log.dirs={}", data.display()),
             "num.partitions=3".to_owned(),
@@ -152,6 +230,16 @@ impl KafkaBroker {
         ];
         for line in lines {
             let _ = writeln!(config, "{line}");
+        }
+        if let Some(secured) = &self.secured {
+            for line in [
+                "sasl.enabled.mechanisms=SCRAM-SHA-512".to_owned(),
+                "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;".to_owned(),
+                "ssl.keystore.type=PEM".to_owned(),
+                format!("ssl.keystore.location={}", secured.tls.keystore_file.display()),
+            ] {
+                let _ = writeln!(config, "{line}");
+            }
         }
         std::fs::write(self.config_path(), config).map_err(|source| HarnessError::Io {
             context: "write server.properties".into(),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod metrics;
 pub mod records;
 pub mod registry;
+pub mod tls;
 pub mod topics;
 pub mod wait;
 
@@ -21,6 +22,7 @@ pub use broker::KafkaBroker;
 pub use config::runtime_sections;
 pub use metrics::metric_sum;
 pub use records::{Isolation, Record, consume_all, produce};
+pub use tls::TestCa;
 pub use topics::{create_topic, free_port, unique_name};
 pub use wait::{wait_until, wait_until_blocking};
 

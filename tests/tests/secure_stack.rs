@@ -1,0 +1,330 @@
+//! The whole order flow with every connection secured as in production: a broker whose
+//! clients' listener is `SASL_SSL` (SCRAM-SHA-512, a CA the test makes), the schema
+//! registry on https with basic authentication and its journal on that listener, and the
+//! five service binaries and `bridgectl` configured by one file — passwords read from
+//! files, the registry's CA trusted, automatic schema registration on (a first run).
+//! magento-sim places orders; they must reach erp-sim and the verdicts come back.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bridge_testkit::{KafkaBroker, free_port, wait_until};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The binaries `cargo build --bins` put beside this test's own target folder.
+fn binary(name: &str) -> Result<PathBuf, String> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    match path.exists() {
+        true => Ok(path),
+        false => Err(format!(
+            "{} is missing: run `cargo build --bins` first (make test does)",
+            path.display()
+        )),
+    }
+}
+
+/// A child process killed when the test ends, its output in `log`.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(
+    name: &str,
+    args: &[String],
+    env: &[(&str, String)],
+    logs: &Path,
+) -> Result<Running, Box<dyn std::error::Error>> {
+    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
+    let child = Command::new(binary(name)?)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()?;
+    Ok(Running(child))
+}
+
+async fn ready(port: u16) -> bool {
+    reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_order_flow_runs_over_sasl_ssl_and_an_authenticated_https_registry() -> TestResult {
+    let broker = KafkaBroker::start_secured()?;
+    let secured = broker.secured().ok_or("no SASL_SSL listener")?.clone();
+    let dir = tempfile::tempdir()?;
+    let logs = dir.path();
+    let kafka_password = logs.join("kafka-password");
+    std::fs::write(&kafka_password, format!("{}\n", secured.password))?;
+    let registry_credentials = logs.join("registry-credentials");
+    std::fs::write(&registry_credentials, "bridge-sr:sr-secret-from-file\n")?;
+    let registry_password = logs.join("registry-password");
+    std::fs::write(&registry_password, "sr-secret-from-file\n")?;
+    let ca = secured.tls.ca_file.display().to_string();
+
+    // The registry: https, basic auth, its journal over SASL_SSL.
+    let registry_port = free_port()?;
+    let registry_url = format!("https://127.0.0.1:{registry_port}");
+    let _registry = spawn(
+        "schema-registry",
+        &[
+            format!("--listen=127.0.0.1:{registry_port}"),
+            format!("--bootstrap-servers={}", secured.bootstrap()),
+            "-Xsecurity.protocol=SASL_SSL".into(),
+            "-Xsasl.mechanisms=SCRAM-SHA-512".into(),
+            format!("-Xsasl.username={}", secured.user),
+            format!("-Xssl.ca.location={ca}"),
+            format!("--kafka-file=sasl.password={}", kafka_password.display()),
+            format!("--basic-auth-file={}", registry_credentials.display()),
+            format!("--tls-cert={}", secured.tls.cert_file.display()),
+            format!("--tls-key={}", secured.tls.key_file.display()),
+        ],
+        &[],
+        logs,
+    )?;
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca)?)?)
+        .build()?;
+    wait_until("the registry on https", Duration::from_secs(60), || async {
+        trusting
+            .get(format!("{registry_url}/subjects"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 401)
+    })
+    .await?;
+
+    // One configuration file for every service and bridgectl.
+    let config = logs.join("bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[kafka]
+bootstrap_servers = "{bootstrap}"
+[kafka.librdkafka]
+"security.protocol" = "SASL_SSL"
+"sasl.mechanisms" = "SCRAM-SHA-512"
+"sasl.username" = "{user}"
+"ssl.ca.location" = "{ca}"
+[kafka.librdkafka_files]
+"sasl.password" = "{kafka_password}"
+[registry]
+url = "{registry_url}"
+username = "bridge-sr"
+password_file = "{registry_password}"
+ca_file = "{ca}"
+"#,
+            bootstrap = secured.bootstrap(),
+            user = secured.user,
+            kafka_password = kafka_password.display(),
+            registry_password = registry_password.display(),
+        ),
+    )?;
+    let bridgectl = |args: &[&str]| {
+        Command::new(binary("bridgectl")?)
+            .arg(format!("--config={}", config.display()))
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())
+    };
+    let created = bridgectl(&["create-topics"])?;
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    let sim_port = free_port()?;
+    let erp_port = free_port()?;
+    let webhook_port = free_port()?;
+    let sim = format!("http://127.0.0.1:{sim_port}");
+    let erp = format!("http://127.0.0.1:{erp_port}");
+    let _erp_sim = spawn(
+        "erp-sim",
+        &[format!("--listen=127.0.0.1:{erp_port}")],
+        &[],
+        logs,
+    )?;
+    let mapping = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/mapping.toml");
+    let mapping = mapping.display().to_string();
+    let services: [(&str, Vec<(&str, String)>); 5] = [
+        (
+            "order-ingest",
+            vec![
+                ("BRIDGE__INGEST__MAGENTO__BASE_URL", sim.clone()),
+                (
+                    "BRIDGE__INGEST__WEBHOOK__LISTEN",
+                    format!("127.0.0.1:{webhook_port}"),
+                ),
+                (
+                    "BRIDGE__INGEST__WEBHOOK__KEY_BASE_URL",
+                    format!("{sim}/sim"),
+                ),
+                (
+                    "BRIDGE__INGEST__WEBHOOK__KEY_HOSTS",
+                    r#"["127.0.0.1"]"#.into(),
+                ),
+                (
+                    "BRIDGE__INGEST__WEBHOOK__CLIENT_ID",
+                    "magento-erp-bridge".into(),
+                ),
+                ("BRIDGE__INGEST__POLL__INTERVAL_MS", "2000".into()),
+            ],
+        ),
+        ("inventory-aggregator", vec![]),
+        (
+            "erp-writer",
+            vec![
+                ("BRIDGE__WRITER__ERP__BASE_URL", erp.clone()),
+                ("BRIDGE__WRITER__MAPPING_FILE", mapping.clone()),
+            ],
+        ),
+        (
+            "reconciler",
+            vec![
+                ("BRIDGE__RECONCILER__MAPPING_FILE", mapping.clone()),
+                ("BRIDGE__RECONCILER__ERP__BASE_URL", erp.clone()),
+                ("BRIDGE__RECONCILER__MAGENTO__BASE_URL", sim.clone()),
+                ("BRIDGE__RECONCILER__STOCK__ENABLED", "false".into()),
+            ],
+        ),
+        (
+            "magento-writer",
+            vec![("BRIDGE__WRITER__MAGENTO__BASE_URL", sim.clone())],
+        ),
+    ];
+    let mut running = Vec::new();
+    let mut ports = Vec::new();
+    for (name, extra) in services {
+        let port = free_port()?;
+        let mut env = extra;
+        env.push(("BRIDGE__HTTP__LISTEN", format!("127.0.0.1:{port}")));
+        env.push((
+            "BRIDGE__PROCESSOR__STATE_DIR",
+            logs.join(format!("{name}-state")).display().to_string(),
+        ));
+        running.push(spawn(
+            name,
+            &[format!("--config={}", config.display())],
+            &env,
+            logs,
+        )?);
+        ports.push((name, port));
+    }
+    for (name, port) in &ports {
+        let port = *port;
+        let waited = wait_until(
+            &format!("{name} ready over SASL_SSL"),
+            Duration::from_secs(90),
+            || ready(port),
+        )
+        .await;
+        if waited.is_err() {
+            let log = std::fs::read_to_string(logs.join(format!("{name}.log")))?;
+            return Err(format!("{name} not ready: {}", tail(&log)).into());
+        }
+    }
+    let _magento_sim = spawn(
+        "magento-sim",
+        &[
+            format!("--listen=127.0.0.1:{sim_port}"),
+            format!("--webhook-url=http://127.0.0.1:{webhook_port}/webhooks/adobe-io"),
+            "--orders-per-second=2".into(),
+            "--retry-first-seconds=1".into(),
+        ],
+        &[],
+        logs,
+    )?;
+
+    let http = reqwest::Client::new();
+    let stat = |url: String, key: &'static str| {
+        let http = http.clone();
+        async move {
+            let Ok(answer) = http.get(url).send().await else {
+                return 0;
+            };
+            let value: serde_json::Value = answer.json().await.unwrap_or_default();
+            match key {
+                "" => value.as_array().map_or(0, Vec::len) as u64,
+                key => value[key].as_u64().unwrap_or(0),
+            }
+        }
+    };
+    let booked = wait_until(
+        "orders booked in the ERP and verdicts written back to Magento",
+        Duration::from_secs(180),
+        || async {
+            stat(format!("{erp}/admin/stats"), "sales_orders").await >= 3
+                && stat(format!("{sim}/sim/writebacks"), "").await >= 1
+        },
+    )
+    .await;
+    if booked.is_err() {
+        let mut report = String::new();
+        for name in ["order-ingest", "erp-writer", "magento-writer"] {
+            let log = std::fs::read_to_string(logs.join(format!("{name}.log")))?;
+            report.push_str(&format!("\n--- {name}\n{}", tail(&log)));
+        }
+        return Err(format!("the flow did not complete over SASL_SSL:{report}").into());
+    }
+
+    // The registry holds the services' subjects and refuses anyone without credentials.
+    let subjects: Vec<String> = trusting
+        .get(format!("{registry_url}/subjects"))
+        .basic_auth("bridge-sr", Some("sr-secret-from-file"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert!(
+        subjects.iter().any(|s| s.starts_with("bridge.orders.v1-")),
+        "{subjects:?}"
+    );
+    let anonymous = trusting
+        .get(format!("{registry_url}/subjects"))
+        .send()
+        .await?;
+    assert_eq!(anonymous.status(), 401);
+    // bridgectl reads through the same listener and registry.
+    for args in [
+        &["findings", "--all"][..],
+        &["parked", "list", "erp-writer-parked"][..],
+    ] {
+        let output = bridgectl(args)?;
+        assert!(
+            output.status.success(),
+            "bridgectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // A wrong password is refused by the broker.
+    std::fs::write(&kafka_password, "not-the-password\n")?;
+    let refused = Command::new(binary("bridgectl")?)
+        .arg(format!("--config={}", config.display()))
+        .arg("topics")
+        .output()?;
+    assert!(
+        !refused.status.success(),
+        "a wrong SCRAM password was let in"
+    );
+    Ok(())
+}
+
+/// The last lines of a log.
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
