@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use bridge_runtime::config::{
     ConfigError, HttpConfig, KafkaConfig, ProcessorSettings, RegistryConfig, ServiceConfig,
-    Validate,
+    Validate, require_https,
 };
+use bridge_runtime::secret::Secret;
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -217,10 +218,14 @@ pub struct ErpSettings {
     pub database: String,
     /// Tryton: the login.
     pub user: String,
-    /// Tryton: the password (never logged).
-    pub password: String,
-    /// Where it is.
+    /// Tryton: the password (never logged); or `password_file`.
+    pub password: Secret,
+    /// A file holding `password` (a mounted Kubernetes Secret).
+    pub password_file: Option<PathBuf>,
+    /// Where it is: https unless on loopback or `allow_http`.
     pub base_url: String,
+    /// Accept a plain-http `base_url` off loopback (a private network you trust).
+    pub allow_http: bool,
     /// One call gives up after this long (then it is retried; the ERP is asked by external
     /// reference first, so a call that timed out after creating the order creates nothing
     /// twice).
@@ -241,14 +246,43 @@ impl Default for ErpSettings {
             connector: ConnectorKind::ErpSim,
             database: "erp".into(),
             user: "admin".into(),
-            password: String::new(),
+            password: Secret::default(),
+            password_file: None,
             base_url: "http://127.0.0.1:8070".into(),
+            allow_http: false,
             timeout_ms: 10_000,
             rate_limit_per_second: 50.0,
             burst: 10,
             breaker_failures: 5,
             breaker_open_ms: 10_000,
         }
+    }
+}
+
+impl ErpSettings {
+    /// Refuses a URL that is not http(s), http off loopback unless allowed, and a password
+    /// given twice or whose file cannot be read; `section` names the keys.
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        let key = format!("{section}.base_url");
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                message: format!("{key} = `{}` is not an http(s) URL", self.base_url),
+            });
+        }
+        if !self.allow_http {
+            require_https(&key, &self.base_url)?;
+        }
+        self.resolved_password(section).map(|_| ())
+    }
+
+    /// The password, from the value or its file (empty when neither is set).
+    pub fn resolved_password(&self, section: &str) -> Result<Secret, ConfigError> {
+        Ok(bridge_runtime::secret::resolve(
+            &format!("{section}.password"),
+            Some(&self.password),
+            self.password_file.as_deref(),
+        )?
+        .unwrap_or_default())
     }
 }
 
@@ -259,7 +293,9 @@ impl std::fmt::Debug for ErpSettings {
             .field("base_url", &self.base_url)
             .field("database", &self.database)
             .field("user", &self.user)
-            .field("password", &"<redacted>")
+            .field("password", &self.password)
+            .field("password_file", &self.password_file)
+            .field("allow_http", &self.allow_http)
             .field("timeout_ms", &self.timeout_ms)
             .field("rate_limit_per_second", &self.rate_limit_per_second)
             .field("burst", &self.burst)
@@ -274,12 +310,7 @@ impl Validate for Config {
         self.service().validate()?;
         let invalid = |message: String| Err(ConfigError::Invalid { message });
         let erp = &self.writer.erp;
-        if !(erp.base_url.starts_with("http://") || erp.base_url.starts_with("https://")) {
-            return invalid(format!(
-                "writer.erp.base_url = `{}` is not an http(s) URL",
-                erp.base_url
-            ));
-        }
+        erp.validate("writer.erp")?;
         if !(100..=300_000).contains(&erp.timeout_ms) {
             return invalid(format!(
                 "writer.erp.timeout_ms = {} is outside 100 – 300000",
@@ -358,14 +389,8 @@ impl Validate for Config {
                 customers.group_id
             ));
         }
-        if resync.enabled
-            && !(resync.magento.base_url.starts_with("http://")
-                || resync.magento.base_url.starts_with("https://"))
-        {
-            return invalid(format!(
-                "writer.resync.magento.base_url = `{}` is not an http(s) URL",
-                resync.magento.base_url
-            ));
+        if resync.enabled {
+            resync.magento.validate("writer.resync.magento")?;
         }
         for (key, topic) in [
             ("writer.orders_topic", &self.writer.orders_topic),
@@ -381,6 +406,76 @@ impl Validate for Config {
                 return invalid(format!("{key} is empty"));
             }
         }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn erp(toml: &str) -> Result<ErpSettings, ConfigError> {
+        let settings: ErpSettings = toml::from_str(toml).map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        settings.validate("writer.erp")?;
+        Ok(settings)
+    }
+
+    #[test]
+    fn the_erp_password_comes_from_a_file_is_never_printed_and_http_stays_on_loopback()
+    -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let file = dir.path().join("erp-password");
+        std::fs::write(&file, "erp-pass-from-file\n").map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let settings = erp(&format!(
+            "connector = \"tryton\"\npassword_file = {:?}",
+            file.display().to_string()
+        ))?;
+        assert_eq!(
+            settings.resolved_password("writer.erp")?.expose(),
+            "erp-pass-from-file"
+        );
+        let inline = erp("password = \"inline-erp-pass\"")?;
+        assert!(!format!("{inline:?}").contains("inline-erp-pass"));
+        let remote = erp("base_url = \"http://erp.example.com\"").err();
+        assert!(remote.is_some_and(|e| e.to_string().contains("must be an https URL")));
+        erp("base_url = \"http://erp.internal\"\nallow_http = true")?;
+        erp("base_url = \"https://erp.example.com\"")?;
+        Ok(())
+    }
+
+    #[test]
+    fn the_magento_token_comes_from_a_file_is_never_printed_and_http_stays_on_loopback()
+    -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let file = dir.path().join("token");
+        std::fs::write(&file, "magento-token-from-file\n").map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let magento = |toml: &str| -> Result<magento_rest::MagentoSettings, ConfigError> {
+            let settings: magento_rest::MagentoSettings =
+                toml::from_str(toml).map_err(|e| ConfigError::Invalid {
+                    message: e.to_string(),
+                })?;
+            settings.validate("writer.resync.magento")?;
+            Ok(settings)
+        };
+        let from_file = magento(&format!("token_file = {:?}", file.display().to_string()))?;
+        assert_eq!(
+            from_file.resolved_token("m")?.expose(),
+            "magento-token-from-file"
+        );
+        let inline = magento("token = \"inline-magento-token\"")?;
+        assert!(!format!("{inline:?}").contains("inline-magento-token"));
+        let remote = magento("base_url = \"http://shop.example.com\"").err();
+        assert!(remote.is_some_and(|e| e.to_string().contains("must be an https URL")));
         Ok(())
     }
 }

@@ -5,49 +5,69 @@
 //! Errors are classified: [`RestError::is_retryable`] for 429/5xx/network, the rest need a
 //! person (token, ACL, payload).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use bridge_runtime::config::{ConfigError, require_https};
 use bridge_runtime::http_body::{MAX_RESPONSE_BYTES, read_capped};
+use bridge_runtime::secret::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// How to reach one store's REST API (`[ingest.magento]`, `[writer.magento]`, ...).
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MagentoSettings {
     /// Base URL of the store, e.g. `https://shop.example.com`; REST calls go to
-    /// `<base_url>/rest/V1/...`.
+    /// `<base_url>/rest/V1/...`. https unless on loopback or `allow_http`.
     pub base_url: String,
-    /// Integration access token (Admin → System → Integrations), sent as a bearer token.
-    pub token: String,
+    /// Integration access token (Admin → System → Integrations), sent as a bearer token;
+    /// or `token_file`.
+    pub token: Secret,
+    /// A file holding `token` (a mounted Kubernetes Secret).
+    pub token_file: Option<PathBuf>,
     /// Timeout of one REST call.
     pub timeout_ms: u64,
-}
-
-impl std::fmt::Debug for MagentoSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MagentoSettings")
-            .field("base_url", &self.base_url)
-            .field(
-                "token",
-                &if self.token.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .field("timeout_ms", &self.timeout_ms)
-            .finish()
-    }
+    /// Accept a plain-http `base_url` off loopback (a private network you trust).
+    pub allow_http: bool,
 }
 
 impl Default for MagentoSettings {
     fn default() -> Self {
         Self {
             base_url: "http://127.0.0.1:8090".into(),
-            token: String::new(),
+            token: Secret::default(),
+            token_file: None,
             timeout_ms: 10_000,
+            allow_http: false,
         }
+    }
+}
+
+impl MagentoSettings {
+    /// Refuses a URL that is not http(s), http off loopback unless allowed, and a token
+    /// given twice or whose file cannot be read; `section` names the keys.
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        let key = format!("{section}.base_url");
+        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                message: format!("{key} = `{}` is not an http(s) URL", self.base_url),
+            });
+        }
+        if !self.allow_http {
+            require_https(&key, &self.base_url)?;
+        }
+        self.resolved_token(section).map(|_| ())
+    }
+
+    /// The token, from the value or its file (empty when neither is set).
+    pub fn resolved_token(&self, section: &str) -> Result<Secret, ConfigError> {
+        Ok(bridge_runtime::secret::resolve(
+            &format!("{section}.token"),
+            Some(&self.token),
+            self.token_file.as_deref(),
+        )?
+        .unwrap_or_default())
     }
 }
 
@@ -118,7 +138,11 @@ impl Magento {
                 .build()
                 .unwrap_or_default(),
             base: format!("{}/rest/V1", settings.base_url.trim_end_matches('/')),
-            token: settings.token.clone(),
+            // Validated at start: the file was readable then.
+            token: settings
+                .resolved_token("magento")
+                .map(|t| t.expose().to_owned())
+                .unwrap_or_default(),
         }
     }
 

@@ -119,12 +119,7 @@ impl Validate for Config {
         self.service().validate()?;
         let invalid = |message: String| Err(ConfigError::Invalid { message });
         let w = &self.writer;
-        let url = &w.magento.base_url;
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return invalid(format!(
-                "writer.magento.base_url = `{url}` is not an http(s) URL"
-            ));
-        }
+        w.magento.validate("writer.magento")?;
         if !(w.rate_limit_per_second >= 0.0 && w.rate_limit_per_second.is_finite()) {
             return invalid(format!(
                 "writer.rate_limit_per_second = {} must be 0 (unlimited) or more",

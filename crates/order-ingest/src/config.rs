@@ -332,10 +332,8 @@ impl Validate for Config {
                 ingest.publish_timeout_ms
             ));
         }
-        for (key, url) in [
-            ("ingest.magento.base_url", &ingest.magento.base_url),
-            ("ingest.webhook.key_base_url", &ingest.webhook.key_base_url),
-        ] {
+        ingest.magento.validate("ingest.magento")?;
+        for (key, url) in [("ingest.webhook.key_base_url", &ingest.webhook.key_base_url)] {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return invalid(format!("{key} = `{url}` is not an http(s) URL"));
             }
@@ -389,7 +387,7 @@ mod tests {
                 ("BRIDGE__INGEST__WEBHOOK__CLIENT_ID", "project-client-id"),
             ],
         )?;
-        assert_eq!(config.ingest.magento.token, "secret-token");
+        assert_eq!(config.ingest.magento.token.expose(), "secret-token");
         assert!(!format!("{config:?}").contains("secret-token"));
         assert_eq!(config.ingest.poll.page_size, 100);
         Ok(())

@@ -229,14 +229,8 @@ impl Validate for Config {
                 r.control_listen
             ));
         }
-        for (key, url) in [
-            ("reconciler.erp.base_url", &r.erp.base_url),
-            ("reconciler.magento.base_url", &r.magento.base_url),
-        ] {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return invalid(format!("{key} = `{url}` is not an http(s) URL"));
-            }
-        }
+        r.erp.validate("reconciler.erp")?;
+        r.magento.validate("reconciler.magento")?;
         for (key, value) in [
             ("reconciler.group_id", &r.group_id),
             ("reconciler.orders_topic", &r.orders_topic),

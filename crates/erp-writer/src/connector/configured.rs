@@ -34,7 +34,11 @@ impl Configured {
                     base_url: settings.base_url.clone(),
                     database: settings.database.clone(),
                     user: settings.user.clone(),
-                    password: settings.password.clone(),
+                    password: settings
+                        .resolved_password("erp")
+                        .map_err(|e| ErpError::Protocol(e.to_string()))?
+                        .expose()
+                        .to_owned(),
                 },
                 timeout,
             )?)),
