@@ -131,6 +131,9 @@ enum Command {
         /// The reconciler's control address.
         #[arg(long, default_value = "http://127.0.0.1:8096")]
         url: String,
+        /// A file holding the reconciler's `control_token`.
+        #[arg(long, env = "BRIDGE_RECONCILER_TOKEN_FILE")]
+        token_file: Option<std::path::PathBuf>,
     },
     /// Parked records: list them, or replay them onto their original topic after a fix.
     Parked {
@@ -222,9 +225,15 @@ async fn main() -> anyhow::Result<()> {
             };
             watch::run(sources, std::time::Duration::from_secs(every.max(1))).await
         }
-        Command::Reconcile { url } => {
+        Command::Reconcile { url, token_file } => {
             let url = format!("{}/reconcile", url.trim_end_matches('/'));
-            let response = reqwest::Client::new().post(&url).send().await?;
+            let mut request = reqwest::Client::new().post(&url);
+            if let Some(path) = token_file {
+                let token = bridge_runtime::secret::resolve("reconcile token", None, Some(&path))?
+                    .unwrap_or_default();
+                request = request.bearer_auth(token.expose());
+            }
+            let response = request.send().await?;
             anyhow::ensure!(
                 response.status().is_success(),
                 "{url} answered {}",

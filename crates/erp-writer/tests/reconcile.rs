@@ -552,7 +552,7 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     let started = std::time::Instant::now();
     let control = bridge_testkit::free_port()?;
     let extra = format!(
-        "page_size = 200\ncontrol_listen = \"127.0.0.1:{control}\"\n[reconciler.stock]\nenabled = false"
+        "page_size = 200\ncontrol_listen = \"127.0.0.1:{control}\"\ncontrol_token = \"control-token\"\n[reconciler.stock]\nenabled = false"
     );
     // Its own process where its binary is built, so its memory is its own.
     let process = flow
@@ -601,6 +601,7 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     // Today's summary: what the daily line will say.
     let summary: serde_json::Value = harness::http()
         .get(format!("http://127.0.0.1:{control}/summary"))
+        .bearer_auth("control-token")
         .send()
         .await?
         .json()
@@ -627,8 +628,12 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
     );
     // The next scheduled run is an hour away; one asked for now runs at once.
     let before = runs(&flow).await;
+    let reconcile = format!("http://127.0.0.1:{control}/reconcile");
+    let anonymous = reqwest::Client::new().post(&reconcile).send().await?;
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
     let answer = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{control}/reconcile"))
+        .post(&reconcile)
+        .bearer_auth("control-token")
         .send()
         .await?;
     assert_eq!(answer.status(), reqwest::StatusCode::ACCEPTED);

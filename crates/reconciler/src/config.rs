@@ -10,6 +10,7 @@ use bridge_runtime::config::{
     ConfigError, HttpConfig, KafkaConfig, ProcessorSettings, RegistryConfig, ServiceConfig,
     Validate,
 };
+use bridge_runtime::secret::Secret;
 use erp_writer::config::ErpSettings;
 use magento_rest::MagentoSettings;
 use rust_decimal::Decimal;
@@ -104,6 +105,25 @@ pub struct ReconcilerSettings {
     /// Where `POST /reconcile` (a run now, on every partition of this instance) is served;
     /// empty: nowhere.
     pub control_listen: String,
+    /// The bearer token `POST /reconcile` and `GET /summary` require; or
+    /// `control_token_file`. Required with `control_listen` unless
+    /// `control_allow_unauthenticated`.
+    pub control_token: Option<Secret>,
+    /// A file holding `control_token` (a mounted Kubernetes Secret).
+    pub control_token_file: Option<std::path::PathBuf>,
+    /// Serve the control endpoint without a token (a loopback-only local stack).
+    pub control_allow_unauthenticated: bool,
+}
+
+impl ReconcilerSettings {
+    /// The control endpoint's token, from the value or its file.
+    pub fn control_token(&self) -> Result<Option<Secret>, ConfigError> {
+        bridge_runtime::secret::resolve(
+            "reconciler.control_token",
+            self.control_token.as_ref(),
+            self.control_token_file.as_deref(),
+        )
+    }
 }
 
 impl Default for ReconcilerSettings {
@@ -126,6 +146,9 @@ impl Default for ReconcilerSettings {
             stock: StockCheckSettings::default(),
             erp_scan: true,
             control_listen: String::new(),
+            control_token: None,
+            control_token_file: None,
+            control_allow_unauthenticated: false,
         }
     }
 }
@@ -221,6 +244,16 @@ impl Validate for Config {
                 "reconciler.stock.page_size = {} is outside 1 – 5000",
                 r.stock.page_size
             ));
+        }
+        if !r.control_listen.is_empty()
+            && r.control_token()?.is_none()
+            && !r.control_allow_unauthenticated
+        {
+            return invalid(
+                "reconciler.control_listen is set without reconciler.control_token (or \
+                 control_token_file): set one, or control_allow_unauthenticated = true"
+                    .into(),
+            );
         }
         if !r.control_listen.is_empty() && r.control_listen.parse::<std::net::SocketAddr>().is_err()
         {

@@ -56,9 +56,18 @@ pub async fn run_with_trigger(
             .control_listen
             .parse()
             .map_err(|e| start_error("reconciler.control_listen", e))?;
-        let addr = control::serve(listen, run_now.clone(), summary.clone(), shutdown.clone())
-            .await
-            .map_err(|e| start_error("reconciler.control_listen", e))?;
+        let token = r
+            .control_token()
+            .map_err(|e| start_error("reconciler.control_token", e))?;
+        let addr = control::serve(
+            listen,
+            run_now.clone(),
+            summary.clone(),
+            token,
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| start_error("reconciler.control_listen", e))?;
         tracing::info!(%addr, "POST /reconcile served");
     }
     let mapping = Arc::new(Mapping::load(&r.mapping_file).map_err(|e| start_error("mapping", e))?);
