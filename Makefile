@@ -5,7 +5,7 @@ LOCAL := deploy/local
 # The Python the interop tests decode our topics with (`make test` builds it).
 INTEROP_VENV := .data/interop-venv
 
-.PHONY: up down status test test-only test-tryton lint bench build tools system clean-data
+.PHONY: up down status test test-only test-tryton test-fuzz fuzz lint bench build tools system clean-data
 
 ## up: start Kafka, the schema registry, the sims and the services, run the demo, then
 ## print a running summary of the live order flow until Ctrl-C, which stops everything
@@ -46,6 +46,18 @@ status:
 ## registry started for this run (a plain `cargo test` starts one per test binary instead)
 test: lint test-only
 	@$(MAKE) --no-print-directory test-tryton
+	@$(MAKE) --no-print-directory test-fuzz
+
+## test-fuzz: a short pass of every fuzz target (FUZZ_SHORT_RUNS executions each)
+FUZZ_SHORT_RUNS ?= 20000
+test-fuzz: system
+	bash $(LOCAL)/fuzz.sh $(FUZZ_SHORT_RUNS)
+
+## fuzz: every fuzz target for FUZZ_RUNS executions (1 M by default), corpora seeded from
+## the fixtures; prints executions and crashes per target, fails on a crash
+FUZZ_RUNS ?= 1000000
+fuzz: system
+	bash $(LOCAL)/fuzz.sh $(FUZZ_RUNS)
 
 ## test-tryton: install Tryton 8.0 in a venv (.data/tryton), start it, run the order flow
 ## against it (a handful of orders, then all of them again with lost state), stop it

@@ -4,6 +4,11 @@
 //! five service binaries and `bridgectl` configured by one file — passwords read from
 //! files, the registry's CA trusted, automatic schema registration on (a first run).
 //! magento-sim places orders; they must reach erp-sim and the verdicts come back.
+//!
+//! On the same stack, an order with recognisable personal data (name, email, street,
+//! phone) goes through, and one with an impossible quantity is parked: none of that data
+//! may appear in any service's log, metrics or parked-record headers, while the parked
+//! payload keeps the original bytes (replayable).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,7 +67,7 @@ async fn ready(port: u16) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_order_flow_runs_over_sasl_ssl_and_an_authenticated_https_registry() -> TestResult {
+async fn the_order_flow_runs_over_sasl_ssl_and_leaks_no_personal_data() -> TestResult {
     let broker = KafkaBroker::start_secured()?;
     let secured = broker.secured().ok_or("no SASL_SSL listener")?.clone();
     let dir = tempfile::tempdir()?;
@@ -310,6 +315,14 @@ ca_file = "{ca}"
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    personal_data_stays_in_payloads(&PiiCheck {
+        sim: &sim,
+        erp: &erp,
+        logs,
+        ports: &ports,
+        secured: &secured,
+    })
+    .await?;
     // A wrong password is refused by the broker.
     std::fs::write(&kafka_password, "not-the-password\n")?;
     let refused = Command::new(binary("bridgectl")?)
@@ -327,4 +340,151 @@ ca_file = "{ca}"
 fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+/// Markers no service has any reason to print.
+const PERSONAL: [&str; 5] = [
+    "Zebulonpii",
+    "Quixoticpii",
+    "zebulon.pii@example.invalid",
+    "77 Sentinelpii Lane",
+    "+1 555 0199 4242",
+];
+
+struct PiiCheck<'a> {
+    sim: &'a str,
+    erp: &'a str,
+    logs: &'a Path,
+    ports: &'a [(&'a str, u16)],
+    secured: &'a bridge_testkit::broker::Secured,
+}
+
+async fn personal_data_stays_in_payloads(c: &PiiCheck<'_>) -> TestResult {
+    let fixture = include_str!(
+        "../../crates/order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+    )
+    .replace("roni@example.com", PERSONAL[2])
+    .replace("Roni", PERSONAL[0])
+    .replace("Cost", PERSONAL[1])
+    .replace("(555) 229-3326", PERSONAL[4]);
+    let mut good: serde_json::Value = serde_json::from_str(&fixture)?;
+    good["entity_id"] = "990001".into();
+    good["increment_id"] = "WEB-PII-1".into();
+    good["updated_at"] = magento_sim::store::magento_now().into();
+    good["billing_address"]["street"] = serde_json::json!([PERSONAL[3]]);
+    let mut parked = good.clone();
+    parked["entity_id"] = "990002".into();
+    parked["increment_id"] = "WEB-PII-2".into();
+    parked["items"][0]["qty_ordered"] = "1e27".into();
+    let http = reqwest::Client::new();
+    let imported = http
+        .post(format!("{}/sim/import/orders", c.sim))
+        .json(&serde_json::json!([good, parked]))
+        .send()
+        .await?;
+    assert!(imported.status().is_success());
+    wait_until(
+        "the order with personal data booked in the ERP",
+        Duration::from_secs(120),
+        || async {
+            let Ok(answer) = http
+                .get(format!("{}/api/sales-orders?external_ref=WEB-PII-1", c.erp))
+                .send()
+                .await
+            else {
+                return false;
+            };
+            let found: serde_json::Value = answer.json().await.unwrap_or_default();
+            found["total"].as_u64().unwrap_or(0) >= 1
+        },
+    )
+    .await?;
+    let parked_records = wait_for_parked(c.secured, "order-ingest-parked", "WEB-PII-2").await?;
+    let mut leaks = Vec::new();
+    for record in &parked_records {
+        let payload = String::from_utf8_lossy(&record.1);
+        assert!(
+            payload.contains(PERSONAL[2]),
+            "the parked payload keeps the original bytes"
+        );
+        for (name, value) in &record.0 {
+            let value = String::from_utf8_lossy(value);
+            leaks.extend(
+                PERSONAL
+                    .iter()
+                    .filter(|m| value.contains(*m))
+                    .map(|m| format!("parked header {name}: {m}")),
+            );
+        }
+    }
+    for (name, port) in c.ports {
+        let log = std::fs::read_to_string(c.logs.join(format!("{name}.log")))?;
+        leaks.extend(
+            PERSONAL
+                .iter()
+                .filter(|m| log.contains(*m))
+                .map(|m| format!("{name} log: {m}")),
+        );
+        let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await?
+            .text()
+            .await?;
+        leaks.extend(
+            PERSONAL
+                .iter()
+                .filter(|m| metrics.contains(*m))
+                .map(|m| format!("{name} metrics: {m}")),
+        );
+    }
+    assert!(leaks.is_empty(), "personal data leaked: {leaks:?}");
+    Ok(())
+}
+
+type Headers = Vec<(String, Vec<u8>)>;
+
+/// The parked records keyed `key` on `topic` (over SASL_SSL), waiting for at least one.
+async fn wait_for_parked(
+    secured: &bridge_testkit::broker::Secured,
+    topic: &str,
+    key: &str,
+) -> Result<Vec<(Headers, Vec<u8>)>, Box<dyn std::error::Error>> {
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::message::Headers as _;
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", secured.bootstrap())
+        .set("group.id", bridge_testkit::unique_name("pii"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed");
+    for (k, v) in secured.client_settings() {
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create()?;
+    consumer.subscribe(&[topic])?;
+    let mut found = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(500)) {
+            Some(Ok(message)) if message.key() == Some(key.as_bytes()) => {
+                let headers = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                found.push((headers, message.payload().unwrap_or_default().to_vec()));
+            }
+            Some(_) => {}
+            None if !found.is_empty() => break,
+            None => {}
+        }
+    }
+    if found.is_empty() {
+        return Err(format!("no parked record keyed {key} on {topic}").into());
+    }
+    Ok(found)
 }

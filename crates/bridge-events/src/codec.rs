@@ -114,7 +114,7 @@ fn describe(e: &SRCError) -> String {
 /// A writer schema fetched by id, with its reader built once. Schemas are leaked to get
 /// the `'static` borrow the reader needs: one per schema id this process ever sees, which
 /// the converter's own caches keep for the process lifetime too.
-struct Writer {
+pub struct Writer {
     name: String,
     reader: GenericDatumReader<'static>,
     /// Written with exactly this build's schema: no resolution step is needed.
@@ -353,20 +353,22 @@ impl EventCodec {
                         reason: describe(&e),
                     },
                 })?;
-        let schema =
-            Schema::parse_str(&registered.schema).map_err(|e| CodecError::UnknownSchemaId {
-                id,
-                reason: format!("registered schema is not avro: {e}"),
-            })?;
+        self.keep_writer(id, &registered.schema)
+    }
+
+    /// Caches the writer schema `text` of schema id `id` (as fetched from the registry), so
+    /// records with that id decode without asking it — also how a decoder is tested or
+    /// fuzzed without a registry.
+    pub fn keep_writer(&self, id: u32, text: &str) -> Result<Arc<Writer>, CodecError> {
+        let unknown = |reason: String| CodecError::UnknownSchemaId { id, reason };
+        let schema = Schema::parse_str(text)
+            .map_err(|e| unknown(format!("registered schema is not avro: {e}")))?;
         let name = schema.name().map(|n| n.fullname(None)).unwrap_or_default();
         let same_as_reader = schema::record(&name).is_ok_and(|ours| ours.schema == schema);
         let schema: &'static Schema = Box::leak(Box::new(schema));
-        let reader = GenericDatumReader::builder(schema).build().map_err(|e| {
-            CodecError::UnknownSchemaId {
-                id,
-                reason: format!("registered schema does not resolve: {e}"),
-            }
-        })?;
+        let reader = GenericDatumReader::builder(schema)
+            .build()
+            .map_err(|e| unknown(format!("registered schema does not resolve: {e}")))?;
         let writer = Arc::new(Writer {
             name,
             reader,
