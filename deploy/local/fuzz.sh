@@ -37,6 +37,9 @@ seed() {
       printf 't=1700000000,v1=%064d\n{"type":"sales_order_save","data":{"value":{"entity_id":"1"}}}' 0 >"$dir/hmac" ;;
     avro_decode)
       printf '\x00\x02\x06abc' >"$dir/short" ;;
+    erp_answers)
+      printf '\x00\x00{"items":[{"id":"SO-1","external_ref":"WEB-1","lines":[]}],"total":1}' >"$dir/erp-sim"
+      printf '\x80\x03{"id":2,"result":[{"product":1,"quantity":2.5}]}' >"$dir/tryton" ;;
   esac
 }
 

@@ -27,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
         headers.insert(HEADER, value.clone());
         let _ = verifier.verify(&headers, body, 1_700_000_000);
         if let (Some(Some(key)), Ok(text)) = (
-            RSA.get_or_init(|| rsa::RsaPublicKey::from_public_key_pem(KEY).ok()).as_ref().map(Some),
+            RSA.get_or_init(|| rsa::RsaPublicKey::from_public_key_pem(KEY).ok())
+                .as_ref()
+                .map(Some),
             value.to_str(),
         ) {
             let _ = order_ingest::signature::verify_with(key, text, body);
