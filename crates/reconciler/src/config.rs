@@ -283,6 +283,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_control_token_comes_from_a_file_and_is_never_printed() -> Result<(), ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let file = dir.path().join("control-token");
+        std::fs::write(&file, "control-token-from-file\n").map_err(|e| ConfigError::Invalid {
+            message: e.to_string(),
+        })?;
+        let from_file = ReconcilerSettings {
+            control_token_file: Some(file),
+            ..ReconcilerSettings::default()
+        };
+        let token = from_file.control_token()?;
+        assert_eq!(
+            token.as_ref().map(|t| t.expose()),
+            Some("control-token-from-file")
+        );
+        let inline = ReconcilerSettings {
+            control_token: Some(Secret::new("inline-control-token")),
+            ..ReconcilerSettings::default()
+        };
+        assert!(!format!("{inline:?}").contains("inline-control-token"));
+        Ok(())
+    }
+
+    #[test]
     fn profiles_preset_what_is_not_set_and_a_bad_tolerance_is_named() {
         let mut r = ReconcilerSettings::default();
         let standard = r.effective().ok();
