@@ -419,6 +419,32 @@ async fn a_flood_is_refused_cleanly_and_the_receiver_stays_healthy() -> TestResu
     Ok(())
 }
 
+/// A client that sends its head and then stalls its body is answered `408` once the
+/// request time runs out, and the connection is freed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_body_is_answered_408() -> TestResult {
+    let stack = stack()?;
+    let h = Harness::new(&stack.bootstrap, &stack.registry_url, SimConfig::default()).await?;
+    let state = tempfile::tempdir()?;
+    let mut config = h.config(state.path(), Paths::WEBHOOK)?;
+    config.ingest.webhook.server.request_timeout_ms = 1_000;
+    let ingest = h.ingest_with(config, Paths::WEBHOOK).await?;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", h.webhook_port)).await?;
+    stream
+        .write_all(
+            b"POST /webhooks/adobe-io HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"a\":",
+        )
+        .await?;
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await??;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    ingest.stop().await?;
+    Ok(())
+}
+
 /// The receiver over TLS with a certificate the test makes (OpenSSL's command line): the
 /// registration challenge is answered over https, and plain http is not served.
 #[tokio::test(flavor = "multi_thread")]
