@@ -1,9 +1,27 @@
 //! Reference handlers shared by the `count-processor` binary (crash tests) and the runtime
 //! benchmark. End-to-end tests live in `tests/tests/`.
 
+use std::path::PathBuf;
+
 use bridge_events::Event;
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use rust_decimal::Decimal;
+
+/// The binary `name` that `cargo build --bins` put in the workspace's target folder (or
+/// `CARGO_TARGET_DIR`), for tests that run the real processes.
+pub fn binary(name: &str) -> Result<PathBuf, String> {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let path = target.join("debug").join(name);
+    match path.exists() {
+        true => Ok(path),
+        false => Err(format!(
+            "{} is missing: run `cargo build --bins` first (make test does)",
+            path.display()
+        )),
+    }
+}
 
 /// Counts inventory movements per SKU in state and emits the running count for every input
 /// (event id `<sku>#<count>`, quantity = count). With `flaky_failures_left = N` the SKU

@@ -14,24 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use bridge_e2e::binary;
 use bridge_testkit::{KafkaBroker, free_port, wait_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// The binaries `cargo build --bins` put beside this test's own target folder.
-fn binary(name: &str) -> Result<PathBuf, String> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join(name);
-    match path.exists() {
-        true => Ok(path),
-        false => Err(format!(
-            "{} is missing: run `cargo build --bins` first (make test does)",
-            path.display()
-        )),
-    }
-}
 
 /// A child process killed when the test ends, its output in `log`.
 struct Running(Child);

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bridge_e2e::binary;
 use bridge_testkit::{create_topic, free_port, stack, unique_name, wait_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -16,21 +17,6 @@ const SERVICES: [&str; 5] = [
     "reconciler",
     "magento-writer",
 ];
-
-/// The binaries `cargo build --bins` put beside this test's own target folder.
-fn binary(name: &str) -> Result<PathBuf, String> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let path = target.join("debug").join(name);
-    match path.exists() {
-        true => Ok(path),
-        false => Err(format!(
-            "{} is missing: run `cargo build --bins` first (make test does)",
-            path.display()
-        )),
-    }
-}
 
 struct Running(Child);
 

@@ -221,6 +221,20 @@ pub fn url_host(url: &str) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
+/// `url` (setting `key`) must be an http(s) URL, and https unless it names this machine or
+/// `allow_http` (a private network the operator trusts).
+pub fn check_url(key: &str, url: &str, allow_http: bool) -> Result<(), ConfigError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ConfigError::Invalid {
+            message: format!("{key} = `{url}` is not an http(s) URL"),
+        });
+    }
+    match allow_http {
+        true => Ok(()),
+        false => require_https(key, url),
+    }
+}
+
 /// `url` must be https unless it names this machine (loopback).
 pub fn require_https(key: &str, url: &str) -> Result<(), ConfigError> {
     let loopback = url_host(url).is_some_and(|h| {

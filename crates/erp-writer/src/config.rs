@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bridge_runtime::config::{
     ConfigError, HttpConfig, KafkaConfig, ProcessorSettings, RegistryConfig, ServiceConfig,
-    Validate, require_https,
+    Validate, check_url,
 };
 use bridge_runtime::secret::Secret;
 use serde::Deserialize;
@@ -263,15 +263,11 @@ impl ErpSettings {
     /// Refuses a URL that is not http(s), http off loopback unless allowed, and a password
     /// given twice or whose file cannot be read; `section` names the keys.
     pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
-        let key = format!("{section}.base_url");
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid {
-                message: format!("{key} = `{}` is not an http(s) URL", self.base_url),
-            });
-        }
-        if !self.allow_http {
-            require_https(&key, &self.base_url)?;
-        }
+        check_url(
+            &format!("{section}.base_url"),
+            &self.base_url,
+            self.allow_http,
+        )?;
         self.resolved_password(section).map(|_| ())
     }
 

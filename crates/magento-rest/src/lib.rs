@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bridge_runtime::config::{ConfigError, require_https};
+use bridge_runtime::config::{ConfigError, check_url};
 use bridge_runtime::http_body::{MAX_RESPONSE_BYTES, read_capped};
 use bridge_runtime::secret::Secret;
 use serde::Deserialize;
@@ -48,15 +48,11 @@ impl MagentoSettings {
     /// Refuses a URL that is not http(s), http off loopback unless allowed, and a token
     /// given twice or whose file cannot be read; `section` names the keys.
     pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
-        let key = format!("{section}.base_url");
-        if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid {
-                message: format!("{key} = `{}` is not an http(s) URL", self.base_url),
-            });
-        }
-        if !self.allow_http {
-            require_https(&key, &self.base_url)?;
-        }
+        check_url(
+            &format!("{section}.base_url"),
+            &self.base_url,
+            self.allow_http,
+        )?;
         self.resolved_token(section).map(|_| ())
     }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{ConfigError, require_https};
+use super::{ConfigError, check_url};
 
 /// Where the schema registry is and how to reach it.
 #[derive(Debug, Clone, Deserialize)]
@@ -49,9 +49,7 @@ impl RegistryConfig {
     /// Refuses http off loopback (unless allowed), a password without a user, and files
     /// that cannot be read.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if !self.allow_http {
-            require_https("registry.url", &self.url)?;
-        }
+        check_url("registry.url", &self.url, self.allow_http)?;
         self.access().map(|_| ())
     }
 

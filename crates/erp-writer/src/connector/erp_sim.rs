@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bridge_runtime::http_body::{MAX_RESPONSE_BYTES, read_capped};
 use reqwest::{RequestBuilder, StatusCode};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -78,13 +77,7 @@ async fn exchange(request: RequestBuilder) -> Result<(StatusCode, Value), ErpErr
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = read_capped(response, MAX_RESPONSE_BYTES)
-        .await
-        .map_err(|e| ErpError::Unavailable {
-            reason: e.to_string(),
-            retry_after: None,
-        })?;
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let body = super::json_answer(response).await?;
     if status.is_success() || status == StatusCode::CONFLICT {
         return Ok((status, body));
     }

@@ -229,6 +229,22 @@ pub struct Posted<T> {
     pub new: bool,
 }
 
+/// The JSON body of an ERP answer, read up to
+/// [`bridge_runtime::http_body::MAX_RESPONSE_BYTES`]; a body that is not JSON reads as
+/// `null` (the caller names what it expected), one that cannot be read is retried.
+pub(crate) async fn json_answer(
+    response: reqwest::Response,
+) -> Result<serde_json::Value, ErpError> {
+    use bridge_runtime::http_body::{MAX_RESPONSE_BYTES, read_capped};
+    let body = read_capped(response, MAX_RESPONSE_BYTES)
+        .await
+        .map_err(|e| ErpError::Unavailable {
+            reason: e.to_string(),
+            retry_after: None,
+        })?;
+    Ok(serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+}
+
 /// An ERP, as erp-writer (and the reconciler) use it. Calls are async; erp-writer's
 /// handler runs them to completion one at a time per partition.
 pub trait ErpConnector: Send + Sync + 'static {

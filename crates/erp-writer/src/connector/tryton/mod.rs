@@ -17,7 +17,6 @@ mod shipments;
 mod stock;
 
 use base64::Engine as _;
-use bridge_runtime::http_body::{MAX_RESPONSE_BYTES, read_capped};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -113,14 +112,7 @@ impl TrytonConnector {
         }
         let response = request.send().await.map_err(unavailable)?;
         let status = response.status().as_u16();
-        let body = read_capped(response, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|e| ErpError::Unavailable {
-                reason: e.to_string(),
-                retry_after: None,
-            })?;
-        let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        Ok((status, value))
+        Ok((status, super::json_answer(response).await?))
     }
 
     async fn login(&self) -> Result<Session, ErpError> {
