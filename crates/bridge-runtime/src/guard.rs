@@ -6,6 +6,9 @@
 
 use std::time::{Duration, Instant};
 
+/// The longest a call waits in place for the rate limit; a longer wait is a retry later.
+pub const MAX_ADMIT_WAIT: Duration = Duration::from_secs(5);
+
 /// A token bucket: `rate` calls per second, bursts of up to `burst`.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -30,6 +33,13 @@ impl RateLimiter {
     /// How long to wait before the next call may go (and takes its token).
     pub fn take(&mut self) -> Duration {
         self.take_at(Instant::now())
+    }
+
+    /// Returns a token taken by [`RateLimiter::take`] whose call will not be made.
+    pub fn give_back(&mut self) {
+        if self.rate > 0.0 {
+            self.tokens = (self.tokens + 1.0).min(self.burst);
+        }
     }
 
     fn take_at(&mut self, now: Instant) -> Duration {
@@ -135,6 +145,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_wait_past_the_cap_is_a_retry_later_and_owes_nothing() {
+        let guard = Guard::new(
+            "ERP",
+            RateLimiter::new(0.01, 1),
+            CircuitBreaker::new(5, Duration::from_secs(10)),
+        );
+        assert!(matches!(guard.admit(), Ok(wait) if wait.is_zero()));
+        for _ in 0..3 {
+            match guard.admit() {
+                Err(crate::handler::HandlerError::Retryable {
+                    retry_after: Some(wait),
+                    ..
+                }) => assert!(
+                    wait > MAX_ADMIT_WAIT && wait <= Duration::from_secs(100),
+                    "{wait:?}: refused calls must not pile up debt"
+                ),
+                other => panic!("expected a retry later, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn the_bucket_lets_a_burst_through_then_spaces_calls() {
         let start = Instant::now();
         let mut bucket = RateLimiter::new(10.0, 2);
@@ -231,7 +263,21 @@ impl Guard {
                 });
             }
             // The token is taken (or owed) now; the wait happens outside the lock.
-            limits.limiter.take()
+            let wait = limits.limiter.take();
+            // A thread never sleeps long for the limit: past the cap the call is retried
+            // later (and the runtime's retry policy caps that wait too).
+            if wait > MAX_ADMIT_WAIT {
+                limits.limiter.give_back();
+                return Err(crate::handler::HandlerError::Retryable {
+                    reason: format!(
+                        "{} rate limit: the next call may go in {} ms",
+                        self.system,
+                        wait.as_millis()
+                    ),
+                    retry_after: Some(wait),
+                });
+            }
+            wait
         };
         if !wait.is_zero() {
             std::thread::sleep(wait);
