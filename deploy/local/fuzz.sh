@@ -5,6 +5,8 @@
 #   fuzz.sh RUNS [TARGET...]   each target for RUNS executions, its corpus seeded from the
 #                              fixtures; prints the executions and crashes per target and
 #                              fails on any crash (the input is kept in fuzz/artifacts/).
+# FUZZ_PROFILE=dev builds unoptimised (a short pass: the build dominates, not the runs);
+# the default is release, for long runs.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -12,6 +14,8 @@ RUNS="${1:?usage: fuzz.sh RUNS [TARGET...]}"; shift || true
 FUZZ="$ROOT/fuzz"
 CORPUS="$DATA_DIR/fuzz-corpus"
 export RUSTC_BOOTSTRAP=1
+PROFILE=()
+if [[ "${FUZZ_PROFILE:-release}" == dev ]]; then PROFILE=(--dev); fi
 
 if ! command -v cargo-fuzz >/dev/null; then
   log "installing cargo-fuzz (crates.io)"
@@ -43,13 +47,13 @@ seed() {
   esac
 }
 
-(cd "$FUZZ" && cargo fuzz build -s none >/dev/null) \
+(cd "$FUZZ" && cargo fuzz build -s none "${PROFILE[@]}" >/dev/null) \
   || die "building the fuzz targets failed"
 failed=0
 for target in "${targets[@]}"; do
   seed "$target"
   out="$DATA_DIR/fuzz-$target.log"
-  if (cd "$FUZZ" && cargo fuzz run -s none "$target" "$CORPUS/$target" -- \
+  if (cd "$FUZZ" && cargo fuzz run -s none "${PROFILE[@]}" "$target" "$CORPUS/$target" -- \
         -runs="$RUNS" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1) >"$out" 2>&1; then
     status=ok
   else
