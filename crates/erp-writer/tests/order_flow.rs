@@ -47,8 +47,14 @@ async fn every_order_reaches_the_erp_once_with_its_totals_cancellations_and_cred
 {
     let stack = stack()?;
     let mut flow = Flow::start(&stack.bootstrap, &stack.registry_url).await?;
-    // Four orders in the works at once on three partitions: one worker stays idle.
+    // Four orders in the works at once on three partitions: one worker stays idle. Each
+    // ERP call takes 20 ms, so the backlog outlasts the workers' joining the group: a worker
+    // that is assigned first cannot drain every partition before the others start.
     flow.order_workers = 4;
+    flow.faults(erp_sim::Faults {
+        latency_ms: 20,
+        ..Default::default()
+    });
     generate_with_lifecycles(&flow, orders_wanted());
     let mapping = flow.mapping_file("mapping.toml", MAPPING)?;
     let mut writer = flow.start_writer(&mapping).await?;
