@@ -78,12 +78,19 @@ pub fn router(receiver: Arc<Receiver>, routes: &[Route]) -> Router {
     let mut router = Router::new();
     for route in routes {
         router = match route {
-            Route::AdobeIo => router.route(PATH, get(challenge).post(deliver)),
+            Route::AdobeIo => router.route(
+                PATH,
+                get(challenge)
+                    .post(|State(r): State<Arc<Receiver>>, h, b| deliver(Route::AdobeIo, r, h, b)),
+            ),
             Route::Commerce => router.route(
                 crate::commerce_webhook::PATH,
                 post(crate::commerce_webhook::hook),
             ),
-            Route::Custom => router.route(CUSTOM_PATH, post(deliver_custom)),
+            Route::Custom => router.route(
+                CUSTOM_PATH,
+                post(|State(r): State<Arc<Receiver>>, h, b| deliver(Route::Custom, r, h, b)),
+            ),
         };
     }
     router.with_state(receiver)
@@ -114,31 +121,20 @@ fn answer(status: StatusCode, message: impl Into<String>) -> Response {
     response
 }
 
+/// One delivery on `route` (I/O Events or the custom doorbell: the same body, their own
+/// signatures), answered and logged.
 async fn deliver(
-    State(receiver): State<Arc<Receiver>>,
+    route: Route,
+    receiver: Arc<Receiver>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     receiver.metrics.webhooks_received.inc();
-    let response = receiver.handle(&headers, &body).await;
+    let response = receiver.handle(route, &headers, &body).await;
     tracing::info!(
         status = response.status().as_u16(),
+        route = route.name(),
         retry = retry_count(&headers),
-        "webhook delivery answered"
-    );
-    response
-}
-
-async fn deliver_custom(
-    State(receiver): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    receiver.metrics.webhooks_received.inc();
-    let response = receiver.handle_custom(&headers, &body).await;
-    tracing::info!(
-        status = response.status().as_u16(),
-        route = "custom",
         "webhook delivery answered"
     );
     response
@@ -154,20 +150,9 @@ fn retry_count(headers: &HeaderMap) -> u32 {
 }
 
 impl Receiver {
-    async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        if let Some(io) = &self.adobe_io
-            && let Err(e) = io.verifier.verify(headers, body).await
-        {
-            if e.is_retryable() {
-                self.metrics.rejected("key_unavailable");
-                tracing::warn!(error = %e, "cannot verify a delivery: the key host is unavailable");
-                return answer(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the signature cannot be verified now; retry later",
-                );
-            }
-            self.metrics.rejected("signature");
-            return answer(StatusCode::UNAUTHORIZED, e.to_string());
+    async fn handle(&self, route: Route, headers: &HeaderMap, body: &[u8]) -> Response {
+        if let Some(refused) = self.verify(route, headers, body).await {
+            return refused;
         }
         let event: Value = match serde_json::from_slice(body) {
             Ok(event) => event,
@@ -176,7 +161,9 @@ impl Receiver {
                 return answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"));
             }
         };
-        if let Some(io) = &self.adobe_io {
+        if route == Route::AdobeIo
+            && let Some(io) = &self.adobe_io
+        {
             if event.get("recipient_client_id").and_then(Value::as_str) != Some(&io.client_id) {
                 self.metrics.rejected("recipient");
                 return answer(
@@ -192,33 +179,41 @@ impl Receiver {
         self.take(&event, body).await
     }
 
-    async fn handle_custom(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        if let Some(hmac) = &self.hmac {
-            let now = bridge_events::now_millis() / 1000;
-            match hmac.verify(headers, body, now) {
-                Ok(()) => {}
-                Err(e @ crate::hmac_signature::HmacError::Busy) => {
-                    self.metrics.rejected("busy");
-                    return answer(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-                }
-                Err(e @ crate::hmac_signature::HmacError::Replayed) => {
-                    self.metrics.rejected("replayed");
-                    return answer(StatusCode::UNAUTHORIZED, e.to_string());
-                }
-                Err(e) => {
-                    self.metrics.rejected("signature");
-                    return answer(StatusCode::UNAUTHORIZED, e.to_string());
-                }
-            }
-        }
-        let event: Value = match serde_json::from_slice(body) {
-            Ok(event) => event,
-            Err(e) => {
-                self.metrics.rejected("malformed");
-                return answer(StatusCode::BAD_REQUEST, format!("malformed JSON: {e}"));
-            }
+    /// The route's signature check before the body is even parsed; `Some` is the refusal.
+    async fn verify(&self, route: Route, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+        use crate::hmac_signature::HmacError;
+        let refused = |reason: &str, status: StatusCode, message: String| {
+            self.metrics.rejected(reason);
+            Some(answer(status, message))
         };
-        self.take(&event, body).await
+        match (route, &self.adobe_io, &self.hmac) {
+            (Route::AdobeIo, Some(io), _) => match io.verifier.verify(headers, body).await {
+                Ok(()) => None,
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "cannot verify a delivery: the key host is unavailable");
+                    refused(
+                        "key_unavailable",
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the signature cannot be verified now; retry later".into(),
+                    )
+                }
+                Err(e) => refused("signature", StatusCode::UNAUTHORIZED, e.to_string()),
+            },
+            (Route::Custom, _, Some(hmac)) => {
+                match hmac.verify(headers, body, bridge_events::now_millis() / 1000) {
+                    Ok(()) => None,
+                    Err(e @ HmacError::Busy) => {
+                        refused("busy", StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                    }
+                    Err(e @ HmacError::Replayed) => {
+                        refused("replayed", StatusCode::UNAUTHORIZED, e.to_string())
+                    }
+                    Err(e) => refused("signature", StatusCode::UNAUTHORIZED, e.to_string()),
+                }
+            }
+            // No verification configured for the route: served only with `allow_unsigned`.
+            _ => None,
+        }
     }
 
     async fn take(&self, event: &Value, body: &[u8]) -> Response {
