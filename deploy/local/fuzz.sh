@@ -34,7 +34,7 @@ seed() {
   mkdir -p "$dir"
   case "$target" in
     magento_order|magento_rest_pages)
-      find "$ROOT/crates/order-ingest/tests/fixtures/magento" -name '*.json' -exec cp {} "$dir/" \; ;;
+      find "$ROOT/crates/magento/tests/fixtures/magento" -name '*.json' -exec cp {} "$dir/" \; ;;
     config_and_mapping)
       cp "$ROOT"/deploy/config/*.toml "$dir/" ;;
     webhook_signatures)

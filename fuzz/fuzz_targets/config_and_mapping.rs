@@ -13,5 +13,5 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(config) = toml::from_str::<order_ingest::Config>(text) {
         let _ = config.validate();
     }
-    let _ = erp_writer::mapping::Mapping::parse(text);
+    let _ = erp::mapping::Mapping::parse(text);
 });

@@ -11,9 +11,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use erp_writer::connector::ErpConnector;
-use erp_writer::connector::erp_sim::ErpSimConnector;
-use erp_writer::connector::tryton::{TrytonConnector, TrytonSettings};
+use erp::connector::ErpConnector;
+use erp::connector::erp_sim::ErpSimConnector;
+use erp::connector::tryton::{TrytonConnector, TrytonSettings};
 use libfuzzer_sys::fuzz_target;
 
 type Answer = Arc<Mutex<(u16, Vec<u8>)>>;

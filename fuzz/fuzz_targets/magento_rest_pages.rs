@@ -5,7 +5,7 @@
 
 use bridge_events::Event;
 use libfuzzer_sys::fuzz_target;
-use order_ingest::magento::{Obj, map_creditmemo, map_shipment, map_source_item};
+use magento::{Obj, map_creditmemo, map_shipment, map_source_item};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(page) = serde_json::from_slice::<serde_json::Value>(data) else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderValue};
 use bridge_runtime::secret::Secret;
 use libfuzzer_sys::fuzz_target;
-use order_ingest::hmac_signature::{HEADER, HmacVerifier};
+use magento::hmac_signature::{HEADER, HmacVerifier};
 use rsa::pkcs8::DecodePublicKey;
 
 /// A fixed 2048-bit public key (the shape Adobe's are).
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
                 .map(Some),
             value.to_str(),
         ) {
-            let _ = order_ingest::signature::verify_with(key, text, body);
+            let _ = magento::adobe_io_signature::verify_with(key, text, body);
         }
     }
 });

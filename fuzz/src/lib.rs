@@ -24,7 +24,7 @@ pub fn write_through_schema(event: &Event) {
 
 /// Maps one Magento JSON order snapshot and writes what it says through the schemas.
 pub fn map_and_write_order(order: &serde_json::Value) {
-    use order_ingest::magento::{Obj, map_order};
+    use magento::{Obj, map_order};
     if let Ok(mapped) = map_order(&Obj::root(order), "magento:default", 0) {
         for event in &mapped.orders {
             write_through_schema(event);

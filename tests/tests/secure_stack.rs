@@ -347,7 +347,7 @@ struct PiiCheck<'a> {
 
 async fn personal_data_stays_in_payloads(c: &PiiCheck<'_>) -> TestResult {
     let fixture = include_str!(
-        "../../crates/order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+        "../../crates/magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
     )
     .replace("roni@example.com", PERSONAL[2])
     .replace("Roni", PERSONAL[0])

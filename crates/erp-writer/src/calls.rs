@@ -6,8 +6,8 @@ use std::future::Future;
 use bridge_runtime::guard::Guard;
 use bridge_runtime::handler::HandlerError;
 
-use crate::connector::ErpError;
 use crate::metrics::WriterMetrics;
+use erp::connector::ErpError;
 
 /// A business refusal: a verdict, not a retry.
 #[derive(Debug, Clone, PartialEq, Eq)]

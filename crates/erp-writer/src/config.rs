@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use bridge_runtime::config::{
     ConfigError, HttpConfig, KafkaConfig, ProcessorSettings, RegistryConfig, ServiceConfig,
-    Validate, check_url,
+    Validate,
 };
-use bridge_runtime::secret::Secret;
+use erp::settings::ErpSettings;
 use serde::Deserialize;
 
 /// The whole configuration.
@@ -124,7 +124,7 @@ pub struct ResyncSettings {
     /// Resync requests come from here.
     pub topic: String,
     /// The store the orders are read from.
-    pub magento: magento_rest::MagentoSettings,
+    pub magento: magento::rest::MagentoSettings,
 }
 
 impl Default for ResyncSettings {
@@ -133,7 +133,7 @@ impl Default for ResyncSettings {
             enabled: false,
             group_id: "erp-writer-resync".into(),
             topic: bridge_events::topics::RESYNC_REQUESTS.into(),
-            magento: magento_rest::MagentoSettings::default(),
+            magento: magento::rest::MagentoSettings::default(),
         }
     }
 }
@@ -194,110 +194,6 @@ impl Default for CustomerSettings {
             batch_limit: 200,
             remember_hours: 24,
         }
-    }
-}
-
-/// Which ERP.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConnectorKind {
-    /// `crates/erp-sim` over HTTP/JSON.
-    #[default]
-    ErpSim,
-    /// Tryton 8.0 over JSON-RPC (`database`, `user`, `password`).
-    Tryton,
-}
-
-/// `[writer.erp]`.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ErpSettings {
-    /// `erp-sim` or `tryton`.
-    pub connector: ConnectorKind,
-    /// Tryton: the database.
-    pub database: String,
-    /// Tryton: the login.
-    pub user: String,
-    /// Tryton: the password (never logged); or `password_file`.
-    pub password: Secret,
-    /// A file holding `password` (a mounted Kubernetes Secret).
-    pub password_file: Option<PathBuf>,
-    /// Where it is: https unless on loopback or `allow_http`.
-    pub base_url: String,
-    /// Accept a plain-http `base_url` off loopback (a private network you trust).
-    pub allow_http: bool,
-    /// One call gives up after this long (then it is retried; the ERP is asked by external
-    /// reference first, so a call that timed out after creating the order creates nothing
-    /// twice).
-    pub timeout_ms: u64,
-    /// Calls per second at most (0 = unlimited).
-    pub rate_limit_per_second: f64,
-    /// Calls that may go at once after a quiet time.
-    pub burst: u32,
-    /// Transient failures in a row that open the circuit breaker.
-    pub breaker_failures: u32,
-    /// How long it stays open before a probe.
-    pub breaker_open_ms: u64,
-}
-
-impl Default for ErpSettings {
-    fn default() -> Self {
-        Self {
-            connector: ConnectorKind::ErpSim,
-            database: "erp".into(),
-            user: "admin".into(),
-            password: Secret::default(),
-            password_file: None,
-            base_url: "http://127.0.0.1:8070".into(),
-            allow_http: false,
-            timeout_ms: 10_000,
-            rate_limit_per_second: 50.0,
-            burst: 10,
-            breaker_failures: 5,
-            breaker_open_ms: 10_000,
-        }
-    }
-}
-
-impl ErpSettings {
-    /// Refuses a URL that is not http(s), http off loopback unless allowed, and a password
-    /// given twice or whose file cannot be read; `section` names the keys.
-    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
-        check_url(
-            &format!("{section}.base_url"),
-            &self.base_url,
-            self.allow_http,
-        )?;
-        self.resolved_password(section).map(|_| ())
-    }
-
-    /// The password, from the value or its file (empty when neither is set).
-    pub fn resolved_password(&self, section: &str) -> Result<Secret, ConfigError> {
-        Ok(bridge_runtime::secret::resolve(
-            &format!("{section}.password"),
-            Some(&self.password),
-            self.password_file.as_deref(),
-        )?
-        .unwrap_or_default())
-    }
-}
-
-impl std::fmt::Debug for ErpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ErpSettings")
-            .field("connector", &self.connector)
-            .field("base_url", &self.base_url)
-            .field("database", &self.database)
-            .field("user", &self.user)
-            .field("password", &self.password)
-            .field("password_file", &self.password_file)
-            .field("allow_http", &self.allow_http)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("rate_limit_per_second", &self.rate_limit_per_second)
-            .field("burst", &self.burst)
-            .field("breaker_failures", &self.breaker_failures)
-            .field("breaker_open_ms", &self.breaker_open_ms)
-            .finish()
     }
 }
 
@@ -455,8 +351,8 @@ mod tests {
         std::fs::write(&file, "magento-token-from-file\n").map_err(|e| ConfigError::Invalid {
             message: e.to_string(),
         })?;
-        let magento = |toml: &str| -> Result<magento_rest::MagentoSettings, ConfigError> {
-            let settings: magento_rest::MagentoSettings =
+        let magento = |toml: &str| -> Result<magento::rest::MagentoSettings, ConfigError> {
+            let settings: magento::rest::MagentoSettings =
                 toml::from_str(toml).map_err(|e| ConfigError::Invalid {
                     message: e.to_string(),
                 })?;

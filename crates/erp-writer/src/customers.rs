@@ -22,10 +22,10 @@ use bridge_events::Event;
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound, Timer, TimerKind};
 
 use crate::calls::ErpCaller;
-use crate::connector::{CustomerDoc, ErpConnector};
-use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 use bridge_runtime::json_state::decode;
+use erp::connector::{CustomerDoc, ErpConnector};
+use erp::mapping::Mapping;
 
 const PENDING: &str = "pending/";
 const KNOWN: &str = "known/";

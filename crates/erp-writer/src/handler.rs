@@ -23,12 +23,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::calls::{ErpCaller, Refusal};
 use crate::config::ShipmentSettings;
-use crate::connector::{CreditNoteDoc, ErpConnector, ErpLine, ErpOrder};
 use crate::customers::Ensured;
-use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 use crate::shipments::ShipmentReader;
 use bridge_runtime::guard::Guard;
+use erp::connector::{CreditNoteDoc, ErpConnector, ErpLine, ErpOrder};
+use erp::mapping::Mapping;
 
 /// What the state knows of one order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

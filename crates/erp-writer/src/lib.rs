@@ -2,17 +2,15 @@
 //! under retries, restarts and ERP trouble — and the ERP's verdict back onto Kafka.
 //!
 //! It runs on the runtime's exactly-once loop over the orders topic ([`handler`]): the
-//! [`mapping`] turns an `OrderPlaced` into a sales order; the [`connector`] talks to the
+//! mapping (the `erp` adapter) turns an `OrderPlaced` into a sales order; its connector talks to the
 //! ERP; the runtime's `guard` keeps to the ERP's rate limit and stops calling it while it is down.
 //! `ErpOrderResult` verdicts go to the results topic in the same transaction as the input
 //! offset; rejections are parked too, to be replayed after a fix.
 
 pub mod calls;
 pub mod config;
-pub mod connector;
 pub mod customers;
 pub mod handler;
-pub mod mapping;
 pub mod metrics;
 pub mod resync;
 pub mod shipments;
@@ -27,15 +25,15 @@ use bridge_runtime::shutdown::Shutdown;
 pub use config::Config;
 
 use crate::calls::ErpCaller;
-use crate::connector::ErpConnector;
-use crate::connector::configured::Configured;
 use crate::customers::{CustomerBatching, CustomerSync, Ensured};
 use crate::handler::ErpWriter;
-use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 use crate::resync::Resyncer;
 use crate::stock::{Batching, StockWriter};
 use bridge_runtime::guard::{CircuitBreaker, Guard, RateLimiter};
+use erp::connector::ErpConnector;
+use erp::connector::configured::Configured;
+use erp::mapping::Mapping;
 
 /// The service name in logs, metrics and the consumer group.
 pub const NAME: &str = "erp-writer";
@@ -170,7 +168,7 @@ async fn run_with<C: ErpConnector>(
     }
     let resync = &writer.resync;
     if resync.enabled {
-        let magento = magento_rest::Magento::new(&resync.magento);
+        let magento = magento::rest::Magento::new(&resync.magento);
         let shared = shared.clone();
         loops.push(LoopSpec::new(
             &resync.group_id,

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use bridge_events::Event;
 use bridge_events::reconciliation::{ResyncRequested, ResyncTarget};
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
-use magento_rest::Magento;
-use order_ingest::magento::{Obj, map_creditmemo, map_order};
+use magento::rest::Magento;
+use magento::{Obj, map_creditmemo, map_order};
 
 use crate::calls::ErpCaller;
-use crate::connector::{ErpConnector, ErpOrder, SalesOrderDoc};
-use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
+use erp::connector::{ErpConnector, ErpOrder, SalesOrderDoc};
+use erp::mapping::Mapping;
 
 /// What a resync did to the ERP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use bridge_runtime::handler::{Context, HandlerError};
 
 use crate::calls::ErpCaller;
 use crate::config::ShipmentSettings;
-use crate::connector::{ErpConnector, ErpShipment};
 use crate::metrics::WriterMetrics;
+use erp::connector::{ErpConnector, ErpShipment};
 
 /// Where the journal position is kept.
 const CURSOR_KEY: &[u8] = b"shipments/cursor";

@@ -30,11 +30,11 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::calls::ErpCaller;
-use crate::connector::{ErpConnector, ErpLine, StockAdjustmentDoc};
-use crate::mapping::Mapping;
 use crate::metrics::WriterMetrics;
 use bridge_runtime::json_state::{corrupt, decode};
 use bridge_runtime::retry::RetryPolicy;
+use erp::connector::{ErpConnector, ErpLine, StockAdjustmentDoc};
+use erp::mapping::Mapping;
 
 const SEAL: &str = "seal/";
 const POST: &str = "post/";
@@ -113,7 +113,7 @@ impl<C: ErpConnector> StockWriter<C> {
         ctx: &mut Context<'_>,
         delta: &StockDeltaAggregated,
     ) -> Result<(), HandlerError> {
-        let unmappable = |e: crate::mapping::Unmapped| HandlerError::Terminal {
+        let unmappable = |e: erp::mapping::Unmapped| HandlerError::Terminal {
             class: "unmappable",
             reason: format!(
                 "stock of SKU {} at source {} (window {}): {e}",

@@ -10,20 +10,20 @@ use bridge_events::order::OrderPlaced;
 use bridge_runtime::driver::TestDriver;
 use bridge_runtime::guard::{CircuitBreaker, Guard, RateLimiter};
 use bridge_runtime::handler::HandlerError;
+use erp::connector::erp_sim::ErpSimConnector;
+use erp::connector::{ErpConnector, ErpError, ErpOrder, Posted, SalesOrderDoc};
+use erp::mapping::Mapping;
 use erp_sim::{ErpSim, ErpSimConfig};
 use erp_writer::config::ShipmentSettings;
-use erp_writer::connector::erp_sim::ErpSimConnector;
-use erp_writer::connector::{ErpConnector, ErpError, ErpOrder, Posted, SalesOrderDoc};
 use erp_writer::customers::Ensured;
 use erp_writer::handler::ErpWriter;
-use erp_writer::mapping::Mapping;
 use erp_writer::metrics::WriterMetrics;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const MAPPING: &str = include_str!("../../../deploy/config/mapping.toml");
 const ORDER: &str = include_str!(
-    "../../order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+    "../../magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
 );
 
 struct Setup {
@@ -83,11 +83,7 @@ fn setup_sharing(
 fn placed(reference: &str) -> Result<OrderPlaced, Box<dyn std::error::Error>> {
     let mut value: serde_json::Value = serde_json::from_str(ORDER)?;
     value["increment_id"] = reference.into();
-    let mapped = order_ingest::magento::map_order(
-        &order_ingest::magento::Obj::root(&value),
-        "magento:default",
-        0,
-    )?;
+    let mapped = magento::map_order(&magento::Obj::root(&value), "magento:default", 0)?;
     mapped
         .orders
         .into_iter()

@@ -1,5 +1,5 @@
 //! The order shapes the sim generates from: the dev fixtures (real Magento REST shapes,
-//! see `crates/order-ingest/tests/fixtures/magento/SOURCES.md`), compiled in.
+//! see `crates/magento/tests/fixtures/magento/SOURCES.md`), compiled in.
 
 use std::sync::OnceLock;
 
@@ -17,26 +17,26 @@ pub struct Template {
 const ORDERS: &[(&str, bool)] = &[
     (
         include_str!(
-            "../../order-ingest/tests/fixtures/magento/orders/order_simple_bundle_configurable_pending.json"
+            "../../magento/tests/fixtures/magento/orders/order_simple_bundle_configurable_pending.json"
         ),
         false,
     ),
     (
         include_str!(
-            "../../order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+            "../../magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
         ),
         false,
     ),
     (
         include_str!(
-            "../../order-ingest/tests/fixtures/magento/orders/order_closed_refunded_configurable.json"
+            "../../magento/tests/fixtures/magento/orders/order_closed_refunded_configurable.json"
         ),
         true,
     ),
 ];
 
 const CREDITMEMO: &str =
-    include_str!("../../order-ingest/tests/fixtures/magento/orders/creditmemo_get.json");
+    include_str!("../../magento/tests/fixtures/magento/orders/creditmemo_get.json");
 
 /// The order templates (simple + bundle + configurable pending; discount + tax invoiced;
 /// configurable refunded and closed). A fixture that does not parse is left out.

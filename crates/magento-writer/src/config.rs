@@ -6,7 +6,7 @@ use bridge_runtime::config::{
     ConfigError, HttpConfig, KafkaConfig, ProcessorSettings, RegistryConfig, ServiceConfig,
     Validate,
 };
-use magento_rest::MagentoSettings;
+use magento::rest::MagentoSettings;
 use serde::Deserialize;
 
 /// The whole configuration.

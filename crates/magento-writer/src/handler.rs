@@ -12,7 +12,7 @@ use bridge_events::Event;
 use bridge_events::erp::{ErpOrderResult, ErpOutcome, OrderShipped};
 use bridge_runtime::guard::Guard;
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
-use magento_rest::{Magento, RestError};
+use magento::rest::{Magento, RestError};
 use serde_json::Value;
 
 use crate::config::WriterSettings;
@@ -167,7 +167,7 @@ impl MagentoWriter {
                 let track = shipped
                     .tracking_number
                     .as_deref()
-                    .map(|number| magento_rest::Track {
+                    .map(|number| magento::rest::Track {
                         number,
                         title: &title,
                         carrier_code,

@@ -35,7 +35,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
             Duration::from_millis(writer.breaker_open_ms),
         ),
     );
-    let magento = Arc::new(magento_rest::Magento::new(&writer.magento));
+    let magento = Arc::new(magento::rest::Magento::new(&writer.magento));
     let mut loops = Vec::new();
     {
         let (magento, writer, guard) = (Arc::clone(&magento), writer.clone(), guard.clone());

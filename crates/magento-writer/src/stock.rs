@@ -10,7 +10,7 @@ use bridge_events::Event;
 use bridge_events::reconciliation::ResyncTarget;
 use bridge_runtime::guard::Guard;
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
-use magento_rest::{Magento, SourceItemQuantity};
+use magento::rest::{Magento, SourceItemQuantity};
 
 /// The handler over the resync topic.
 pub struct StockResyncer {

@@ -26,18 +26,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bridge_runtime::shutdown::Shutdown;
-use rsa::RsaPublicKey;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::pipeline::id_text;
-use crate::signature::verify_with;
 use crate::webhook::{Original, Receiver};
+use magento::commerce_signature::{SIGNATURE, signed_by};
 
 /// The path Commerce webhooks are posted to.
 pub const PATH: &str = "/webhooks/commerce";
-/// The signature header Commerce sends when signing is on.
-pub const SIGNATURE: &str = "x-adobe-commerce-webhook-signature";
 
 /// `POST /webhooks/commerce`.
 pub async fn hook(
@@ -162,11 +159,4 @@ fn error(status: StatusCode, message: String) -> Response {
         Json(json!({ "op": "exception", "message": message })),
     )
         .into_response()
-}
-
-fn signed_by(key: &RsaPublicKey, headers: &HeaderMap, body: &[u8]) -> bool {
-    headers
-        .get(SIGNATURE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|signature| verify_with(key, signature, body))
 }

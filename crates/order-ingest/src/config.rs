@@ -73,7 +73,7 @@ impl Default for IngestSettings {
 }
 
 /// `[ingest.magento]`: the store's REST API.
-pub use magento_rest::MagentoSettings;
+pub use magento::rest::MagentoSettings;
 
 /// `[ingest.webhook]`: the public receiver. Every route it serves verifies a signature;
 /// a route without its verification configured stops the start, unless `allow_unsigned`.

@@ -4,22 +4,18 @@
 //!   doorbell for the REST order; 2xx only once the events are committed in Kafka.
 //! - [`poller`]: `updated_at` polling of orders and credit memos with a cursor saved in
 //!   the same step as the events, overlapping windows and key-based paging.
-//! - [`pipeline`]: mapping ([`magento`]), Avro encoding and exactly-once publishing through
+//! - [`pipeline`]: mapping (the `magento` adapter), Avro encoding and exactly-once publishing through
 //!   the runtime's [`bridge_runtime::source::SourcePublisher`], which drops facts already
 //!   published — so a fact seen by both paths is one event. Unmappable input is parked
 //!   with its original bytes and the field named.
-//! - [`rest`]: the Magento REST client; [`signature`]: Adobe's RSA signatures;
-//!   [`config`]: `[ingest]` settings; [`metrics`]: webhook and poll series.
+//! - [`config`]: `[ingest]` settings; [`metrics`]: webhook and poll series. The REST client
+//!   and the signature schemes are the `magento` adapter's.
 
 pub mod commerce_webhook;
 pub mod config;
-pub mod hmac_signature;
-pub mod magento;
 pub mod metrics;
 pub mod pipeline;
 pub mod poller;
-pub mod rest;
-pub mod signature;
 pub mod source_items;
 pub mod webhook;
 
@@ -61,7 +57,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
                 what: "the schema registry client".into(),
                 reason: e.to_string(),
             })?),
-            rest::Magento::new(&config.ingest.magento),
+            magento::rest::Magento::new(&config.ingest.magento),
             config.ingest.clone(),
             Arc::clone(&metrics),
         ));
@@ -145,13 +141,13 @@ fn receiver(
         .clone()
         .filter(|c| !c.trim().is_empty())
         .map(|client_id| webhook::AdobeIo {
-            verifier: signature::Verifier::new(&settings.key_base_url),
+            verifier: magento::adobe_io_signature::Verifier::new(&settings.key_base_url),
             client_id,
             max_age: std::time::Duration::from_secs(settings.max_event_age_seconds),
         });
     let commerce_key = match &settings.commerce_public_key_file {
         Some(path) => Some(
-            signature::read_public_key(path)
+            magento::adobe_io_signature::read_public_key(path)
                 .map_err(|reason| format!("ingest.webhook.commerce_public_key_file: {reason}"))?,
         ),
         None => None,
@@ -160,7 +156,7 @@ fn receiver(
         .hmac_secret()
         .map_err(|e| e.to_string())?
         .map(|secret| {
-            hmac_signature::HmacVerifier::new(
+            magento::hmac_signature::HmacVerifier::new(
                 secret,
                 std::time::Duration::from_secs(settings.hmac_max_skew_seconds),
             )

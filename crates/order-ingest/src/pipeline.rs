@@ -12,10 +12,8 @@ use bridge_runtime::trace::{TRACEPARENT, TraceParent};
 use serde_json::Value;
 
 use crate::config::IngestSettings;
-use crate::magento::{
-    FieldError, Mapped, Obj, map_creditmemo, map_order, map_shipment, map_source_item,
-};
-use crate::rest::{Magento, RestError};
+use magento::rest::{Magento, RestError};
+use magento::{FieldError, Mapped, Obj, map_creditmemo, map_order, map_shipment, map_source_item};
 
 /// Why an input could not be taken now (answer 503 / poll again later).
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::config::PollSettings;
 use crate::metrics::{IngestMetrics, KindLabels};
 use crate::pipeline::{IngestError, Pipeline, id_text};
-use crate::rest::{Position, RestError};
+use magento::rest::{Position, RestError};
 
 /// What is polled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

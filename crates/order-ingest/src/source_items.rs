@@ -49,7 +49,7 @@ pub async fn sync(pipeline: &Arc<Pipeline>, page_size: usize) -> Result<SyncStat
             let last = pipeline
                 .publisher
                 .cursor(&name)
-                .map_err(|e| crate::rest::RestError::Unavailable(format!("cursor store: {e}")))?;
+                .map_err(|e| magento::rest::RestError::Unavailable(format!("cursor store: {e}")))?;
             if last.as_deref() == Some(seen.as_str()) {
                 continue;
             }

@@ -31,11 +31,11 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::config::Route;
-use crate::hmac_signature::HmacVerifier;
 use crate::metrics::IngestMetrics;
 use crate::pipeline::{IngestError, Outcome, Pipeline, id_text};
-use crate::rest::RestError;
-use crate::signature::Verifier;
+use magento::adobe_io_signature::Verifier;
+use magento::hmac_signature::HmacVerifier;
+use magento::rest::RestError;
 
 /// The path I/O Events deliveries are posted to.
 pub const PATH: &str = "/webhooks/adobe-io";
@@ -181,7 +181,7 @@ impl Receiver {
 
     /// The route's signature check before the body is even parsed; `Some` is the refusal.
     async fn verify(&self, route: Route, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
-        use crate::hmac_signature::HmacError;
+        use magento::hmac_signature::HmacError;
         let refused = |reason: &str, status: StatusCode, message: String| {
             self.metrics.rejected(reason);
             Some(answer(status, message))

@@ -11,8 +11,8 @@ use bridge_events::Event;
 use bridge_events::inventory::MovementKind;
 use bridge_testkit::{stack, wait_until};
 use harness::{AnyError, Harness, Paths, TestResult, without_produced_at};
+use magento::{Obj, map_creditmemo, map_order, map_shipment};
 use magento_sim::SimConfig;
-use order_ingest::magento::{Obj, map_creditmemo, map_order, map_shipment};
 use serde_json::{Value, json};
 
 const FIXTURE_ORDERS: [u64; 3] = [5, 8, 17];
@@ -30,7 +30,7 @@ async fn post(url: String) -> Result<(), AnyError> {
 fn expected_fixture_events(h: &Harness) -> Result<BTreeMap<String, Event>, AnyError> {
     let store = h.sim.shared.store();
     let mut expected = BTreeMap::new();
-    let mut add = |mapped: order_ingest::magento::Mapped| {
+    let mut add = |mapped: magento::Mapped| {
         for event in mapped
             .orders
             .into_iter()
@@ -263,7 +263,7 @@ async fn an_order_of_your_own_imported_into_the_sim_goes_through_both_paths_once
     let state = tempfile::tempdir()?;
     let ingest = h.ingest(state.path(), Paths::BOTH).await?;
     let mut order: Value = serde_json::from_str(include_str!(
-        "fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+        "../../magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
     ))?;
     order["entity_id"] = "424242".into();
     order["increment_id"] = "WEB-424242".into();
@@ -473,7 +473,7 @@ async fn commerce_webhooks_answer_success_at_once_and_ring_the_doorbell() -> Tes
     let signed = |body: &[u8]| h.sim.shared.signer.headers(body)[0].1.clone();
 
     let before: Value = serde_json::from_str(include_str!(
-        "fixtures/magento/events/webhook_plugin_order_management_place_request.json"
+        "../../magento/tests/fixtures/magento/events/webhook_plugin_order_management_place_request.json"
     ))?;
     let body = serde_json::to_vec(&before)?;
     let answer = http
@@ -543,7 +543,7 @@ async fn a_second_holding_exactly_a_page_of_changes_does_not_stop_the_poller() -
     let mut config = h.config(state.path(), Paths::POLL)?;
     config.ingest.poll.page_size = 5;
     let template: Value = serde_json::from_str(include_str!(
-        "fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+        "../../magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
     ))?;
     // Five orders in one second (one page), three in the next.
     let orders: Vec<Value> = (0..8)

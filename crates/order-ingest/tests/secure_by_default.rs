@@ -10,9 +10,9 @@ use std::time::Duration;
 use bridge_events::Event;
 use bridge_testkit::{stack, wait_until};
 use harness::{AnyError, Harness, Paths, TestResult};
+use magento::hmac_signature;
 use magento_sim::SimConfig;
 use order_ingest::config::Route;
-use order_ingest::hmac_signature;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -114,7 +114,7 @@ async fn bad_deliveries_are_refused_or_parked_and_ingest_goes_on() -> TestResult
     // An order Magento does not know, whole in the payload: the body is never the source of
     // an order, so it is parked as not found, and nothing is published for it.
     let mut unknown: Value = serde_json::from_str(include_str!(
-        "fixtures/magento/orders/order_simple_bundle_configurable_pending.json"
+        "../../magento/tests/fixtures/magento/orders/order_simple_bundle_configurable_pending.json"
     ))?;
     unknown["entity_id"] = 99_999.into();
     unknown["increment_id"] = "000099999".into();
@@ -182,7 +182,7 @@ async fn impossible_values_are_parked_on_both_paths_and_the_next_orders_flow() -
     let state = tempfile::tempdir()?;
     let ingest = h.ingest(state.path(), Paths::BOTH).await?;
     let template: Value = serde_json::from_str(include_str!(
-        "fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+        "../../magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
     ))?;
     let order = |id: &str, qty: Value| {
         let mut order = template.clone();

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use bridge_events::reconciliation::{FindingKind, ResyncTarget, Severity};
-use erp_writer::connector::{ErpOrder, SalesOrderDoc};
+use erp::connector::{ErpOrder, SalesOrderDoc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 

@@ -11,8 +11,8 @@ use bridge_runtime::config::{
     Validate,
 };
 use bridge_runtime::secret::Secret;
-use erp_writer::config::ErpSettings;
-use magento_rest::MagentoSettings;
+use erp::settings::ErpSettings;
+use magento::rest::MagentoSettings;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 

@@ -17,9 +17,9 @@ use bridge_events::reconciliation::ResyncTarget;
 use bridge_events::{Event, Millis};
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use bridge_runtime::json_state::decode;
-use erp_writer::connector::{ErpConnector, ErpError, ErpOrder};
-use erp_writer::mapping::Mapping;
-use magento_rest::Magento;
+use erp::connector::{ErpConnector, ErpError, ErpOrder};
+use erp::mapping::Mapping;
+use magento::rest::Magento;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
@@ -149,7 +149,7 @@ impl<C: ErpConnector> Reconciler<C> {
     /// A Magento read; a failure pauses the run (the slice is tried again).
     fn magento<T>(
         &self,
-        read: impl std::future::Future<Output = Result<T, magento_rest::RestError>>,
+        read: impl std::future::Future<Output = Result<T, magento::rest::RestError>>,
     ) -> Result<T, SliceError> {
         self.runtime
             .block_on(read)

@@ -19,9 +19,9 @@ use std::sync::{Arc, OnceLock};
 
 use bridge_runtime::service::{LoopSpec, ServiceError};
 use bridge_runtime::shutdown::Shutdown;
-use erp_writer::connector::ErpConnector;
-use erp_writer::connector::configured::Configured;
-use erp_writer::mapping::Mapping;
+use erp::connector::ErpConnector;
+use erp::connector::configured::Configured;
+use erp::mapping::Mapping;
 
 pub use config::Config;
 
@@ -102,7 +102,7 @@ async fn run_on<C: ErpConnector>(
         findings_topic: r.findings_topic.clone(),
         resync_topic: r.resync_topic.clone(),
     };
-    let magento = magento_rest::Magento::new(&r.magento);
+    let magento = magento::rest::Magento::new(&r.magento);
     let runtime = tokio::runtime::Handle::current();
     let series = Arc::new(OnceLock::new());
     let spec = LoopSpec::new(&r.group_id, &r.orders_topic, move |registry| {

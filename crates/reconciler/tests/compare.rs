@@ -5,8 +5,8 @@ use bridge_events::Event;
 use bridge_events::order::OrderPlaced;
 use bridge_events::reconciliation::{FindingKind, ResyncTarget, Severity};
 use bridge_events::samples;
-use erp_writer::connector::{ErpLine, ErpOrder, ErpTotals, SalesOrderDoc};
-use erp_writer::mapping::Mapping;
+use erp::connector::{ErpLine, ErpOrder, ErpTotals, SalesOrderDoc};
+use erp::mapping::Mapping;
 use reconciler::compare::{
     Difference, MagentoOrder, OrderComparison, OrderSides, compare_order, compare_stock,
     erp_order_without_magento,

@@ -3,7 +3,7 @@
 
 use bridge_events::Millis;
 use bridge_runtime::handler::Context;
-use erp_writer::connector::ErpConnector;
+use erp::connector::ErpConnector;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 

@@ -11,7 +11,7 @@ use bridge_events::order::{
 use bridge_events::{AvroEvent, Envelope, Event, Millis};
 use rust_decimal::Decimal;
 
-use super::json::{FieldError, Obj};
+use crate::json::{FieldError, Obj};
 
 /// The stock source movements are booked against when the order names none: reservations
 /// are made per stock, the source is chosen at shipment.

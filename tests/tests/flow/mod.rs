@@ -24,7 +24,7 @@ pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 pub type TestResult = Result<(), AnyError>;
 
 /// The shipped mapping.
-pub const MAPPING: &str = include_str!("../../../../deploy/config/mapping.toml");
+pub const MAPPING: &str = include_str!("../../../deploy/config/mapping.toml");
 
 /// The parked and changelog topics of the loop whose consumer group is `group`.
 pub async fn create_loop_topics(bootstrap: &str, group: &str) -> TestResult {
@@ -354,18 +354,14 @@ base_url = "{sim}"
     }
 
     /// Starts the reconciler as its own process, so that its memory is its own, when its
-    /// binary was built beside erp-writer's (`cargo build --workspace --bins`, as `make
-    /// test` does); `None` when it was not.
+    /// binary was built (`cargo build --workspace --bins`, as `make test` does); `None` when it was not.
     pub async fn start_reconciler_process(
         &mut self,
         mapping: &Path,
         interval_ms: u64,
         extra: &str,
     ) -> Result<Option<ServiceProcess>, AnyError> {
-        let binary = Path::new(env!("CARGO_BIN_EXE_erp-writer")).with_file_name("reconciler");
-        if !binary.exists() {
-            return Ok(None);
-        }
+        let binary = bridge_e2e::binary("reconciler")?;
         let port = free_port()?;
         let config = self.dir.path().join("reconciler-process.toml");
         std::fs::write(
@@ -486,13 +482,8 @@ poll_interval_ms = 300
                 )),
             ),
         )?;
-        self.spawn(
-            Path::new(env!("CARGO_BIN_EXE_erp-writer")),
-            &config,
-            "writer",
-            port,
-        )
-        .await
+        self.spawn(&bridge_e2e::binary("erp-writer")?, &config, "writer", port)
+            .await
     }
 
     /// The writer's log so far (for failure messages).

@@ -2,7 +2,7 @@
 //! generated ones, with cancellations and refunds) → order-ingest → erp-writer → erp-sim.
 //! erp-sim books a second order under a known reference here, so a double create shows.
 
-mod harness;
+mod flow;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use bridge_events::Event;
 use bridge_events::erp::ErpOutcome;
 use bridge_testkit::{stack, wait_until};
-use harness::{Flow, MAPPING, TestResult, differences, expected, generate_with_lifecycles};
+use flow::{Flow, MAPPING, TestResult, differences, expected, generate_with_lifecycles};
 
 fn orders_wanted() -> usize {
     std::env::var("ERP_ORDERS")
@@ -325,23 +325,6 @@ async fn under_erp_faults_and_five_sigkills_every_order_is_still_booked_once() -
     flow.stop().await
 }
 
-/// `bridgectl`, built by `cargo build --bins` (make test does) beside this test's target.
-fn bridgectl() -> Result<std::path::PathBuf, String> {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target")
-        });
-    let path = target.join("debug").join("bridgectl");
-    match path.exists() {
-        true => Ok(path),
-        false => Err(format!(
-            "{} is missing: run `cargo build --bins` first (make test does)",
-            path.display()
-        )),
-    }
-}
-
 /// An order with a SKU the mapping does not know is rejected (an `ErpOrderResult` naming
 /// the SKU) and parked; once the mapping knows it and erp-writer restarts, `bridgectl
 /// parked replay` puts the order into the ERP.
@@ -351,7 +334,7 @@ async fn an_unmappable_sku_is_rejected_and_parked_by_name_and_replays_after_the_
     let stack = stack()?;
     let flow = Flow::start(&stack.bootstrap, &stack.registry_url).await?;
     let mut order: serde_json::Value = serde_json::from_str(include_str!(
-        "../../order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+        "../../crates/magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
     ))?;
     order["entity_id"] = 777_001.into();
     order["increment_id"] = "WEB-777".into();
@@ -419,7 +402,7 @@ async fn an_unmappable_sku_is_rejected_and_parked_by_name_and_replays_after_the_
     assert_ne!(fixed, MAPPING);
     let fixed = flow.mapping_file("fixed.toml", &fixed)?;
     let mut writer = flow.start_writer(&fixed).await?;
-    let status = std::process::Command::new(bridgectl()?)
+    let status = std::process::Command::new(bridge_e2e::binary("bridgectl")?)
         .args(["--bootstrap-servers", &flow.bootstrap, "parked", "replay"])
         .arg(format!("{}-parked", flow.group))
         .status()?;
@@ -443,7 +426,7 @@ async fn an_unmappable_sku_is_rejected_and_parked_by_name_and_replays_after_the_
     assert!(booked.lines.iter().any(|l| l.item_code == "GIFT-50"));
     assert_eq!(
         booked.totals.grand_total,
-        harness::money(&order["grand_total"])
+        flow::money(&order["grand_total"])
     );
     wait_until("its ACCEPTED verdict", Duration::from_secs(60), || async {
         flow.events(&flow.results).await.is_ok_and(|events| {

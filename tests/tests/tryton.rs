@@ -7,16 +7,16 @@
 //! Needs Tryton on `TRYTON_URL` (default `http://127.0.0.1:8000`, db `erp`, admin/admin):
 //! `make test-tryton` installs, starts and stops it around this test.
 
-mod harness;
+mod flow;
 
 use std::time::Duration;
 
 use bridge_events::Event;
 use bridge_events::erp::{ErpOutcome, OrderShipped};
 use bridge_testkit::{stack, wait_until};
-use erp_writer::connector::tryton::{TrytonConnector, TrytonSettings};
-use erp_writer::connector::{ErpConnector, ErpError, ErpLine, StockAdjustmentDoc};
-use harness::{Flow, MAPPING, TestResult};
+use erp::connector::tryton::{TrytonConnector, TrytonSettings};
+use erp::connector::{ErpConnector, ErpError, ErpLine, StockAdjustmentDoc};
+use flow::{Flow, MAPPING, TestResult};
 use rust_decimal::Decimal;
 
 fn tryton_url() -> String {
@@ -72,7 +72,7 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
     // A handful of orders with SKUs Tryton knows, under references new to its database.
     let run = uuid::Uuid::new_v4().simple().to_string();
     let template: serde_json::Value = serde_json::from_str(include_str!(
-        "../../order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+        "../../crates/magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
     ))?;
     let refs: Vec<String> = (0..4).map(|n| format!("TRY-{}-{n}", &run[..8])).collect();
     let orders: Vec<serde_json::Value> = refs
@@ -133,7 +133,7 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
     let memo_ref = format!("CM-{}", &run[..8]);
     let credit_ref = format!("{}/{memo_ref}", refs[0]);
     let mut memo: serde_json::Value = serde_json::from_str(include_str!(
-        "../../order-ingest/tests/fixtures/magento/orders/creditmemo_get.json"
+        "../../crates/magento/tests/fixtures/magento/orders/creditmemo_get.json"
     ))?;
     memo["entity_id"] = 990_001.into();
     memo["increment_id"] = memo_ref.as_str().into();
@@ -245,7 +245,7 @@ async fn orders_become_tryton_sales_once_even_when_delivered_again_without_state
 
     // Lost state, everything delivered again: a new group reads the topic from the start.
     flow.group = format!("{}-again", flow.group);
-    harness::create_writer_topics(&flow.bootstrap, &flow.group).await?;
+    flow::create_writer_topics(&flow.bootstrap, &flow.group).await?;
     let mut again = flow.start_writer(&mapping).await?;
     wait_until(
         "the second writer caught up",

@@ -5,21 +5,17 @@ use super::*;
 
 const SHIPPED: &str = include_str!("../../../../deploy/config/mapping.toml");
 const BUNDLE_ORDER: &str = include_str!(
-    "../../../order-ingest/tests/fixtures/magento/orders/order_simple_bundle_configurable_pending.json"
+    "../../../magento/tests/fixtures/magento/orders/order_simple_bundle_configurable_pending.json"
 );
 const TAX_ORDER: &str = include_str!(
-    "../../../order-ingest/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
+    "../../../magento/tests/fixtures/magento/orders/order_discount_tax_invoiced_processing.json"
 );
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn placed(json: &str) -> Result<OrderPlaced, Box<dyn std::error::Error>> {
     let value: serde_json::Value = serde_json::from_str(json)?;
-    let mapped = order_ingest::magento::map_order(
-        &order_ingest::magento::Obj::root(&value),
-        "magento:default",
-        0,
-    )?;
+    let mapped = magento::map_order(&magento::Obj::root(&value), "magento:default", 0)?;
     mapped
         .orders
         .into_iter()

@@ -6,7 +6,7 @@ mod common;
 use bridge_events::Event;
 use bridge_events::inventory::MovementKind;
 use bridge_events::order::OrderPlaced;
-use order_ingest::magento::{FieldError, Mapped, Obj, map_order};
+use magento::{FieldError, Mapped, Obj, map_order};
 use rust_decimal::Decimal;
 use serde_json::Value;
 

@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use bridge_events::inventory::{InventoryMovement, MovementKind};
-use order_ingest::magento::{Obj, map_order, map_shipment, map_source_item};
+use magento::{Obj, map_order, map_shipment, map_source_item};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 

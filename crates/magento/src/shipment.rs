@@ -16,8 +16,8 @@ use bridge_events::inventory::{InventoryMovement, MovementKind};
 use bridge_events::{AvroEvent, Millis};
 use rust_decimal::Decimal;
 
-use super::json::{FieldError, Obj};
-use super::order::{DEFAULT_SOURCE, Mapped, envelope, per_sku};
+use crate::json::{FieldError, Obj};
+use crate::order::{DEFAULT_SOURCE, Mapped, envelope, per_sku};
 
 /// Maps `shipment` of `order` (both REST shapes) from `source`.
 pub fn map_shipment(

@@ -5,7 +5,7 @@
 //! ERP is found per SKU and source and repaired in Magento by magento-writer. (The test
 //! lives here, beside the order-flow harness it shares.)
 
-mod harness;
+mod flow;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -15,10 +15,8 @@ use bridge_events::reconciliation::{
     FindingKind, FindingState, ReconciliationFinding, ResyncTarget,
 };
 use bridge_testkit::{metric_sum, stack, wait_until};
-use erp_writer::mapping::Mapping;
-use harness::{
-    AnyError, Flow, MAPPING, TestResult, differences, expected, generate_with_lifecycles,
-};
+use erp::mapping::Mapping;
+use flow::{AnyError, Flow, MAPPING, TestResult, differences, expected, generate_with_lifecycles};
 use rust_decimal::Decimal;
 
 fn count(var: &str, default: usize) -> usize {
@@ -364,7 +362,7 @@ async fn stock_drift_in_the_erp_is_found_per_sku_and_source_and_repaired_in_mage
         .store()
         .source_items()
         .filter_map(|i| {
-            let quantity = harness::money(&i["quantity"]);
+            let quantity = flow::money(&i["quantity"]);
             Some((
                 i["sku"].as_str()?.to_owned(),
                 i["source_code"].as_str()?.to_owned(),
@@ -453,7 +451,7 @@ async fn stock_drift_in_the_erp_is_found_per_sku_and_source_and_repaired_in_mage
                         i["sku"].as_str().unwrap_or_default(),
                         i["source_code"].as_str().unwrap_or_default()
                     ) == *entity
-                        && harness::money(&i["quantity"]) == *erp
+                        && flow::money(&i["quantity"]) == *erp
                 })
             });
             repaired && !all.is_empty() && open_by_entity(&all).is_empty()
@@ -599,7 +597,7 @@ async fn a_clean_run_over_many_orders_finds_nothing() -> TestResult {
         );
     }
     // Today's summary: what the daily line will say.
-    let summary: serde_json::Value = harness::http()
+    let summary: serde_json::Value = flow::http()
         .get(format!("http://127.0.0.1:{control}/summary"))
         .bearer_auth("control-token")
         .send()

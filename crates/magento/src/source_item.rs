@@ -9,8 +9,8 @@ use bridge_events::ids::FactIdentity;
 use bridge_events::inventory::{InventoryMovement, MovementKind};
 use bridge_events::{AvroEvent, Millis};
 
-use super::json::{FieldError, Obj};
-use super::order::{envelope, sku};
+use crate::json::{FieldError, Obj};
+use crate::order::{envelope, sku};
 
 /// Maps `item`, observed at `observed_at`, from `source`.
 pub fn map_source_item(

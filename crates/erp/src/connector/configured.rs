@@ -11,7 +11,7 @@ use super::{
     CreditNoteDoc, CustomerDoc, ErpConnector, ErpError, ErpOrder, Posted, SalesOrderDoc,
     ShipmentPage, StockAdjustmentDoc, StockLevel,
 };
-use crate::config::{ConnectorKind, ErpSettings};
+use crate::settings::{ConnectorKind, ErpSettings};
 
 /// The connector of the settings.
 pub enum Configured {

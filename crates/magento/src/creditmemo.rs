@@ -10,8 +10,8 @@ use bridge_events::order::{CreditMemoCreated, CreditMemoLine};
 use bridge_events::{AvroEvent, Event, Millis};
 use rust_decimal::Decimal;
 
-use super::json::{FieldError, Obj};
-use super::order::{DEFAULT_SOURCE, Mapped, envelope};
+use crate::json::{FieldError, Obj};
+use crate::order::{DEFAULT_SOURCE, Mapped, envelope};
 
 /// Maps credit memo `memo` of `order` (both REST shapes) from `source`.
 pub fn map_creditmemo(

@@ -6,7 +6,7 @@
 //! The stream is generated (`KILL_MOVEMENTS`, `KILL_SKUS`, `KILL_SEED`, …: see [`plan`]) or
 //! read from a file of your own, one JSON movement per line (see [`FileMovement`]):
 //! `KILL_MOVEMENTS_FILE=$PWD/crates/inventory-aggregator/tests/streams/mixed.jsonl cargo test
-//! -p inventory-aggregator --test kill -- --nocapture` (redeliveries, late and future
+//! -p bridge-e2e --test inventory_kill -- --nocapture` (redeliveries, late and future
 //! dates, level sets, decimal quantities, a source the deployed mapping lacks). Either way
 //! `KILL_WAVES` (5) sets the SIGKILLs, and the expected stock goes through erp-writer's
 //! mapping (an unmappable SKU is parked there, a `|` in SKU or source by the aggregator:
@@ -32,7 +32,7 @@ use rust_decimal::Decimal;
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A setting from the environment (`KILL_MOVEMENTS=500000 cargo test … --test kill`), or
+/// A setting from the environment (`KILL_MOVEMENTS=500000 cargo test … --test inventory_kill`), or
 /// its default.
 fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -67,7 +67,7 @@ impl Aggregator {
             .create(true)
             .append(true)
             .open(config.with_extension("log"))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_inventory-aggregator"))
+        let child = Command::new(bridge_e2e::binary("inventory-aggregator")?)
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")
@@ -125,7 +125,10 @@ async fn movements_survive_five_aggregator_kills_and_the_erp_gets_exactly_their_
 /// parked, the rest goes on) — through the same kills.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hand_written_stream_of_every_kind_survives_the_kills_too() -> Result<(), AnyError> {
-    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/streams/mixed.jsonl");
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../crates/inventory-aggregator/tests/streams/mixed.jsonl"
+    );
     stock_flow(Some(PathBuf::from(file))).await
 }
 
@@ -172,8 +175,8 @@ async fn stock_flow(file: Option<PathBuf>) -> Result<(), AnyError> {
     // erp-writer in this process: the orders loop idles on an empty topic, the stock loop
     // posts what the aggregator emits. Every source of the stream has a warehouse.
     let mapping = dir.path().join("mapping.toml");
-    let base_mapping = include_str!("../../../deploy/config/mapping.toml");
-    let deployed = erp_writer::mapping::Mapping::parse(base_mapping)?;
+    let base_mapping = include_str!("../../deploy/config/mapping.toml");
+    let deployed = erp::mapping::Mapping::parse(base_mapping)?;
     let mut warehouses = String::from("wh_east = \"WH-EAST\"");
     let sources: BTreeSet<&str> = plan
         .iter()
@@ -186,7 +189,7 @@ async fn stock_flow(file: Option<PathBuf>) -> Result<(), AnyError> {
     }
     let mapping_text = base_mapping.replace("wh_east = \"WH-EAST\"", &warehouses);
     std::fs::write(&mapping, &mapping_text)?;
-    let erp_mapping = erp_writer::mapping::Mapping::parse(&mapping_text)?;
+    let erp_mapping = erp::mapping::Mapping::parse(&mapping_text)?;
     let writer_config = dir.path().join("writer.toml");
     std::fs::write(
         &writer_config,
