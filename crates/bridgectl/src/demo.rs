@@ -140,7 +140,8 @@ fn read_back(
     bail!("the probe at {topic}/{partition}@{offset} was not readable within 30 s")
 }
 
-/// Creates `topic` with `partitions` unless it exists.
+/// Creates `topic` with `partitions` unless it exists, replicated as the cluster's
+/// `default.replication.factor` says (one copy on the local single-node broker).
 pub async fn ensure_topic(
     kafka: &KafkaConfig,
     topic: &str,
@@ -148,7 +149,7 @@ pub async fn ensure_topic(
     configs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = kafka.client().create()?;
-    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     for (key, value) in configs {
         new_topic = new_topic.set(key, value);
     }
