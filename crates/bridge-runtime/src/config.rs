@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 mod registry;
+pub mod secret;
 pub use registry::RegistryConfig;
 
 /// The environment prefix; sections and keys are separated by a double underscore.
@@ -141,7 +142,7 @@ impl KafkaConfig {
             config.set(key, value);
         }
         for (key, path) in &self.librdkafka_files {
-            if let Ok(Some(value)) = crate::secret::resolve(key, None, Some(path)) {
+            if let Ok(Some(value)) = secret::resolve(key, None, Some(path)) {
                 config.set(key, value.expose());
             }
         }
@@ -161,8 +162,8 @@ impl KafkaConfig {
             let inline = self
                 .librdkafka
                 .get(key)
-                .map(|v| crate::secret::Secret::new(v.clone()));
-            crate::secret::resolve(&name, inline.as_ref(), Some(path))?;
+                .map(|v| secret::Secret::new(v.clone()));
+            secret::resolve(&name, inline.as_ref(), Some(path))?;
         }
         Ok(())
     }

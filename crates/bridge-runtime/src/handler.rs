@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bridge_events::{Event, Millis};
 
+use crate::state::keys;
 use crate::state::{Entries, Overlay, StateError, Write};
 
 /// How a handler failed, and so how the runtime reacts.
@@ -118,19 +119,6 @@ impl<H: Handler + ?Sized> Handler for Box<H> {
 
     fn on_punctuate(&mut self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
         (**self).on_punctuate(ctx)
-    }
-}
-
-/// Key prefixes: handler state, dedupe, timers, TTL index, runtime metadata.
-pub(crate) mod keys {
-    pub const STATE: &[u8] = b"s/";
-    pub const DEDUPE: &[u8] = b"d/";
-    pub const TIMER: &[u8] = b"t/";
-    pub const EXPIRY: &[u8] = b"x/";
-    pub const WATERMARK: &[u8] = b"m/watermark";
-
-    pub fn with(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
-        [prefix, rest].concat()
     }
 }
 
@@ -298,24 +286,16 @@ impl<'a> Context<'a> {
 }
 
 pub(crate) fn timer_prefix(kind: TimerKind) -> Vec<u8> {
-    let tag: &[u8] = match kind {
-        TimerKind::WallClock => b"w",
-        TimerKind::EventTime => b"e",
-    };
-    keys::with(keys::TIMER, tag)
+    match kind {
+        TimerKind::WallClock => keys::WALL_CLOCK_TIMER.to_vec(),
+        TimerKind::EventTime => keys::EVENT_TIMER.to_vec(),
+    }
 }
 
 pub(crate) fn timer_key(kind: TimerKind, at: Millis, name: &str) -> Vec<u8> {
     // Big-endian with the sign bit flipped sorts i64 correctly as bytes.
     let at = (at as u64 ^ (1 << 63)).to_be_bytes();
     [timer_prefix(kind).as_slice(), &at, name.as_bytes()].concat()
-}
-
-/// When the event-time timer stored under `key` is due (`None`: not such a timer).
-pub(crate) fn event_timer_at(key: &[u8]) -> Option<Millis> {
-    let rest = key.strip_prefix(keys::TIMER)?.strip_prefix(b"e")?;
-    let at = <[u8; 8]>::try_from(rest.get(..8)?).ok()?;
-    Some((u64::from_be_bytes(at) ^ (1 << 63)) as i64)
 }
 
 pub(crate) fn parse_timer(kind: TimerKind, key: &[u8]) -> Option<Timer> {

@@ -30,7 +30,7 @@ pub mod parking;
 pub mod process_metrics;
 pub mod processor;
 pub mod retry;
-pub mod secret;
+pub use config::secret;
 pub mod service;
 pub mod shutdown;
 pub mod source;

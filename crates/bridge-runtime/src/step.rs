@@ -12,9 +12,10 @@ use std::time::Duration;
 use bridge_events::Millis;
 
 use crate::handler::{
-    Context, Handler, HandlerError, Inbound, Output, TimerKind, keys, parse_timer, sweep_dedupe,
+    Context, Handler, HandlerError, Inbound, Output, TimerKind, parse_timer, sweep_dedupe,
     sweep_expired, timer_key, timer_prefix,
 };
+use crate::state::keys;
 use crate::state::{Overlay, StateStore, Write, prefix_end};
 
 /// The partition a punctuation runs for, and whether its consumer has read to its end.

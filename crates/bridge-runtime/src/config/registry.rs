@@ -18,7 +18,7 @@ pub struct RegistryConfig {
     /// Basic authentication user (Confluent Cloud: the API key).
     pub username: Option<String>,
     /// Basic authentication password (Confluent Cloud: the API secret); or `password_file`.
-    pub password: Option<crate::secret::Secret>,
+    pub password: Option<super::secret::Secret>,
     /// A file holding `password` (a mounted Kubernetes Secret).
     pub password_file: Option<PathBuf>,
     /// PEM file of a CA to trust for the registry's certificate, beside the system's.
@@ -55,7 +55,7 @@ impl RegistryConfig {
 
     /// How the codec reaches the registry: credentials and CA read from their files.
     pub fn access(&self) -> Result<bridge_events::RegistryAccess, ConfigError> {
-        let password = crate::secret::resolve(
+        let password = super::secret::resolve(
             "registry.password",
             self.password.as_ref(),
             self.password_file.as_deref(),

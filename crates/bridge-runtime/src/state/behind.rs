@@ -193,7 +193,7 @@ fn write(batch: &Batch) -> Result<(), sled::Error> {
             None => sled_batch.remove(write.key.as_slice()),
         }
     }
-    sled_batch.insert(super::sled_store::OFFSET_KEY, &batch.offset.to_be_bytes());
+    sled_batch.insert(super::keys::APPLIED_OFFSET, &batch.offset.to_be_bytes());
     batch.tree.apply_batch(sled_batch)
 }
 

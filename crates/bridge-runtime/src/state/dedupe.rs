@@ -18,8 +18,8 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 
 use bridge_events::Millis;
 
+use super::keys;
 use super::{Entries, StateError, StateStore, Write, prefix_end};
-use crate::handler::keys;
 
 /// A bucket is sealed once its ids take this many bytes (changelog records stay well below
 /// the broker's 1 MiB message limit).

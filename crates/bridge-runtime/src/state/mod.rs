@@ -5,6 +5,7 @@
 
 mod behind;
 pub(crate) mod dedupe;
+pub(crate) mod keys;
 mod sled_store;
 
 use std::cell::RefCell;
@@ -13,7 +14,7 @@ use std::ops::Bound;
 
 use bridge_events::Millis;
 
-use crate::handler::{event_timer_at, keys};
+use keys::event_timer_at;
 
 pub use self::behind::WriteBehind;
 pub use self::sled_store::SledStore;
@@ -299,7 +300,7 @@ impl<'a> Overlay<'a> {
 
     /// The earliest event-time timer this transaction set itself.
     pub(crate) fn earliest_own_event_timer(&self) -> Option<Millis> {
-        let prefix = crate::handler::timer_prefix(crate::handler::TimerKind::EventTime);
+        let prefix = keys::EVENT_TIMER.to_vec();
         self.pending
             .range::<[u8], _>(bounds(&prefix, prefix_end(&prefix).as_deref()))
             .find(|(_, value)| value.is_some())

@@ -2,10 +2,8 @@
 //! the processing thread ([`super::WriteBehind`]).
 
 use super::behind::{Batch, Behind, in_key_order};
+use super::keys::APPLIED_OFFSET;
 use super::{Entries, StateError, StateStore, Write, WriteBehind, bounds, overlay_range};
-
-/// The applied input offset, stored in the same atomic batch as the writes.
-pub(super) const OFFSET_KEY: &[u8] = b"\x00meta/offset";
 
 /// State in a sled tree (one tree per input partition). The applied offset is stored in
 /// the same atomic batch as the writes, so tree and offset never disagree; batches reach
@@ -28,7 +26,7 @@ impl SledStore {
             source,
         };
         let tree = db.open_tree(name).map_err(sled_err)?;
-        let offset = match tree.get(OFFSET_KEY).map_err(sled_err)? {
+        let offset = match tree.get(APPLIED_OFFSET).map_err(sled_err)? {
             Some(raw) => Some(decode_offset(&raw).ok_or_else(|| StateError::Corrupt {
                 key: "meta/offset".into(),
                 reason: format!("{} bytes, expected 8", raw.len()),
@@ -67,7 +65,7 @@ impl SledStore {
         self.tree
             .range::<&[u8], _>(bounds(start, end))
             .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-            .filter(|r| !matches!(r, Ok((k, _)) if k.as_slice() == OFFSET_KEY))
+            .filter(|r| !matches!(r, Ok((k, _)) if k.as_slice() == APPLIED_OFFSET))
             .take(limit)
             .collect::<Result<_, _>>()
             .map_err(|source| self.sled_error(source))

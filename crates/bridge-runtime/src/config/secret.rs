@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use super::ConfigError;
 
 /// What a secret prints as.
 pub const REDACTED: &str = "**REDACTED**";
