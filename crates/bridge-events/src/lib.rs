@@ -20,7 +20,7 @@ pub mod ids;
 pub mod inventory;
 pub mod order;
 pub mod reconciliation;
-pub mod registry_access;
+pub use codec::registry_access;
 pub mod samples;
 pub mod schema;
 pub mod topics;

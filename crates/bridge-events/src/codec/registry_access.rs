@@ -10,7 +10,7 @@ use serde_json::json;
 
 use apache_avro::writer::datum::GenericDatumWriter;
 
-use crate::codec::CodecError;
+use super::CodecError;
 use crate::schema::RecordSchema;
 
 /// Where and how to reach the registry.
