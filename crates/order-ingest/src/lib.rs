@@ -11,7 +11,6 @@
 //! - [`config`]: `[ingest]` settings; [`metrics`]: webhook and poll series. The REST client
 //!   and the signature schemes are the `magento` adapter's.
 
-pub mod commerce_webhook;
 pub mod config;
 pub mod metrics;
 pub mod pipeline;
@@ -77,7 +76,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
                 .map_err(|e| start_error("the webhook receiver", bridge_runtime::error_chain(&e)))?;
             let routes: Vec<&str> = settings.routes.iter().map(|r| r.name()).collect();
             tracing::info!(addr = %settings.listen, tls = listener.is_tls(), ?routes, "webhook receiver listening");
-            tokio::spawn(commerce_webhook::work(Arc::clone(&receiver), doorbells, stop.clone()));
+            tokio::spawn(webhook::commerce::work(Arc::clone(&receiver), doorbells, stop.clone()));
             listener
                 .serve(webhook::router(receiver, &settings.routes), stop.clone())
                 .await;
@@ -113,7 +112,7 @@ fn receiver(
 ) -> Result<
     (
         Arc<webhook::Receiver>,
-        tokio::sync::mpsc::Receiver<commerce_webhook::Doorbell>,
+        tokio::sync::mpsc::Receiver<webhook::commerce::Doorbell>,
     ),
     String,
 > {
@@ -161,7 +160,7 @@ fn receiver(
                 std::time::Duration::from_secs(settings.hmac_max_skew_seconds),
             )
         });
-    let (doorbells, queue) = commerce_webhook::queue(settings.doorbell_queue);
+    let (doorbells, queue) = webhook::commerce::queue(settings.doorbell_queue);
     let receiver = Arc::new(webhook::Receiver {
         pipeline,
         adobe_io,

@@ -29,8 +29,8 @@ use bridge_runtime::shutdown::Shutdown;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::{Original, Receiver};
 use crate::pipeline::id_text;
-use crate::webhook::{Original, Receiver};
 use magento::commerce_signature::{SIGNATURE, signed_by};
 
 /// The path Commerce webhooks are posted to.

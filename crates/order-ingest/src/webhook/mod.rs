@@ -1,6 +1,6 @@
 //! The webhook receiver: Adobe I/O Events (`POST /webhooks/adobe-io`, CloudEvents 1.0) and
 //! a custom module's HMAC-signed doorbell (`POST /webhooks/custom`, the same body); Adobe
-//! Commerce webhooks are in [`crate::commerce_webhook`]. Each route verifies its signature
+//! Commerce webhooks are in [`commerce`]. Each route verifies its signature
 //! before the body is even parsed; a route without verification is served only when the
 //! operator set `allow_unsigned`.
 //!
@@ -17,6 +17,8 @@
 //!   requests in progress — Adobe retries for 24 h.
 //!
 //! `GET /webhooks/adobe-io?challenge=…` answers the registration challenge.
+
+pub mod commerce;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,7 +70,7 @@ pub struct Receiver {
     /// The custom route's verifier; `None`: not verified.
     pub hmac: Option<HmacVerifier>,
     /// Commerce webhook doorbells for the background workers.
-    pub doorbells: crate::commerce_webhook::Doorbells,
+    pub doorbells: commerce::Doorbells,
     /// Series.
     pub metrics: IngestMetrics,
 }
@@ -83,10 +85,7 @@ pub fn router(receiver: Arc<Receiver>, routes: &[Route]) -> Router {
                 get(challenge)
                     .post(|State(r): State<Arc<Receiver>>, h, b| deliver(Route::AdobeIo, r, h, b)),
             ),
-            Route::Commerce => router.route(
-                crate::commerce_webhook::PATH,
-                post(crate::commerce_webhook::hook),
-            ),
+            Route::Commerce => router.route(commerce::PATH, post(commerce::hook)),
             Route::Custom => router.route(
                 CUSTOM_PATH,
                 post(|State(r): State<Arc<Receiver>>, h, b| deliver(Route::Custom, r, h, b)),
