@@ -20,6 +20,13 @@ use rdkafka::{ClientConfig, TopicPartitionList};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+mod expected;
+mod observe;
+pub mod reconciliation;
+
+#[allow(unused_imports)] // each test binary uses some of them
+pub use expected::{Expected, differences, expected, generate_with_lifecycles, money};
+
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 pub type TestResult = Result<(), AnyError>;
 
@@ -360,7 +367,7 @@ base_url = "{sim}"
         mapping: &Path,
         interval_ms: u64,
         extra: &str,
-    ) -> Result<Option<ServiceProcess>, AnyError> {
+    ) -> Result<ServiceProcess, AnyError> {
         let binary = bridge_e2e::binary("reconciler")?;
         let port = free_port()?;
         let config = self.dir.path().join("reconciler-process.toml");
@@ -375,7 +382,7 @@ base_url = "{sim}"
         )?;
         let process = self.spawn(&binary, &config, "reconciler", port).await?;
         self.reconciler_port = Some(port);
-        Ok(Some(process))
+        Ok(process)
     }
 
     /// Runs `binary --config config` with its output appended to `<log>.log` of the flow
@@ -491,105 +498,6 @@ poll_interval_ms = 300
         std::fs::read_to_string(self.dir.path().join("writer.log")).unwrap_or_default()
     }
 
-    /// Decoded events on `topic` (read_committed).
-    pub async fn events(&self, topic: &str) -> Result<Vec<Event>, AnyError> {
-        let codec = EventCodec::new(&self.registry);
-        let records = consume_all(
-            &self.bootstrap,
-            topic,
-            Isolation::ReadCommitted,
-            Duration::from_secs(30),
-        )?;
-        let mut events = Vec::with_capacity(records.len());
-        for record in records {
-            events.push(
-                codec
-                    .decode(record.payload.as_deref().unwrap_or_default())
-                    .await?,
-            );
-        }
-        Ok(events)
-    }
-
-    /// The writer's parked records.
-    pub fn parked(&self) -> Result<Vec<ParkedRecord>, AnyError> {
-        let records = consume_all(
-            &self.bootstrap,
-            &format!("{}-parked", self.group),
-            Isolation::ReadCommitted,
-            Duration::from_secs(30),
-        )?;
-        let mut parked = Vec::new();
-        for r in records {
-            parked.push(ParkedRecord::from_parts(r.key, r.payload, r.headers)?);
-        }
-        Ok(parked)
-    }
-
-    /// Records the writer's group has not consumed yet (read_committed from its committed
-    /// offsets to the end; transaction markers are not records, so watermark arithmetic
-    /// would count them).
-    pub fn lag(&self) -> Result<usize, AnyError> {
-        let probe: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", &self.group)
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let metadata = probe.fetch_metadata(Some(&self.orders), Duration::from_secs(10))?;
-        let mut list = TopicPartitionList::new();
-        for topic in metadata.topics() {
-            for p in topic.partitions() {
-                list.add_partition(&self.orders, p.id());
-            }
-        }
-        let committed = probe.committed_offsets(list, Duration::from_secs(10))?;
-        let reader: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", unique_name("lag-reader"))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()?;
-        let mut assignment = TopicPartitionList::new();
-        let mut ends = BTreeMap::new();
-        for element in committed.elements() {
-            let (_, high) = reader.fetch_watermarks(
-                &self.orders,
-                element.partition(),
-                Duration::from_secs(10),
-            )?;
-            let from = element.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0);
-            if from < high {
-                assignment.add_partition_offset(
-                    &self.orders,
-                    element.partition(),
-                    rdkafka::Offset::Offset(from),
-                )?;
-                ends.insert(element.partition(), high);
-            }
-        }
-        if ends.is_empty() {
-            return Ok(0);
-        }
-        reader.assign(&assignment)?;
-        let mut unread = 0;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if let Some(message) = reader.poll(Duration::from_millis(200)) {
-                message?;
-                unread += 1;
-            }
-            let position = reader.position()?;
-            let done = position.elements().iter().all(|e| {
-                let end = ends.get(&e.partition()).copied().unwrap_or(0);
-                e.offset().to_raw().is_some_and(|o| o >= end)
-            });
-            if done {
-                break;
-            }
-        }
-        Ok(unread)
-    }
-
     /// Stops the ingest.
     pub async fn stop(mut self) -> TestResult {
         for (trigger, task) in [
@@ -643,143 +551,4 @@ async fn ready(port: u16, what: &str) -> TestResult {
     })
     .await?;
     Ok(())
-}
-
-/// A decimal of a Magento JSON number or string.
-pub fn money(value: &Value) -> Decimal {
-    match value {
-        Value::String(s) => s.parse().unwrap_or_default(),
-        Value::Number(n) => n.to_string().parse().unwrap_or_default(),
-        _ => Decimal::ZERO,
-    }
-}
-
-/// What the ERP should hold for one Magento order, from the sim's final state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    pub cancelled: bool,
-    pub currency: String,
-    pub subtotal: Decimal,
-    pub discount: Decimal,
-    pub shipping: Decimal,
-    pub tax: Decimal,
-    pub grand_total: Decimal,
-    pub credited: Decimal,
-}
-
-/// The expectation per order reference.
-pub fn expected(sim: &Sim) -> BTreeMap<String, Expected> {
-    let store = sim.shared.store();
-    let mut credited: BTreeMap<u64, Decimal> = BTreeMap::new();
-    for memo in store.creditmemos() {
-        if let Some(order) = memo["order_id"].as_u64() {
-            *credited.entry(order).or_default() += money(&memo["grand_total"]);
-        }
-    }
-    store
-        .orders()
-        .filter_map(|o| {
-            let reference = o["increment_id"].as_str()?.to_owned();
-            let id = o["entity_id"].as_u64().unwrap_or_default();
-            Some((
-                reference,
-                Expected {
-                    cancelled: o["status"] == "canceled",
-                    currency: o["order_currency_code"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    subtotal: money(&o["subtotal"]),
-                    discount: money(&o["discount_amount"]).abs(),
-                    shipping: money(&o["shipping_amount"]),
-                    tax: money(&o["tax_amount"]),
-                    grand_total: money(&o["grand_total"]),
-                    credited: credited.get(&id).copied().unwrap_or_default(),
-                },
-            ))
-        })
-        .collect()
-}
-
-/// How the ERP's books differ from `expected`; empty when they agree. Cancelled orders
-/// may be absent (first seen cancelled) or present and cancelled.
-pub fn differences(erp: &ErpSim, expected: &BTreeMap<String, Expected>) -> Vec<String> {
-    let books = erp.shared.books();
-    let mut by_ref: BTreeMap<&str, Vec<&erp_sim::model::SalesOrder>> = BTreeMap::new();
-    for order in books.orders.values() {
-        by_ref
-            .entry(order.external_ref.as_str())
-            .or_default()
-            .push(order);
-    }
-    let mut out = Vec::new();
-    for (reference, want) in expected {
-        let found = by_ref.get(reference.as_str()).cloned().unwrap_or_default();
-        match found.as_slice() {
-            [] if want.cancelled => {}
-            [] => out.push(format!("{reference}: not in the ERP")),
-            [order] => {
-                if want.cancelled && order.status != "cancelled" {
-                    out.push(format!(
-                        "{reference}: cancelled in Magento, {} in the ERP",
-                        order.status
-                    ));
-                }
-                let t = &order.totals;
-                let got = (
-                    t.subtotal,
-                    t.discount_amount,
-                    t.shipping_amount,
-                    t.tax_amount,
-                    t.grand_total,
-                );
-                let wanted = (
-                    want.subtotal,
-                    want.discount,
-                    want.shipping,
-                    want.tax,
-                    want.grand_total,
-                );
-                if got != wanted || order.currency != want.currency {
-                    out.push(format!(
-                        "{reference}: ERP totals {got:?} {} vs Magento {wanted:?} {}",
-                        order.currency, want.currency
-                    ));
-                }
-                if order.credited != want.credited {
-                    out.push(format!(
-                        "{reference}: ERP credited {} vs Magento credit memos {}",
-                        order.credited, want.credited
-                    ));
-                }
-            }
-            many => out.push(format!("{reference}: {} ERP orders", many.len())),
-        }
-    }
-    out
-}
-
-/// Generates `count` orders and walks some through their lives: every fifth is cancelled,
-/// every fifth invoiced and shipped, every fifth invoiced and refunded.
-pub fn generate_with_lifecycles(flow: &Flow, count: usize) {
-    let ids: Vec<u64> = flow
-        .sim
-        .shared
-        .generate(count)
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
-    let mut store = flow.sim.shared.store();
-    for (n, id) in ids.iter().enumerate() {
-        let steps: &[magento_sim::Action] = match n % 5 {
-            0 => &[magento_sim::Action::Cancel],
-            1 => &[magento_sim::Action::Invoice, magento_sim::Action::Ship],
-            2 => &[magento_sim::Action::Invoice, magento_sim::Action::Refund],
-            _ => &[],
-        };
-        for step in steps {
-            // Some templates are past these steps already; the sim refuses those.
-            let _ = store.act(*id, *step);
-        }
-    }
 }
