@@ -43,19 +43,14 @@ fn unavailable(reason: String) -> CodecError {
 }
 
 /// An HTTP client trusting `ca_pem` too (the converter's own reqwest version).
-fn client_builder(
-    ca_pem: Option<&[u8]>,
-) -> Result<schema_registry_converter_reqwest::ClientBuilder, CodecError> {
-    let mut builder =
-        schema_registry_converter_reqwest::Client::builder().timeout(Duration::from_secs(10));
+fn client_builder(ca_pem: Option<&[u8]>) -> Result<reqwest::ClientBuilder, CodecError> {
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
     if let Some(pem) = ca_pem {
         let certificate =
-            schema_registry_converter_reqwest::Certificate::from_pem(pem).map_err(|e| {
-                CodecError::RegistryRefused {
-                    topic: String::new(),
-                    record: String::new(),
-                    reason: format!("the registry CA is not a PEM certificate: {e}"),
-                }
+            reqwest::Certificate::from_pem(pem).map_err(|e| CodecError::RegistryRefused {
+                topic: String::new(),
+                record: String::new(),
+                reason: format!("the registry CA is not a PEM certificate: {e}"),
             })?;
         builder = builder.add_root_certificate(certificate);
     }
@@ -92,7 +87,7 @@ impl RegistryAccess {
 
 /// Looks a subject's schema up (`POST /subjects/{subject}`) for its id.
 pub(crate) struct SchemaLookup {
-    client: schema_registry_converter_reqwest::Client,
+    client: reqwest::Client,
     url: String,
     basic: Option<(String, String)>,
 }
