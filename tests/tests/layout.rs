@@ -5,7 +5,10 @@
 //!   `cargo metadata`); the adapters and the runtime depend on no service;
 //! - inside a crate, modules do not import each other in a circle (from the `crate::` and
 //!   `super::` paths of every source file);
-//! - no Rust file in the repository is over 600 lines.
+//! - no Rust file in the repository is over 600 lines;
+//! - every decision record gives context, decision, consequences and evidence with a
+//!   command; runtime.md stays under 1,500 words; the docs speak of the product, not of
+//!   sessions or issues; every service and adapter crate has a README.
 //!
 //! Nothing here needs the stack.
 
@@ -189,4 +192,86 @@ fn the_circle_check_finds_a_circle_and_ignores_a_parent_and_its_child() -> TestR
         vec!["crate: handler → state → handler".to_string()]
     );
     Ok(())
+}
+
+#[test]
+fn decision_records_state_decisions_not_history() -> TestResult {
+    let dir = root().join("docs/decisions");
+    let mut wrong = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        let text = std::fs::read_to_string(&path)?;
+        let name = path.display();
+        for section in [
+            "## Context",
+            "## Decision",
+            "## Consequences",
+            "## Evidence",
+        ] {
+            if !text.lines().any(|line| line == section) {
+                wrong.push(format!("{name}: no `{section}`"));
+            }
+        }
+        let evidence = text.split("## Evidence").nth(1).unwrap_or_default();
+        if !["make ", "cargo "].iter().any(|c| evidence.contains(c)) {
+            wrong.push(format!(
+                "{name}: evidence without the command that reproduces it"
+            ));
+        }
+    }
+    let words = std::fs::read_to_string(dir.join("runtime.md"))?
+        .split_whitespace()
+        .count();
+    if words >= 1_500 {
+        wrong.push(format!("runtime.md has {words} words (under 1,500)"));
+    }
+    let mut texts = vec![root().join("README.md"), root().join("bench/README.md")];
+    texts.extend(layout_docs(&root().join("docs"))?);
+    for entry in std::fs::read_dir(root().join("crates"))? {
+        let readme = entry?.path().join("README.md");
+        if readme.exists() {
+            texts.push(readme);
+        }
+    }
+    for path in texts {
+        for (n, line) in std::fs::read_to_string(&path)?.lines().enumerate() {
+            let lower = line
+                .to_lowercase()
+                .replace("session timeout", "")
+                .replace("session.timeout", "");
+            for word in ["session", "iteration", "issue #"] {
+                if lower.contains(word) {
+                    wrong.push(format!("{}:{}: `{word}`", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "docs against the rules:\n{}",
+        wrong.join("\n")
+    );
+    Ok(())
+}
+
+/// Every Markdown file under `dir`.
+fn layout_docs(dir: &Path) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            out.extend(layout_docs(&path)?);
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+    Ok(out)
+}
+
+#[test]
+fn every_service_and_adapter_has_a_readme() {
+    for name in SERVICES.iter().chain(["magento", "erp"].iter()) {
+        let readme = root().join("crates").join(name).join("README.md");
+        assert!(readme.exists(), "{} is missing", readme.display());
+    }
 }
