@@ -5,7 +5,7 @@ LOCAL := deploy/local
 # The Python the interop tests decode our topics with (`make test` builds it).
 INTEROP_VENV := .data/interop-venv
 
-.PHONY: up down status test test-only test-tryton test-fuzz fuzz lint bench build tools system clean-data
+.PHONY: up down status test test-only test-tryton test-fuzz test-docs fuzz lint bench build tools system clean-data
 
 ## up: start Kafka, the schema registry, the sims and the services, run the demo, then
 ## print a running summary of the live order flow until Ctrl-C, which stops everything
@@ -45,8 +45,25 @@ status:
 ## test: format check, clippy with -D warnings, every test against one real broker +
 ## registry started for this run (a plain `cargo test` starts one per test binary instead)
 test: lint test-only
+	@$(MAKE) --no-print-directory test-docs
 	@$(MAKE) --no-print-directory test-tryton
 	@$(MAKE) --no-print-directory test-fuzz
+
+## test-docs: every Mermaid diagram of the docs parsed by Mermaid's own parser (Node.js
+## with npm; the pinned packages of tests/diagrams are installed into .data/diagrams)
+DIAGRAMS := .data/diagrams
+test-docs: $(DIAGRAMS)/node_modules/.installed
+	cp tests/diagrams/check.mjs $(DIAGRAMS)/check.mjs
+	node $(DIAGRAMS)/check.mjs README.md docs/architecture.md \
+	  $$(grep -rl --include='*.md' --exclude-dir=.data --exclude-dir=target --exclude-dir=node_modules \
+	    '```mermaid' . | grep -v -e '^./README.md$$' -e '^./docs/architecture.md$$')
+
+$(DIAGRAMS)/node_modules/.installed: tests/diagrams/package.json tests/diagrams/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 18 or later with npm"; exit 1; }
+	mkdir -p $(DIAGRAMS)
+	cp tests/diagrams/package.json tests/diagrams/package-lock.json $(DIAGRAMS)/
+	cd $(DIAGRAMS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## test-fuzz: a short pass of every fuzz target (FUZZ_SHORT_RUNS executions each)
 FUZZ_SHORT_RUNS ?= 20000
