@@ -84,12 +84,12 @@ impl ErpSettings {
 
     /// The password, from the value or its file (empty when neither is set).
     pub fn resolved_password(&self, section: &str) -> Result<Secret, ConfigError> {
-        Ok(bridge_runtime::secret::resolve(
-            &format!("{section}.password"),
-            Some(&self.password),
+        bridge_runtime::secret::of_section(
+            section,
+            "password",
+            &self.password,
             self.password_file.as_deref(),
-        )?
-        .unwrap_or_default())
+        )
     }
 }
 

@@ -58,12 +58,12 @@ impl MagentoSettings {
 
     /// The token, from the value or its file (empty when neither is set).
     pub fn resolved_token(&self, section: &str) -> Result<Secret, ConfigError> {
-        Ok(bridge_runtime::secret::resolve(
-            &format!("{section}.token"),
-            Some(&self.token),
+        bridge_runtime::secret::of_section(
+            section,
+            "token",
+            &self.token,
             self.token_file.as_deref(),
-        )?
-        .unwrap_or_default())
+        )
     }
 }
 

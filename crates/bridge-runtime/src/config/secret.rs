@@ -73,6 +73,17 @@ pub fn resolve(
     }
 }
 
+/// The secret `<section>.<key>` of a settings section from its value or its `_file` twin,
+/// empty when neither is set (the section's validation decides whether that is allowed).
+pub fn of_section(
+    section: &str,
+    key: &str,
+    value: &Secret,
+    file: Option<&Path>,
+) -> Result<Secret, ConfigError> {
+    Ok(resolve(&format!("{section}.{key}"), Some(value), file)?.unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
