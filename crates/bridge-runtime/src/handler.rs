@@ -285,17 +285,17 @@ impl<'a> Context<'a> {
     }
 }
 
-pub(crate) fn timer_prefix(kind: TimerKind) -> Vec<u8> {
+pub(crate) fn timer_prefix(kind: TimerKind) -> &'static [u8] {
     match kind {
-        TimerKind::WallClock => keys::WALL_CLOCK_TIMER.to_vec(),
-        TimerKind::EventTime => keys::EVENT_TIMER.to_vec(),
+        TimerKind::WallClock => keys::WALL_CLOCK_TIMER,
+        TimerKind::EventTime => keys::EVENT_TIMER,
     }
 }
 
 pub(crate) fn timer_key(kind: TimerKind, at: Millis, name: &str) -> Vec<u8> {
     // Big-endian with the sign bit flipped sorts i64 correctly as bytes.
     let at = (at as u64 ^ (1 << 63)).to_be_bytes();
-    [timer_prefix(kind).as_slice(), &at, name.as_bytes()].concat()
+    [timer_prefix(kind), &at, name.as_bytes()].concat()
 }
 
 pub(crate) fn parse_timer(kind: TimerKind, key: &[u8]) -> Option<Timer> {

@@ -252,7 +252,7 @@ fn fire<'a, H: Handler + ?Sized>(
             let Some(limit) = limit else { continue };
             // Only the due timers, a bounded number per round.
             let due_end = timer_key(kind, limit.saturating_add(1), "");
-            for (key, _) in ctx.state.range(&timer_prefix(kind), Some(&due_end), 1000)? {
+            for (key, _) in ctx.state.range(timer_prefix(kind), Some(&due_end), 1000)? {
                 match parse_timer(kind, &key) {
                     Some(timer) if timer.at <= limit => due.push((key, timer)),
                     Some(_) => break,
@@ -272,9 +272,7 @@ fn fire<'a, H: Handler + ?Sized>(
     // Unknown if the rounds ran out with timers still due.
     let floor = if settled {
         let prefix = timer_prefix(TimerKind::EventTime);
-        let first = ctx
-            .state
-            .range(&prefix, prefix_end(&prefix).as_deref(), 1)?;
+        let first = ctx.state.range(prefix, prefix_end(prefix).as_deref(), 1)?;
         Some(
             first
                 .first()

@@ -300,9 +300,9 @@ impl<'a> Overlay<'a> {
 
     /// The earliest event-time timer this transaction set itself.
     pub(crate) fn earliest_own_event_timer(&self) -> Option<Millis> {
-        let prefix = keys::EVENT_TIMER.to_vec();
+        let prefix = keys::EVENT_TIMER;
         self.pending
-            .range::<[u8], _>(bounds(&prefix, prefix_end(&prefix).as_deref()))
+            .range::<[u8], _>(bounds(prefix, prefix_end(prefix).as_deref()))
             .find(|(_, value)| value.is_some())
             .and_then(|(key, _)| event_timer_at(key))
     }
