@@ -7,12 +7,17 @@ use bridge_events::Event;
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use rust_decimal::Decimal;
 
+/// The workspace's root folder (the repository checkout).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 /// The binary `name` that `cargo build --bins` put in the workspace's target folder (or
 /// `CARGO_TARGET_DIR`), for tests that run the real processes.
 pub fn binary(name: &str) -> Result<PathBuf, String> {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        .unwrap_or_else(|_| workspace_root().join("target"));
     let path = target.join("debug").join(name);
     match path.exists() {
         true => Ok(path),

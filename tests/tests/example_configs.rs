@@ -3,8 +3,9 @@
 //! they name (`/var/run/secrets/bridge/…`, `/etc/bridge/…`) are redirected to a temporary
 //! folder holding stand-ins; the shipped mapping stands in for `/etc/bridge/mapping.toml`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use bridge_e2e::workspace_root;
 use bridge_runtime::config::{Validate, load};
 use serde::de::DeserializeOwned;
 
@@ -12,17 +13,13 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const PREFIXES: [&str; 2] = ["/var/run/secrets/bridge/", "/etc/bridge/"];
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// The example of `service`, its files redirected into `dir` and created there, loaded
 /// and validated as `C`.
 fn load_example<C: DeserializeOwned + Validate>(
     service: &str,
     dir: &Path,
 ) -> Result<C, Box<dyn std::error::Error>> {
-    let path = root().join(format!("deploy/config/{service}.example.toml"));
+    let path = workspace_root().join(format!("deploy/config/{service}.example.toml"));
     let mut text = std::fs::read_to_string(&path)?;
     for prefix in PREFIXES {
         let mut rest = text.as_str();
@@ -37,7 +34,7 @@ fn load_example<C: DeserializeOwned + Validate>(
             let file = dir.join(&name);
             let content = match name.as_str() {
                 "mapping.toml" => {
-                    std::fs::read_to_string(root().join("deploy/config/mapping.toml"))?
+                    std::fs::read_to_string(workspace_root().join("deploy/config/mapping.toml"))?
                 }
                 _ => "stand-in\n".to_string(),
             };
@@ -114,7 +111,7 @@ fn every_service_has_an_example() -> TestResult {
         "magento-writer",
         "reconciler",
     ] {
-        let path = root().join(format!("deploy/config/{service}.example.toml"));
+        let path = workspace_root().join(format!("deploy/config/{service}.example.toml"));
         assert!(path.exists(), "{} is missing", path.display());
     }
     Ok(())

@@ -15,9 +15,9 @@
 mod module_graph;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bridge_e2e::workspace_root;
 use serde_json::Value;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -40,10 +40,6 @@ const LIBRARIES: [&str; 4] = ["bridge-runtime", "bridge-events", "magento", "erp
 /// The longest a Rust file may be.
 const MAX_LINES: usize = 600;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// Every workspace package's dependencies on other workspace packages, by kind
 /// (`normal`, `dev`, `build`).
 /// Per package: (dependency, kind).
@@ -59,7 +55,7 @@ fn workspace_dependencies() -> Result<Dependencies, Box<dyn std::error::Error>> 
             "--no-deps",
             "--offline",
         ])
-        .current_dir(root())
+        .current_dir(workspace_root())
         .output()?;
     if !output.status.success() {
         return Err(format!(
@@ -132,7 +128,7 @@ fn no_service_depends_on_another_service() -> TestResult {
 #[test]
 fn no_module_imports_in_a_circle() -> TestResult {
     let mut circles = Vec::new();
-    for entry in std::fs::read_dir(root().join("crates"))? {
+    for entry in std::fs::read_dir(workspace_root().join("crates"))? {
         let src = entry?.path().join("src");
         if src.is_dir() {
             for circle in module_graph::circles(&src)? {
@@ -153,7 +149,7 @@ fn no_rust_file_is_over_600_lines() -> TestResult {
     let mut long = Vec::new();
     let mut seen = 0;
     for dir in ["crates", "tests", "fuzz/src", "fuzz/fuzz_targets"] {
-        for file in module_graph::rust_files(&root().join(dir))? {
+        for file in module_graph::files_ending(&workspace_root().join(dir), ".rs")? {
             seen += 1;
             let lines = std::fs::read_to_string(&file)?.lines().count();
             if lines > MAX_LINES {
@@ -196,7 +192,7 @@ fn the_circle_check_finds_a_circle_and_ignores_a_parent_and_its_child() -> TestR
 
 #[test]
 fn decision_records_state_decisions_not_history() -> TestResult {
-    let dir = root().join("docs/decisions");
+    let dir = workspace_root().join("docs/decisions");
     let mut wrong = Vec::new();
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
@@ -225,9 +221,15 @@ fn decision_records_state_decisions_not_history() -> TestResult {
     if words >= 1_500 {
         wrong.push(format!("runtime.md has {words} words (under 1,500)"));
     }
-    let mut texts = vec![root().join("README.md"), root().join("bench/README.md")];
-    texts.extend(layout_docs(&root().join("docs"))?);
-    for entry in std::fs::read_dir(root().join("crates"))? {
+    let mut texts = vec![
+        workspace_root().join("README.md"),
+        workspace_root().join("bench/README.md"),
+    ];
+    texts.extend(module_graph::files_ending(
+        &workspace_root().join("docs"),
+        ".md",
+    )?);
+    for entry in std::fs::read_dir(workspace_root().join("crates"))? {
         let readme = entry?.path().join("README.md");
         if readme.exists() {
             texts.push(readme);
@@ -254,24 +256,10 @@ fn decision_records_state_decisions_not_history() -> TestResult {
     Ok(())
 }
 
-/// Every Markdown file under `dir`.
-fn layout_docs(dir: &Path) -> Result<Vec<PathBuf>, Box<dyn std::error::Error>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            out.extend(layout_docs(&path)?);
-        } else if path.extension().is_some_and(|e| e == "md") {
-            out.push(path);
-        }
-    }
-    Ok(out)
-}
-
 #[test]
 fn every_service_and_adapter_has_a_readme() {
     for name in SERVICES.iter().chain(["magento", "erp"].iter()) {
-        let readme = root().join("crates").join(name).join("README.md");
+        let readme = workspace_root().join("crates").join(name).join("README.md");
         assert!(readme.exists(), "{} is missing", readme.display());
     }
 }

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 
 type AnyError = Box<dyn std::error::Error>;
 
-/// Every `.rs` file under `dir`, build output and hidden folders aside.
-pub fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, AnyError> {
+/// Every file under `dir` whose name ends with `suffix` (`.rs`, `.md`), build output and
+/// hidden folders aside.
+pub fn files_ending(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, AnyError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -25,7 +26,7 @@ pub fn rust_files(dir: &Path) -> Result<Vec<PathBuf>, AnyError> {
                 if name != "target" && !name.starts_with('.') {
                     stack.push(path);
                 }
-            } else if name.ends_with(".rs") {
+            } else if name.ends_with(suffix) {
                 out.push(path);
             }
         }
@@ -176,7 +177,7 @@ fn resolve(at: &[String], path: &str, known: &BTreeSet<Vec<String>>) -> Option<V
 /// `parent: a → b → a`.
 pub fn circles(src: &Path) -> Result<Vec<String>, AnyError> {
     let mut modules = BTreeMap::new();
-    for file in rust_files(src)? {
+    for file in files_ending(src, ".rs")? {
         if let Some(module) = module_of(src, &file) {
             modules.insert(module, std::fs::read_to_string(&file)?);
         }
