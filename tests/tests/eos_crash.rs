@@ -16,8 +16,6 @@ mod eos;
 
 use eos::*;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stateful_count_survives_ten_sigkills_exactly_once() -> TestResult {
     // `EOS_KILLS=50 cargo test -p bridge-e2e --test eos_crash ten_sigkills` kills more often.

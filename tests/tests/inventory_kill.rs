@@ -34,8 +34,6 @@ mod stock_stream;
 
 use stock_stream::*;
 
-type AnyError = Box<dyn std::error::Error + Send + Sync>;
-
 const PARTITIONS: i32 = 3;
 
 struct Names {

@@ -13,7 +13,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+/// What a scenario returns.
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 pub const SKUS: usize = 20;
 

@@ -8,7 +8,8 @@ use bridge_events::inventory::{InventoryMovement, MovementKind};
 use bridge_events::{Millis, samples};
 use rust_decimal::Decimal;
 
-type AnyError = Box<dyn std::error::Error + Send + Sync>;
+/// An error of any kind, sendable between tasks.
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A setting from the environment (`KILL_MOVEMENTS=500000 cargo test … --test inventory_kill`), or
 /// its default.
