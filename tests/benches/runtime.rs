@@ -201,6 +201,7 @@ impl Bench {
             commit_interval: self.commit,
             step: Default::default(),
             retry: Default::default(),
+            stall_after: Duration::from_secs(300),
             worker: None,
         };
         let kafka = KafkaConfig {

@@ -303,6 +303,11 @@ pub struct ProcessorSettings {
     pub write_behind: bool,
     /// Retries of retryable handler errors.
     pub retry: RetrySettings,
+    /// `/healthz` fails once a processing loop has made no progress for this long (not
+    /// counting state restores): above the longest a step may rightly take — retrying in
+    /// place (`retry.give_up_after_ms` + `retry.max_delay_ms`) plus a transaction's 30 s
+    /// timeout. Default 300 s.
+    pub stall_after_seconds: u64,
 }
 
 impl Default for ProcessorSettings {
@@ -317,6 +322,7 @@ impl Default for ProcessorSettings {
             state_cache_mb: 128,
             write_behind: false,
             retry: RetrySettings::default(),
+            stall_after_seconds: 300,
         }
     }
 }
@@ -381,6 +387,19 @@ impl ProcessorSettings {
             return invalid(format!(
                 "processor.retry.initial_ms = {} must be between 1 and processor.retry.max_delay_ms = {}",
                 r.initial_ms, r.max_delay_ms
+            ));
+        }
+        let longest_step_ms = r
+            .give_up_after_ms
+            .saturating_add(r.max_delay_ms)
+            .saturating_add(30_000);
+        if self.stall_after_seconds.saturating_mul(1000) <= longest_step_ms {
+            return invalid(format!(
+                "processor.stall_after_seconds = {} must exceed the longest a step may take \
+                 (retry.give_up_after_ms + retry.max_delay_ms + 30 s = {} s), or liveness \
+                 restarts a service that is only retrying",
+                self.stall_after_seconds,
+                longest_step_ms.div_ceil(1000)
             ));
         }
         if let Some(id) = &self.instance_id

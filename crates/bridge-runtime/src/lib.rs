@@ -39,6 +39,11 @@ pub mod step;
 pub mod telemetry;
 pub mod trace;
 
+/// The version every binary reports (`--version`, `--check-config`): the
+/// workspace version and, when the build was given one (`make image` does), the source
+/// revision in `BRIDGE_REVISION`.
+pub const VERSION: &str = env!("BRIDGE_VERSION");
+
 /// The allocator every service binary installs (`#[global_allocator]`): mimalloc. The loop
 /// allocates per record (decode, state overlay, changelog) and glibc's malloc was a fifth of
 /// its time in the runtime benchmark; mimalloc made the aggregator about 20 % faster.

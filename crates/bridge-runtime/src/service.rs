@@ -120,10 +120,15 @@ where
 
 /// The command line every service takes.
 #[derive(clap::Parser)]
+#[command(version = crate::VERSION)]
 struct Args {
     /// TOML configuration file; `BRIDGE__SECTION__KEY` environment variables override it.
     #[arg(long, env = "BRIDGE_CONFIG")]
     config: Option<std::path::PathBuf>,
+    /// Load and validate the configuration (file and environment), say so and exit: 0 when
+    /// the service would start with it, 1 with the first problem named otherwise.
+    #[arg(long)]
+    check_config: bool,
 }
 
 /// What a service's `main` does first: parse `--config`, start telemetry (keep the guard
@@ -133,6 +138,12 @@ pub fn bootstrap<C: serde::de::DeserializeOwned + crate::config::Validate>(
     name: &'static str,
 ) -> Result<(C, Shutdown, crate::telemetry::TelemetryGuard), crate::config::ConfigError> {
     let args = <Args as clap::Parser>::parse();
+    if args.check_config {
+        let config: C = crate::config::load(args.config.as_deref(), std::env::vars())?;
+        config.validate()?;
+        println!("{name} {}: configuration valid", crate::VERSION);
+        std::process::exit(0);
+    }
     let guard = crate::telemetry::init(name);
     let config: C = crate::config::load(args.config.as_deref(), std::env::vars())?;
     config.validate()?;

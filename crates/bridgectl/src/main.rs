@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 /// Operator command line for magento-erp-bridge.
 #[derive(Parser)]
-#[command(version)]
+#[command(version = bridge_runtime::VERSION)]
 struct Args {
     /// A service's TOML configuration: its `[kafka]` (TLS, SASL, `librdkafka_files`) and
     /// `[registry]` (credentials, CA) sections are used; other sections are ignored.

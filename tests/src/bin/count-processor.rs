@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         commit_interval: Duration::from_millis(100),
         step: Default::default(),
         retry: Default::default(),
+        stall_after: Duration::from_secs(300),
         worker: None,
     };
     let flaky_failures_left: u32 = std::env::var("COUNT_FLAKY_FAILURES")

@@ -84,6 +84,8 @@ pub struct ProcessorConfig {
     /// Retries of retryable handler errors; `max_delay` is also how long a partition pauses
     /// after they give up.
     pub retry: RetryPolicy,
+    /// `/healthz` fails once the loop has made no progress for this long (restores aside).
+    pub stall_after: Duration,
     /// Which of several loops of the same group in one process this is
     /// ([`crate::service::LoopSpec::worker`]); `None`: the only one.
     pub worker: Option<usize>,
@@ -128,6 +130,7 @@ impl ProcessorConfig {
                 ..StepConfig::default()
             },
             retry: settings.retry.policy(),
+            stall_after: Duration::from_secs(settings.stall_after_seconds),
             worker: None,
         }
     }
@@ -246,6 +249,7 @@ pub fn run<H: Handler>(
         Arc::clone(&health),
         &config.readiness_part(),
         &config.input_topic,
+        config.stall_after,
     );
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ProcessorError::Io {
         path: config.state_dir.clone(),
@@ -393,6 +397,7 @@ impl<H: Handler> Loop<'_, H> {
             }
             // One clock read per round for both intervals.
             let round = Instant::now();
+            self.readiness.beat(round);
             if round.duration_since(last_punctuation) >= self.config.commit_interval {
                 last_punctuation = round;
                 // A punctuation starts a fresh batch, so the state it reads is committed

@@ -1,15 +1,18 @@
 //! What a processing loop tells `/readyz`: ready once it has joined its group and restored
 //! the state of the partitions it was given; not ready while it restores, or while its
-//! input topic does not exist.
+//! input topic does not exist. And what it tells `/healthz`: a heartbeat each round, with
+//! restores exempt from the bound.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::health::Health;
+use crate::health::{Health, Heartbeat};
 
 /// One loop's part of the service's readiness (named by the group id, and the worker when
 /// several loops share a group).
 pub(super) struct Readiness {
     health: Arc<Health>,
+    heartbeat: Arc<Heartbeat>,
     part: String,
     input_topic: String,
     assigned: bool,
@@ -18,9 +21,15 @@ pub(super) struct Readiness {
 
 impl Readiness {
     /// Not ready: the loop is starting.
-    pub(super) fn new(health: Arc<Health>, part: &str, input_topic: &str) -> Self {
+    pub(super) fn new(
+        health: Arc<Health>,
+        part: &str,
+        input_topic: &str,
+        stall_after: Duration,
+    ) -> Self {
         health.waiting_for(part, "starting");
         Self {
+            heartbeat: health.heartbeat(part, stall_after),
             health,
             part: part.to_owned(),
             input_topic: input_topic.to_owned(),
@@ -29,8 +38,15 @@ impl Readiness {
         }
     }
 
-    /// Restoring `partition` before processing it.
+    /// The loop finished a round at `now`.
+    pub(super) fn beat(&self, now: Instant) {
+        self.heartbeat.beat(now);
+    }
+
+    /// Restoring `partition` before processing it (exempt from the liveness bound until
+    /// [`Readiness::assigned`]).
     pub(super) fn restoring(&self, partition: i32) {
+        self.heartbeat.exempt(true);
         self.waiting(format!("restoring the state of partition {partition}"));
     }
 
@@ -41,6 +57,7 @@ impl Readiness {
 
     /// An assignment is restored; one with partitions proves the input topic exists.
     pub(super) fn assigned(&mut self, partitions: usize) {
+        self.heartbeat.exempt(false);
         self.assigned = true;
         if partitions > 0 {
             self.input_missing = false;
