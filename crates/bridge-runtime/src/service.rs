@@ -137,7 +137,9 @@ struct Args {
 pub fn bootstrap<C: serde::de::DeserializeOwned + crate::config::Validate>(
     name: &'static str,
 ) -> Result<(C, Shutdown, crate::telemetry::TelemetryGuard), crate::config::ConfigError> {
-    let args = <Args as clap::Parser>::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Args::command().name(name).get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if args.check_config {
         let config: C = crate::config::load(args.config.as_deref(), std::env::vars())?;
         config.validate()?;
