@@ -5,7 +5,7 @@ LOCAL := deploy/local
 # The Python the interop tests decode our topics with (`make test` builds it).
 INTEROP_VENV := .data/interop-venv
 
-.PHONY: up down status test test-only test-tryton test-fuzz test-docs fuzz lint bench build tools system clean-data
+.PHONY: up down status test test-only test-tryton test-fuzz test-docs test-image image fuzz lint bench build tools system clean-data
 
 ## up: start Kafka, the schema registry, the sims and the services, run the demo, then
 ## print a running summary of the live order flow until Ctrl-C, which stops everything
@@ -46,6 +46,7 @@ status:
 ## registry started for this run (a plain `cargo test` starts one per test binary instead)
 test: lint test-only
 	@$(MAKE) --no-print-directory test-docs
+	@$(MAKE) --no-print-directory test-image
 	@$(MAKE) --no-print-directory test-tryton
 	@$(MAKE) --no-print-directory test-fuzz
 
@@ -64,6 +65,20 @@ $(DIAGRAMS)/node_modules/.installed: tests/diagrams/package.json tests/diagrams/
 	cp tests/diagrams/package.json tests/diagrams/package-lock.json $(DIAGRAMS)/
 	cd $(DIAGRAMS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+## image: the OCI image (every service binary and bridgectl, FROM scratch with exactly the
+## libraries they link, non-root, CA bundle, OCI labels) with buildah, no daemon, no base
+## pulled; prints its id and size (deploy/image/build.sh)
+image: tools
+	bash deploy/image/build.sh
+
+## test-image: the same image from the debug binaries `make test` built, unpacked from its
+## OCI layout and every binary run from it by chroot; one service against the test broker
+TEST_IMAGE := localhost/magento-erp-bridge-test
+test-image: build
+	IMAGE_PROFILE=dev IMAGE_NAME=$(TEST_IMAGE) IMAGE_ROOTFS=.data/image/test-rootfs bash deploy/image/build.sh
+	bash $(LOCAL)/test-stack.sh bash deploy/image/check.sh $(TEST_IMAGE):$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1); \
+	  status=$$?; buildah images --format "{{.Name}}:{{.Tag}}" | grep "^$(TEST_IMAGE):" | xargs -r buildah rmi -f >/dev/null; rm -rf .data/image/test-rootfs; exit $$status
 
 ## test-fuzz: a short pass of every fuzz target (FUZZ_SHORT_RUNS executions each)
 FUZZ_SHORT_RUNS ?= 20000
