@@ -78,7 +78,7 @@ TEST_IMAGE := localhost/magento-erp-bridge-test
 test-image: build
 	IMAGE_PROFILE=dev IMAGE_NAME=$(TEST_IMAGE) IMAGE_ROOTFS=.data/image/test-rootfs bash deploy/image/build.sh
 	bash $(LOCAL)/test-stack.sh bash deploy/image/check.sh $(TEST_IMAGE):$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1); \
-	  status=$$?; buildah images --format "{{.Name}}:{{.Tag}}" | grep "^$(TEST_IMAGE):" | xargs -r buildah rmi -f >/dev/null; rm -rf .data/image/test-rootfs; exit $$status
+	  status=$$?; buildah images --format "{{.Name}}:{{.Tag}}" | grep "^$(TEST_IMAGE):" | xargs -r buildah rmi -f >/dev/null; buildah rmi --prune >/dev/null 2>&1; rm -rf .data/image/test-rootfs; exit $$status
 
 ## test-fuzz: a short pass of every fuzz target (FUZZ_SHORT_RUNS executions each)
 FUZZ_SHORT_RUNS ?= 20000

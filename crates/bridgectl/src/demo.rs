@@ -26,7 +26,12 @@ pub async fn run(
     registry: &RegistryConfig,
     topic: &str,
 ) -> anyhow::Result<()> {
-    ensure_topic(kafka, topic, 3, &[]).await?;
+    let layout = TopicLayout {
+        partitions: 3,
+        replication_factor: -1,
+        min_insync_replicas: None,
+    };
+    ensure_topic(kafka, topic, &layout, &[]).await?;
     let settings = registry.access()?.sr_settings()?;
     let registry_url = &registry.url;
     let strategy = SubjectNameStrategy::TopicRecordNameStrategyWithSchema(
@@ -140,23 +145,37 @@ fn read_back(
     bail!("the probe at {topic}/{partition}@{offset} was not readable within 30 s")
 }
 
-/// Creates `topic` with `partitions` unless it exists, replicated as the cluster's
-/// `default.replication.factor` says (one copy on the local single-node broker).
+/// How `create-topics` lays out a topic.
+pub struct TopicLayout {
+    /// Partitions.
+    pub partitions: i32,
+    /// Copies per partition; -1: the cluster's `default.replication.factor` (one copy on
+    /// the local single-node broker).
+    pub replication_factor: i32,
+    /// `min.insync.replicas`; `None`: the cluster's default.
+    pub min_insync_replicas: Option<String>,
+}
+
+/// Creates `topic` as `layout` says unless it exists (an existing topic is left as it is).
 pub async fn ensure_topic(
     kafka: &KafkaConfig,
     topic: &str,
-    partitions: i32,
+    layout: &TopicLayout,
     configs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = kafka.client().create()?;
-    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    let replication = TopicReplication::Fixed(layout.replication_factor);
+    let mut new_topic = NewTopic::new(topic, layout.partitions, replication);
     for (key, value) in configs {
         new_topic = new_topic.set(key, value);
+    }
+    if let Some(min_isr) = &layout.min_insync_replicas {
+        new_topic = new_topic.set("min.insync.replicas", min_isr);
     }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics([&new_topic], &options).await? {
         match result {
-            Ok(_) => println!("created topic {topic} ({partitions} partitions)"),
+            Ok(_) => println!("created topic {topic} ({} partitions)", layout.partitions),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => bail!("creating topic `{name}` failed: {code}"),
         }

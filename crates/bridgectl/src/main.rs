@@ -86,9 +86,18 @@ enum Command {
     Topics,
     /// Create the event topics of the layout (and the services' parked topics) if missing.
     CreateTopics {
-        /// Partitions of each event topic.
+        /// Partitions of each event topic (and of each changelog and parked topic: they
+        /// follow their input's partitions). The most replicas a stateful service can use.
         #[arg(long, default_value_t = 3)]
         partitions: i32,
+        /// Copies of each partition; the cluster's `default.replication.factor` when not
+        /// given (3 in production).
+        #[arg(long)]
+        replication_factor: Option<i32>,
+        /// `min.insync.replicas` of each topic (2 with 3 copies: a write is acknowledged by
+        /// two brokers); the cluster's default when not given.
+        #[arg(long)]
+        min_insync_replicas: Option<u32>,
     },
     /// Check or release the event schemas (the evolution gate).
     Schemas {
@@ -189,22 +198,31 @@ async fn main() -> anyhow::Result<()> {
     match args.command {
         Command::Demo { topic } => demo::run(&kafka, &registry, &topic).await,
         Command::Topics => demo::list_topics(&kafka),
-        Command::CreateTopics { partitions } => {
+        Command::CreateTopics {
+            partitions,
+            replication_factor,
+            min_insync_replicas,
+        } => {
+            let layout = demo::TopicLayout {
+                partitions,
+                replication_factor: replication_factor.unwrap_or(-1),
+                min_insync_replicas: min_insync_replicas.map(|n| n.to_string()),
+            };
             for topic in bridge_events::topics::LAYOUT
                 .iter()
                 .map(|(topic, _)| *topic)
                 .chain(["order-ingest-parked"])
             {
-                demo::ensure_topic(&kafka, topic, partitions, &[]).await?;
+                demo::ensure_topic(&kafka, topic, &layout, &[]).await?;
             }
             // Each processing loop's group: a parked topic, and its state changelog —
             // compacted, as many partitions as the input it follows.
             for group in LOOP_GROUPS {
                 let parked = format!("{group}-parked");
-                demo::ensure_topic(&kafka, &parked, partitions, &[]).await?;
+                demo::ensure_topic(&kafka, &parked, &layout, &[]).await?;
                 let changelog = format!("{group}-changelog");
                 let compact = [("cleanup.policy", "compact")];
-                demo::ensure_topic(&kafka, &changelog, partitions, &compact).await?;
+                demo::ensure_topic(&kafka, &changelog, &layout, &compact).await?;
             }
             Ok(())
         }
