@@ -5,7 +5,7 @@ LOCAL := deploy/local
 # The Python the interop tests decode our topics with (`make test` builds it).
 INTEROP_VENV := .data/interop-venv
 
-.PHONY: up down status test test-only test-tryton test-fuzz test-docs test-image image fuzz lint bench build tools system clean-data
+.PHONY: up down status test test-only test-tryton test-fuzz test-docs test-image test-kubernetes image fuzz lint bench build tools system clean-data
 
 ## up: start Kafka, the schema registry, the sims and the services, run the demo, then
 ## print a running summary of the live order flow until Ctrl-C, which stops everything
@@ -47,6 +47,7 @@ status:
 test: lint test-only
 	@$(MAKE) --no-print-directory test-docs
 	@$(MAKE) --no-print-directory test-image
+	@$(MAKE) --no-print-directory test-kubernetes
 	@$(MAKE) --no-print-directory test-tryton
 	@$(MAKE) --no-print-directory test-fuzz
 
@@ -79,6 +80,17 @@ test-image: build
 	IMAGE_PROFILE=dev IMAGE_NAME=$(TEST_IMAGE) IMAGE_ROOTFS=.data/image/test-rootfs bash deploy/image/build.sh
 	bash $(LOCAL)/test-stack.sh bash deploy/image/check.sh $(TEST_IMAGE):$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1); \
 	  status=$$?; buildah images --format "{{.Name}}:{{.Tag}}" | grep "^$(TEST_IMAGE):" | xargs -r buildah rmi -f >/dev/null; buildah rmi --prune >/dev/null 2>&1; rm -rf .data/image/test-rootfs; exit $$status
+
+## test-kubernetes: render every overlay of deploy/kubernetes with kustomize, validate each
+## object offline (Kubernetes OpenAPI schemas, the KEDA and Prometheus Operator CRDs), the
+## review policies, then start each service of the dev overlay as its manifest says against
+## the test broker (tests/kubernetes; the tools from the Go module proxy and PyPI into
+## .data/kubernetes)
+K8S_TOOLS := .data/kubernetes
+test-kubernetes: build
+	bash tests/kubernetes/tools.sh $(K8S_TOOLS)
+	cd tests/kubernetes && BRIDGE_K8S_TOOLS=$(CURDIR)/$(K8S_TOOLS) BRIDGE_BIN_DIR=$(CURDIR)/target/debug \
+	  bash $(CURDIR)/$(LOCAL)/test-stack.sh $(CURDIR)/$(K8S_TOOLS)/venv/bin/pytest -q -p no:cacheprovider .
 
 ## test-fuzz: a short pass of every fuzz target (FUZZ_SHORT_RUNS executions each)
 FUZZ_SHORT_RUNS ?= 20000
