@@ -86,7 +86,12 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
             if !config.ingest.poll.enabled {
                 return std::future::pending().await;
             }
+            // A round may rightly sleep the poll interval: the bound is the runtime's stall
+            // bound on top of it.
+            let bound = std::time::Duration::from_secs(config.processor.stall_after_seconds)
+                + std::time::Duration::from_millis(config.ingest.poll.interval_ms);
             poller::Poller::new(Arc::clone(&pipeline), config.ingest.poll.clone(), ingest_metrics.clone())
+                .with_heartbeat(health.heartbeat("poller", bound))
                 .run(stop.clone())
                 .await;
             Ok(())

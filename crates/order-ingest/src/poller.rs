@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bridge_runtime::health::Heartbeat;
 use bridge_runtime::shutdown::Shutdown;
 use chrono::NaiveDateTime;
 use serde_json::Value;
@@ -63,6 +64,7 @@ pub struct Poller {
     pipeline: Arc<Pipeline>,
     settings: PollSettings,
     metrics: IngestMetrics,
+    heartbeat: Option<Arc<Heartbeat>>,
 }
 
 impl Poller {
@@ -72,6 +74,20 @@ impl Poller {
             pipeline,
             settings,
             metrics,
+            heartbeat: None,
+        }
+    }
+
+    /// Tells `/healthz` of its progress: a beat per row, page and round, so a poll that
+    /// hangs (a Magento call or a publish that never returns) turns liveness red.
+    pub fn with_heartbeat(mut self, heartbeat: Arc<Heartbeat>) -> Self {
+        self.heartbeat = Some(heartbeat);
+        self
+    }
+
+    fn beat(&self) {
+        if let Some(heartbeat) = &self.heartbeat {
+            heartbeat.beat(std::time::Instant::now());
         }
     }
 
@@ -87,6 +103,7 @@ impl Poller {
         let every = Duration::from_millis(self.settings.source_items_interval_ms);
         let mut last_sync: Option<std::time::Instant> = None;
         loop {
+            self.beat();
             if !every.is_zero() && last_sync.is_none_or(|at| at.elapsed() >= every) {
                 self.sync_source_items(&mut last_sync).await;
             }
@@ -104,6 +121,7 @@ impl Poller {
                     }
                 }
             }
+            self.beat();
             tokio::select! {
                 _ = shutdown.clone().wait() => return,
                 _ = tokio::time::sleep(Duration::from_millis(self.settings.interval_ms)) => {}
@@ -116,7 +134,9 @@ impl Poller {
         let labels = KindLabels {
             kind: "source_items".into(),
         };
-        match crate::source_items::sync(&self.pipeline, self.settings.page_size).await {
+        match crate::source_items::sync(&self.pipeline, self.settings.page_size, &|| self.beat())
+            .await
+        {
             Ok(stats) => {
                 tracing::debug!(?stats, "source items synced");
                 *last_sync = Some(std::time::Instant::now());
@@ -163,6 +183,7 @@ impl Poller {
                 .await?;
             stats.pages += 1;
             stats.rows += rows.items.len();
+            self.beat();
             let mut outcomes = Vec::with_capacity(rows.items.len());
             let mut last: Option<(String, u64)> = None;
             for row in &rows.items {
@@ -180,6 +201,7 @@ impl Poller {
                 {
                     last = Some((updated.to_owned(), id));
                 }
+                self.beat();
                 outcomes.push(match kind {
                     Kind::Orders => self.pipeline.order(row, &origin).await?,
                     Kind::CreditMemos => self.pipeline.creditmemo(row, &origin).await?,

@@ -31,7 +31,11 @@ pub struct SyncStats {
 }
 
 /// Reads every source item once and publishes the changes.
-pub async fn sync(pipeline: &Arc<Pipeline>, page_size: usize) -> Result<SyncStats, IngestError> {
+pub async fn sync(
+    pipeline: &Arc<Pipeline>,
+    page_size: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Result<SyncStats, IngestError> {
     let observed_at = bridge_events::now_millis();
     let mut stats = SyncStats::default();
     let page_size = page_size.max(1);
@@ -42,6 +46,7 @@ pub async fn sync(pipeline: &Arc<Pipeline>, page_size: usize) -> Result<SyncStat
             .await?;
         stats.pages += 1;
         stats.items += page.items.len();
+        progress();
         let mut outcomes = Vec::new();
         let mut cursors = Vec::new();
         for item in &page.items {
