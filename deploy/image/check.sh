@@ -10,6 +10,7 @@
 source "$(dirname "$0")/../local/lib.sh"
 
 image="${1:?usage: check.sh IMAGE}"
+(( EUID == 0 )) || die "chroot needs root: run make test-image as root"
 : "${BRIDGE_TEST_BOOTSTRAP:?the test broker (deploy/local/test-stack.sh sets it)}"
 : "${BRIDGE_TEST_REGISTRY:?the test registry (deploy/local/test-stack.sh sets it)}"
 work="$(mktemp -d /tmp/bridge-image-check-XXXXXX)"

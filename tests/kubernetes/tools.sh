@@ -15,6 +15,7 @@ KUSTOMIZE=v5.7.1
 KEDA=v2.18.0
 PROMETHEUS_OPERATOR=v0.86.0
 CONTROLLER_TOOLS=v0.19.0
+command -v go >/dev/null || { echo "[kubernetes] go is missing (kustomize and controller-gen come from the Go module proxy)" >&2; exit 1; }
 mkdir -p "$dir/bin" "$dir/crds"
 export GOFLAGS=-mod=mod GOBIN="$dir/bin"
 
