@@ -402,9 +402,11 @@ async fn an_unmappable_sku_is_rejected_and_parked_by_name_and_replays_after_the_
     assert_ne!(fixed, MAPPING);
     let fixed = flow.mapping_file("fixed.toml", &fixed)?;
     let mut writer = flow.start_writer(&fixed).await?;
+    let parked_topic = format!("{}-parked", flow.group);
+    operator_sees_and_selects_the_parked_record(&flow, &parked_topic).await?;
     let status = std::process::Command::new(bridge_e2e::binary("bridgectl")?)
         .args(["--bootstrap-servers", &flow.bootstrap, "parked", "replay"])
-        .arg(format!("{}-parked", flow.group))
+        .arg(&parked_topic)
         .status()?;
     assert!(status.success());
     wait_until(
@@ -439,4 +441,67 @@ async fn an_unmappable_sku_is_rejected_and_parked_by_name_and_replays_after_the_
     .await?;
     writer.stop()?;
     flow.stop().await
+}
+
+/// What an operator scripts before a replay: `status` exits 3 naming the parked topic;
+/// `parked list` and `show` in JSON name the record without its payload; a dry run and a
+/// selection that matches nothing produce nothing.
+async fn operator_sees_and_selects_the_parked_record(flow: &Flow, parked: &str) -> TestResult {
+    let ctl = |args: &[&str]| {
+        let out = std::process::Command::new(bridge_e2e::binary("bridgectl")?)
+            .args(["--bootstrap-servers", &flow.bootstrap, "--output", "json"])
+            .args(args)
+            .output()?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(out)
+    };
+    let json =
+        |out: &std::process::Output| serde_json::from_slice::<serde_json::Value>(&out.stdout);
+    let group = format!("--group={}={}", flow.group, flow.orders);
+    let status = ctl(&["status", "--no-services", &group])?;
+    assert_eq!(
+        status.status.code(),
+        Some(3),
+        "parked records need attention"
+    );
+    let status = json(&status)?;
+    assert!(status["attention"].to_string().contains(parked), "{status}");
+    assert!(
+        status["groups"][0]["partitions"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+
+    let listed = json(&ctl(&["parked", "list", parked])?)?;
+    let count = listed["count"].as_u64().ok_or("no count")?;
+    assert!(count >= 1, "{listed}");
+    let first = &listed["records"][0];
+    assert_eq!(first["error_class"], "unmappable");
+    assert!(
+        first.get("payload").is_none(),
+        "a listing carries no payload"
+    );
+    let (partition, offset) = (first["partition"].to_string(), first["offset"].to_string());
+    let shown = json(&ctl(&["parked", "show", parked, &partition, &offset])?)?;
+    assert_eq!(shown["origin"]["topic"], flow.orders.as_str());
+    assert!(
+        shown["payload_bytes"].as_u64().is_some_and(|n| n > 0),
+        "{shown}"
+    );
+
+    let before = flow.events(&flow.orders).await?.len();
+    let dry = ctl(&["parked", "replay", parked, "--dry-run"])?;
+    assert!(dry.status.success());
+    assert_eq!(json(&dry)?["count"].as_u64(), Some(count));
+    let none = ctl(&["parked", "replay", parked, "--class", "no-such-class"])?;
+    assert_eq!(json(&none)?["replayed"].as_u64(), Some(0));
+    let beyond = ctl(&["parked", "replay", parked, "--from-offset", "1000000"])?;
+    assert_eq!(json(&beyond)?["replayed"].as_u64(), Some(0));
+    assert_eq!(
+        flow.events(&flow.orders).await?.len(),
+        before,
+        "a dry run produced records"
+    );
+    let missing = ctl(&["parked", "show", parked, "0", "1000000"])?;
+    assert_eq!(missing.status.code(), Some(1));
+    Ok(())
 }

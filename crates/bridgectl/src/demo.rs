@@ -183,9 +183,18 @@ pub async fn ensure_topic(
     Ok(())
 }
 
-pub fn list_topics(kafka: &KafkaConfig) -> anyhow::Result<()> {
+pub fn list_topics(kafka: &KafkaConfig, output: crate::Output) -> anyhow::Result<()> {
     let consumer: BaseConsumer = kafka.client().create()?;
     let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    if output == crate::Output::Json {
+        let topics: Vec<serde_json::Value> = metadata
+            .topics()
+            .iter()
+            .map(|t| serde_json::json!({ "topic": t.name(), "partitions": t.partitions().len() }))
+            .collect();
+        println!("{}", serde_json::json!({ "topics": topics }));
+        return Ok(());
+    }
     for topic in metadata.topics() {
         println!(
             "{:<40} {} partitions",

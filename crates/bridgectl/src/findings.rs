@@ -14,6 +14,7 @@ pub async fn list(
     registry: &RegistryConfig,
     topic: &str,
     all: bool,
+    output: crate::Output,
 ) -> anyhow::Result<()> {
     let codec = registry.codec()?;
     let mut last: BTreeMap<String, ReconciliationFinding> = BTreeMap::new();
@@ -30,6 +31,31 @@ pub async fn list(
         .filter(|f| all || f.state == FindingState::Open)
         .collect();
     shown.sort_by_key(|f| f.first_seen_at);
+    let open = last
+        .values()
+        .filter(|f| f.state == FindingState::Open)
+        .count();
+    if output == crate::Output::Json {
+        let rows: Vec<serde_json::Value> = shown
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "finding_id": f.finding_id,
+                    "state": format!("{:?}", f.state),
+                    "severity": format!("{:?}", f.severity),
+                    "kind": format!("{:?}", f.kind),
+                    "entity_type": f.entity_type,
+                    "entity_ref": f.entity_ref,
+                    "explanation": f.explanation,
+                    "first_seen_at": f.first_seen_at,
+                })
+            })
+            .collect();
+        let resolved = last.len() - open;
+        let doc = serde_json::json!({ "topic": topic, "open": open, "resolved": resolved, "findings": rows });
+        println!("{doc}");
+        return Ok(());
+    }
     for f in &shown {
         let since = chrono::DateTime::from_timestamp_millis(f.first_seen_at)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
@@ -39,10 +65,6 @@ pub async fn list(
             f.state, f.severity, f.kind, f.entity_type, f.entity_ref, f.explanation
         );
     }
-    let open = last
-        .values()
-        .filter(|f| f.state == FindingState::Open)
-        .count();
     println!(
         "{open} open finding(s), {} resolved, on {topic}",
         last.len() - open

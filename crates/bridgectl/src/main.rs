@@ -1,13 +1,21 @@
 //! `bridgectl`: the operator command line: proves the local stack works (`demo`), lists
-//! and creates topics, checks schemas, lists parked records and replays them after a fix,
-//! and shows the reconciler's findings.
+//! and creates topics, checks schemas, shows the status (lag, parked, breaker, last
+//! reconciliation), lists, shows and replays parked records after a fix, and shows the
+//! reconciler's findings. Read commands take `--output json`.
+//!
+//! Exit codes, for scripts: 0 done (for `status`: nothing needs attention); 1 the command
+//! failed (Kafka or the registry unreachable, a bad configuration, a schema problem);
+//! 2 wrong usage; 3 `status` found something that needs attention.
 
 mod demo;
 mod findings;
 mod parked;
+mod progress;
 mod schemas;
+mod status;
 mod watch;
 
+use bridge_events::topics;
 use bridge_runtime::config::{KafkaConfig, RegistryConfig};
 use clap::{Parser, Subcommand};
 
@@ -26,9 +34,25 @@ struct Args {
     /// http://127.0.0.1:8081).
     #[arg(long, env = "BRIDGE_REGISTRY_URL", global = true)]
     registry_url: Option<String>,
+    /// How read commands print: `text` for people, `json` (one document on standard
+    /// output) for scripts.
+    #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
+    output: Output,
     #[command(subcommand)]
     command: Command,
 }
+
+/// The form of a read command's output.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// Lines for people.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// `status` found something that needs attention.
+const EXIT_ATTENTION: i32 = 3;
 
 /// The `[kafka]` and `[registry]` sections of a service configuration.
 #[derive(serde::Deserialize, Default)]
@@ -84,6 +108,22 @@ enum Command {
     },
     /// List the topics with their partition counts.
     Topics,
+    /// Each processing loop's lag per partition, the parked records, and from the
+    /// services' metrics readiness, paused partitions, the ERP breaker and the last
+    /// reconciliation. Exit code 3 when something needs attention.
+    Status {
+        /// A service's health address (its `[http] listen`; in a cluster a
+        /// `kubectl port-forward`); repeat for each. Default: the local stack's.
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// Kafka only: do not ask the services.
+        #[arg(long)]
+        no_services: bool,
+        /// A loop's group and its input, `GROUP=TOPIC`, instead of the services' default
+        /// groups (for `group_id`s set in a configuration); repeat for each.
+        #[arg(long = "group", value_parser = group_and_topic)]
+        groups: Vec<(String, String)>,
+    },
     /// Create the event topics of the layout (and the services' parked topics) if missing.
     CreateTopics {
         /// Partitions of each event topic (and of each changelog and parked topic: they
@@ -153,21 +193,38 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ParkedAction {
-    /// Print each parked record's origin, error class and reason.
+    /// Print each parked record's position, error class, reason and origin.
     List {
         /// The parked topic, e.g. `erp-writer-parked`.
         topic: String,
+        #[command(flatten)]
+        selection: parked::Selection,
     },
-    /// Produce each parked record's original key, payload and headers again.
+    /// Print one parked record in full: reason, origin, headers, key, payload size and
+    /// digest (the payload itself only into a file, with `--payload-to`).
+    Show {
+        /// The parked topic.
+        topic: String,
+        /// Its partition on the parked topic.
+        partition: i32,
+        /// Its offset on the parked topic.
+        offset: i64,
+        /// Write the original payload bytes to this file.
+        #[arg(long)]
+        payload_to: Option<std::path::PathBuf>,
+    },
+    /// Produce the selected parked records' original key, payload and headers again.
     Replay {
         /// The parked topic, e.g. `erp-writer-parked`.
         topic: String,
-        /// Only records of this error class, e.g. `unmappable`.
-        #[arg(long)]
-        class: Option<String>,
+        #[command(flatten)]
+        selection: parked::Selection,
         /// Onto this topic instead of the original one.
         #[arg(long)]
         to: Option<String>,
+        /// Only say what would be replayed; produce nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -179,17 +236,47 @@ enum SchemasAction {
     Release,
 }
 
-/// The consumer groups of the services' processing loops (their default names).
-const LOOP_GROUPS: &[&str] = &[
-    "erp-writer",
-    "erp-writer-stock",
-    "erp-writer-customers",
-    "erp-writer-resync",
-    "inventory-aggregator",
-    "magento-writer",
-    "magento-writer-resync",
-    "reconciler",
+/// The consumer groups of the services' processing loops (their default names) and the
+/// input each reads.
+const LOOP_GROUPS: &[(&str, &str)] = &[
+    ("erp-writer", topics::ORDERS),
+    ("erp-writer-stock", topics::STOCK_DELTAS),
+    ("erp-writer-customers", topics::ORDERS),
+    ("erp-writer-resync", topics::RESYNC_REQUESTS),
+    ("inventory-aggregator", topics::INVENTORY_MOVEMENTS),
+    ("magento-writer", topics::ERP_RESULTS),
+    ("magento-writer-resync", topics::RESYNC_REQUESTS),
+    ("reconciler", topics::ORDERS),
 ];
+
+/// The local stack's health addresses (`make up`).
+const LOCAL_SERVICES: &[&str] = &[
+    "http://127.0.0.1:8091",
+    "http://127.0.0.1:8092",
+    "http://127.0.0.1:8093",
+    "http://127.0.0.1:8094",
+    "http://127.0.0.1:8095",
+];
+
+/// `GROUP=TOPIC` of `status --group`.
+fn group_and_topic(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((g, t)) if !g.is_empty() && !t.is_empty() => Ok((g.to_owned(), t.to_owned())),
+        _ => Err(format!("`{text}` is not GROUP=TOPIC")),
+    }
+}
+
+/// Whether `groups` are the services' default ones.
+fn args_groups_default(groups: &[(&str, &str)]) -> bool {
+    groups == LOOP_GROUPS
+}
+
+/// Every parked topic: order-ingest's and each loop's.
+fn parked_topics() -> Vec<String> {
+    std::iter::once("order-ingest-parked".to_owned())
+        .chain(LOOP_GROUPS.iter().map(|(g, _)| format!("{g}-parked")))
+        .collect()
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -197,7 +284,36 @@ async fn main() -> anyhow::Result<()> {
     let (kafka, registry) = args.connections()?;
     match args.command {
         Command::Demo { topic } => demo::run(&kafka, &registry, &topic).await,
-        Command::Topics => demo::list_topics(&kafka),
+        Command::Topics => demo::list_topics(&kafka, args.output),
+        Command::Status {
+            services,
+            no_services,
+            groups,
+        } => {
+            let groups: Vec<(&str, &str)> = if groups.is_empty() {
+                LOOP_GROUPS.to_vec()
+            } else {
+                groups
+                    .iter()
+                    .map(|(g, t)| (g.as_str(), t.as_str()))
+                    .collect()
+            };
+            let parked: Vec<String> = if args_groups_default(&groups) {
+                parked_topics()
+            } else {
+                groups.iter().map(|(g, _)| format!("{g}-parked")).collect()
+            };
+            let services: Vec<String> = match (no_services, services.is_empty()) {
+                (true, _) => Vec::new(),
+                (false, true) => LOCAL_SERVICES.iter().map(|s| (*s).to_owned()).collect(),
+                (false, false) => services,
+            };
+            let output = args.output;
+            if status::run(&kafka, &groups, &parked, &services, output).await? {
+                std::process::exit(EXIT_ATTENTION);
+            }
+            Ok(())
+        }
         Command::CreateTopics {
             partitions,
             replication_factor,
@@ -217,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
             }
             // Each processing loop's group: a parked topic, and its state changelog —
             // compacted, as many partitions as the input it follows.
-            for group in LOOP_GROUPS {
+            for (group, _) in LOOP_GROUPS {
                 let parked = format!("{group}-parked");
                 demo::ensure_topic(&kafka, &parked, &layout, &[]).await?;
                 let changelog = format!("{group}-changelog");
@@ -260,15 +376,46 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", response.text().await?);
             Ok(())
         }
-        Command::Findings { topic, all } => findings::list(&kafka, &registry, &topic, all).await,
+        Command::Findings { topic, all } => {
+            findings::list(&kafka, &registry, &topic, all, args.output).await
+        }
         Command::Parked {
-            action: ParkedAction::List { topic },
-        } => parked::list(&kafka, &topic),
+            action: ParkedAction::List { topic, selection },
+        } => parked::list(&kafka, &topic, &selection, args.output),
         Command::Parked {
-            action: ParkedAction::Replay { topic, class, to },
-        } => parked::replay(&kafka, &topic, class.as_deref(), to.as_deref())
-            .await
-            .map(|_| ()),
+            action:
+                ParkedAction::Show {
+                    topic,
+                    partition,
+                    offset,
+                    payload_to,
+                },
+        } => parked::show(
+            &kafka,
+            &topic,
+            partition,
+            offset,
+            payload_to.as_deref(),
+            args.output,
+        ),
+        Command::Parked {
+            action:
+                ParkedAction::Replay {
+                    topic,
+                    selection,
+                    to,
+                    dry_run,
+                },
+        } => parked::replay(
+            &kafka,
+            &topic,
+            &selection,
+            to.as_deref(),
+            dry_run,
+            args.output,
+        )
+        .await
+        .map(|_| ()),
         Command::Schemas {
             action: SchemasAction::Release,
         } => schemas::release(),
