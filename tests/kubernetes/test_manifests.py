@@ -3,6 +3,7 @@ the KEDA and Prometheus Operator CRDs), and the policies a platform team checks 
 hold: probes, limits, non-root, pinned images, headless Services, budgets, stable ids."""
 
 import re
+import tomllib
 
 import pytest
 
@@ -157,13 +158,34 @@ def test_configuration_and_secrets_are_what_the_commands_read(overlay):
                     mounted |= set(config_maps[ref["name"]]["data"])
                 elif ref and not ref.get("optional"):
                     problems.append(f"{name(workload)}: ConfigMap {ref['name']} not rendered")
+        secrets = {
+            f"/var/run/secrets/bridge/{item['path']}"
+            for volume in pod.get("volumes", [])
+            for item in volume.get("secret", {}).get("items", [])
+        }
+        texts = {
+            key: text
+            for ref in config_maps.values()
+            for key, text in ref.get("data", {}).items()
+        }
         for c in containers(workload):
             command = c.get("command", []) + c.get("args", [])
             config = command[command.index("--config") + 1] if "--config" in command else None
             if config is None or not config.startswith("/etc/bridge/"):
                 problems.append(f"{name(workload)}: no --config under /etc/bridge")
-            elif config.removeprefix("/etc/bridge/") not in mounted:
+                continue
+            key = config.removeprefix("/etc/bridge/")
+            if key not in mounted:
                 problems.append(f"{name(workload)}: {config} is not in its ConfigMap")
+                continue
+            # Every secret file the configuration names is an item of the pod's Secret
+            # (bridgectl reads only the [kafka] and [registry] sections).
+            settings = tomllib.loads(texts[key])
+            if command[0] == "bridgectl":
+                settings = {k: settings.get(k, {}) for k in ("kafka", "registry")}
+            for path in re.findall(r"'(/var/run/secrets/bridge/[^']+)'", repr(settings)):
+                if path not in secrets:
+                    problems.append(f"{name(workload)}: {key} reads {path}, which is not mounted")
     assert problems == []
 
 
