@@ -126,6 +126,23 @@ struct Bench {
     threads: usize,
     /// The largest resident set seen during the last `processor` run, in bytes.
     peak_rss: std::cell::Cell<u64>,
+    /// The bytes of the local state folder at the end of the last `processor` run (what a
+    /// state volume holds).
+    state_bytes: std::cell::Cell<u64>,
+}
+
+/// The bytes of the files under `dir`.
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(m) if m.is_dir() => folder_bytes(&entry.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// This process's resident set, in bytes (Linux; 0 elsewhere).
@@ -275,6 +292,7 @@ impl Bench {
                 .context("the loop failed")?;
         }
         let started = first.get().copied().context("no record was handled")?;
+        self.state_bytes.set(folder_bytes(state.path()));
         Ok(self.records as f64 / (finished - started).as_secs_f64())
     }
 }
@@ -361,6 +379,7 @@ fn main() -> anyhow::Result<()> {
         event_step_ms: 10,
         threads: setting("BENCH_THREADS", 1),
         peak_rss: Default::default(),
+        state_bytes: Default::default(),
     };
     bench.runtime.block_on(create_topic(
         &bench.bootstrap,
@@ -527,6 +546,7 @@ fn state_size(bench: &Bench, keys: usize) -> anyhow::Result<()> {
         event_step_ms: 0,
         threads: bench.threads,
         peak_rss: Default::default(),
+        state_bytes: Default::default(),
     };
     big.runtime.block_on(create_topic(
         &big.bootstrap,
@@ -543,10 +563,11 @@ fn state_size(bench: &Bench, keys: usize) -> anyhow::Result<()> {
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     println!(
         "  {:<34} {rate:>10.0} records/s   peak RSS {:.0} MiB ({:.0} MiB before the run), \
-         {keys} keys in one window",
+         state on disk {:.0} MiB, {keys} keys in one window",
         "inventory-aggregator, state size",
         mib(big.peak_rss.get()),
-        mib(before)
+        mib(before),
+        mib(big.state_bytes.get())
     );
     Ok(())
 }

@@ -304,10 +304,11 @@ pub struct ProcessorSettings {
     /// Retries of retryable handler errors.
     pub retry: RetrySettings,
     /// `/healthz` fails once a processing loop has made no progress for this long (not
-    /// counting state restores): above the longest a step may rightly take — retrying in
-    /// place (`retry.give_up_after_ms` + `retry.max_delay_ms`) plus a transaction's 30 s
-    /// timeout. Default 300 s.
-    pub stall_after_seconds: u64,
+    /// counting state restores). It must be above the longest a step may rightly take —
+    /// retrying in place (`retry.give_up_after_ms` + `retry.max_delay_ms`) plus a
+    /// transaction's 30 s timeout. Unset: 300 s, or that longest step plus a minute when it
+    /// is longer ([`ProcessorSettings::stall_after`]).
+    pub stall_after_seconds: Option<u64>,
 }
 
 impl Default for ProcessorSettings {
@@ -322,7 +323,7 @@ impl Default for ProcessorSettings {
             state_cache_mb: 128,
             write_behind: false,
             retry: RetrySettings::default(),
-            stall_after_seconds: 300,
+            stall_after_seconds: None,
         }
     }
 }
@@ -363,6 +364,21 @@ impl Default for RetrySettings {
 }
 
 impl ProcessorSettings {
+    /// The longest a step may rightly take: retrying in place, then a transaction's 30 s.
+    fn longest_step_ms(&self) -> u64 {
+        self.retry
+            .give_up_after_ms
+            .saturating_add(self.retry.max_delay_ms)
+            .saturating_add(30_000)
+    }
+
+    /// How long a loop may go without progress before `/healthz` fails: the setting, or
+    /// 300 s, or the longest step plus a minute when that is longer.
+    pub fn stall_after(&self) -> std::time::Duration {
+        let derived = (self.longest_step_ms().div_ceil(1000) + 60).max(300);
+        std::time::Duration::from_secs(self.stall_after_seconds.unwrap_or(derived))
+    }
+
     /// Refuses values the loop cannot work with, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid { message });
@@ -389,17 +405,14 @@ impl ProcessorSettings {
                 r.initial_ms, r.max_delay_ms
             ));
         }
-        let longest_step_ms = r
-            .give_up_after_ms
-            .saturating_add(r.max_delay_ms)
-            .saturating_add(30_000);
-        if self.stall_after_seconds.saturating_mul(1000) <= longest_step_ms {
+        if let Some(stall) = self.stall_after_seconds
+            && stall.saturating_mul(1000) <= self.longest_step_ms()
+        {
             return invalid(format!(
-                "processor.stall_after_seconds = {} must exceed the longest a step may take \
+                "processor.stall_after_seconds = {stall} must exceed the longest a step may take \
                  (retry.give_up_after_ms + retry.max_delay_ms + 30 s = {} s), or liveness \
                  restarts a service that is only retrying",
-                self.stall_after_seconds,
-                longest_step_ms.div_ceil(1000)
+                self.longest_step_ms().div_ceil(1000)
             ));
         }
         if let Some(id) = &self.instance_id
@@ -487,6 +500,21 @@ mod tests {
     }
 
     #[test]
+    fn the_liveness_bound_follows_the_longest_retry_unless_set() {
+        let mut settings = ProcessorSettings::default();
+        assert_eq!(settings.stall_after().as_secs(), 300);
+        settings.retry.give_up_after_ms = 600_000;
+        settings.retry.max_delay_ms = 60_000;
+        // 600 + 60 + 30 s a step may take, and a minute more.
+        assert_eq!(settings.stall_after().as_secs(), 750);
+        assert!(settings.validate().is_ok());
+        settings.stall_after_seconds = Some(700);
+        assert!(settings.validate().is_ok());
+        settings.stall_after_seconds = Some(690);
+        assert!(settings.validate().is_err());
+    }
+
+    #[test]
     fn processor_settings_default_and_validate_by_key() -> Result<(), Box<dyn std::error::Error>> {
         let config: ServiceConfig = load(
             None,
@@ -508,6 +536,11 @@ mod tests {
                 "BRIDGE__PROCESSOR__STATE_CACHE_MB",
                 "1",
                 "processor.state_cache_mb",
+            ),
+            (
+                "BRIDGE__PROCESSOR__STALL_AFTER_SECONDS",
+                "120",
+                "processor.stall_after_seconds",
             ),
         ] {
             let bad: ServiceConfig = load(

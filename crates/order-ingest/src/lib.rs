@@ -88,7 +88,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> Result<(), ServiceError>
             }
             // A round may rightly sleep the poll interval: the bound is the runtime's stall
             // bound on top of it.
-            let bound = std::time::Duration::from_secs(config.processor.stall_after_seconds)
+            let bound = config.processor.stall_after()
                 + std::time::Duration::from_millis(config.ingest.poll.interval_ms);
             poller::Poller::new(Arc::clone(&pipeline), config.ingest.poll.clone(), ingest_metrics.clone())
                 .with_heartbeat(health.heartbeat("poller", bound))

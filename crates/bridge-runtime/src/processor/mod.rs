@@ -130,7 +130,7 @@ impl ProcessorConfig {
                 ..StepConfig::default()
             },
             retry: settings.retry.policy(),
-            stall_after: Duration::from_secs(settings.stall_after_seconds),
+            stall_after: settings.stall_after(),
             worker: None,
         }
     }
