@@ -423,13 +423,19 @@ async fn main() -> anyhow::Result<()> {
             action: SchemasAction::Check,
         } => {
             let problems = schemas::check()?;
-            for p in &problems {
-                println!("{p}");
+            if args.output == Output::Json {
+                println!("{}", serde_json::json!({ "problems": problems }));
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
             }
             if !problems.is_empty() {
                 anyhow::bail!("{} schema problem(s)", problems.len());
             }
-            println!("every schema is backward compatible with its releases");
+            if args.output == Output::Text {
+                println!("every schema is backward compatible with its releases");
+            }
             Ok(())
         }
     }
