@@ -4,6 +4,7 @@ CARGO ?= cargo
 LOCAL := deploy/local
 # The Python the interop tests decode our topics with (`make test` builds it).
 INTEROP_VENV := .data/interop-venv
+JAEGER_QUERY := http://127.0.0.1:$(or $(BRIDGE_JAEGER_QUERY_PORT),16686)
 
 .PHONY: up down status test test-only test-tryton test-fuzz test-docs test-image test-kubernetes image fuzz lint bench build tools system clean-data
 
@@ -14,11 +15,14 @@ up: build
 	@if [ -z "$$BRIDGE_KEEP_DATA" ]; then bash $(LOCAL)/services.sh fresh; fi
 	@bash $(LOCAL)/kafka.sh start
 	@bash $(LOCAL)/registry.sh start
+	@bash $(LOCAL)/jaeger.sh start
 	@bash $(LOCAL)/services.sh start
 	@echo
 	@./target/debug/bridgectl demo
 	@echo
-	@bash $(LOCAL)/kafka.sh status; bash $(LOCAL)/registry.sh status; bash $(LOCAL)/services.sh status
+	@bash $(LOCAL)/kafka.sh status; bash $(LOCAL)/registry.sh status; bash $(LOCAL)/jaeger.sh status; bash $(LOCAL)/services.sh status
+	@echo
+	@bash $(LOCAL)/demo-trace.sh
 	@echo
 	@echo "topics:  kcat -b 127.0.0.1:9092 -L      (or ./target/debug/bridgectl topics)"
 	@echo "orders:  curl -s localhost:8090/sim/stats; kcat -b 127.0.0.1:9092 -C -t bridge.orders.v1 -e -q | wc -l"
@@ -27,6 +31,7 @@ up: build
 	@echo "parked:  ./target/debug/bridgectl parked list erp-writer-parked"
 	@echo "findings: ./target/debug/bridgectl findings   (a run every minute; now: ./target/debug/bridgectl reconcile; today: curl -s localhost:8096/summary)"
 	@echo "metrics: curl -s localhost:8091/metrics | grep -E 'bridge_(records_out|ingest_|parked)'; curl -s localhost:8093/metrics | grep bridge_erp_; curl -s localhost:8094/metrics | grep bridge_reconciler_"
+	@echo "traces:  curl -s '$(JAEGER_QUERY)/api/traces?service=erp-writer&limit=5'   (Jaeger's query API)"
 	@echo "stop:    make down"
 	@echo
 	@if [ -n "$$BRIDGE_UP_DETACH" ]; then exit 0; fi; \
@@ -36,11 +41,12 @@ up: build
 ## down: stop everything `make up` started (data stays in .data/)
 down:
 	@bash $(LOCAL)/services.sh stop
+	@bash $(LOCAL)/jaeger.sh stop
 	@bash $(LOCAL)/registry.sh stop
 	@bash $(LOCAL)/kafka.sh stop
 
 status:
-	@bash $(LOCAL)/kafka.sh status; bash $(LOCAL)/registry.sh status; bash $(LOCAL)/services.sh status
+	@bash $(LOCAL)/kafka.sh status; bash $(LOCAL)/registry.sh status; bash $(LOCAL)/jaeger.sh status; bash $(LOCAL)/services.sh status
 
 ## test: format check, clippy with -D warnings, every test against one real broker +
 ## registry started for this run (a plain `cargo test` starts one per test binary instead)
@@ -123,9 +129,10 @@ build: tools
 
 ## tools: install the missing Debian packages (deploy/local/system.sh: the C toolchain and
 ## headers librdkafka builds with, Java 17, Maven, Python) and the pinned broker jars
-## (each skipped when present)
+## and the tracing backend (Jaeger, built from its Go module) (each skipped when present)
 tools: system
 	@bash $(LOCAL)/kafka.sh install
+	@bash $(LOCAL)/jaeger.sh install
 
 ## system: the missing Debian packages only (what lint needs: no broker jars)
 system:

@@ -80,6 +80,13 @@ start_erp_sim() {
     || { tail -n 20 "$DIR/erp-sim.log" >&2; die "erp-sim did not start; log: $DIR/erp-sim.log"; }
 }
 
+# Spans to the local Jaeger when it runs (`make up` starts it first).
+trace_env() {
+  if port_open "$JAEGER_OTLP_HTTP_PORT"; then
+    echo "OTEL_EXPORTER_OTLP_ENDPOINT=$OTLP_HTTP_URL" "OTEL_BSP_SCHEDULE_DELAY=1000"
+  fi
+}
+
 ready() { curl -fsS "http://127.0.0.1:$1/readyz" >/dev/null; }
 
 start() {
@@ -93,7 +100,7 @@ start() {
     [[ -x "$BIN_DIR/$name" ]] || die "$BIN_DIR/$name is missing: run cargo build --bins first"
     # shellcheck disable=SC2046
     env BRIDGE__KAFKA__BOOTSTRAP_SERVERS="$BOOTSTRAP" BRIDGE__REGISTRY__URL="$REGISTRY_URL" \
-      BRIDGE__HTTP__LISTEN="127.0.0.1:$port" $(service_env "$name") \
+      BRIDGE__HTTP__LISTEN="127.0.0.1:$port" $(service_env "$name") $(trace_env) \
       nohup "$BIN_DIR/$name" >"$DIR/$name.log" 2>&1 &
     echo $! >"$DIR/$name.pid"
   done

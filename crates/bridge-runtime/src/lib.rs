@@ -2,7 +2,8 @@
 //! the runtime owns the process concerns, once, for all of them.
 //!
 //! Layout: [`config`] loads layered TOML + `BRIDGE__SECTION__KEY` environment settings;
-//! [`telemetry`] sets up structured JSON logs; [`health`] serves `/healthz`, `/readyz`
+//! [`telemetry`] sets up structured JSON logs and OTLP trace export, [`trace`] carries
+//! the W3C trace context through records and [`http_trace`] through HTTP; [`health`] serves `/healthz`, `/readyz`
 //! and `/metrics`; [`shutdown`] turns SIGTERM / Ctrl-C into a [`shutdown::Shutdown`]
 //! signal; [`service`] ties them together for a service's `run`.
 //! [`handler`] is what a service implements (events in, events out, state, timers, with
@@ -23,6 +24,7 @@ pub mod guard;
 pub mod handler;
 pub mod health;
 pub mod http_body;
+pub mod http_trace;
 pub mod json_state;
 pub mod listener;
 pub mod metrics;

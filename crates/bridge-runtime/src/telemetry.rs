@@ -1,20 +1,127 @@
-//! Structured logs and traces. Logs: JSON lines on stdout by default (`BRIDGE_LOG_FORMAT=text`
-//! for a terminal), filtered by `RUST_LOG` (default `info`). Traces: exported over OTLP/HTTP
-//! when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (the standard OpenTelemetry variables apply),
-//! so the spans of every record reach the company's tracing backend.
+//! Structured logs and traces.
+//!
+//! Logs: JSON lines on stdout by default (`BRIDGE_LOG_FORMAT=text` for a terminal), filtered
+//! by `RUST_LOG` (default `info`).
+//!
+//! Traces: exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, with the standard OpenTelemetry variables:
+//! `OTEL_EXPORTER_OTLP_PROTOCOL` `grpc` or `http/protobuf` (the default), `OTEL_TRACES_SAMPLER`
+//! and `OTEL_TRACES_SAMPLER_ARG` (`parentbased_traceidratio` with a ratio: a trace is kept
+//! or dropped whole, as its first service decided), `OTEL_RESOURCE_ATTRIBUTES`. Spans are
+//! at `info`, so the default levels export them; `BRIDGE_TRACE_FILTER` (an `EnvFilter`,
+//! default `info`) chooses which reach the exporter, apart from the logs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+/// The exporter's own HTTP and gRPC clients are never traced (each export would make spans
+/// to export).
+const TRACE_FILTER: &str = "info,rdkafka=off,h2=off,hyper=off,hyper_util=off,tonic=off,tower=off,reqwest=off,opentelemetry=off,opentelemetry_sdk=off,opentelemetry_otlp=off";
+
+static SPANS_EXPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process exports spans (an OTLP endpoint is set): spans nobody reads are
+/// not made where they would cost per record.
+pub fn spans_exported() -> bool {
+    SPANS_EXPORTED.load(Ordering::Relaxed)
+}
+
+/// How spans leave the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP/gRPC (port 4317 by convention).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318, path `/v1/traces`).
+    HttpProtobuf,
+}
+
+impl Protocol {
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`; `None` for
+    /// a value this build does not speak.
+    pub fn from_env() -> Option<Self> {
+        let value = [
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+        match value.as_deref() {
+            None | Some("http/protobuf") => Some(Self::HttpProtobuf),
+            Some("grpc") => Some(Self::Grpc),
+            Some(_) => None,
+        }
+    }
+}
+
+/// Where spans go: an OTLP endpoint and its protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exporter {
+    /// For HTTP the base URL (`/v1/traces` is added unless the URL came from
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, which is used as given); for gRPC the URL.
+    pub endpoint: String,
+    /// Whether `endpoint` is the full traces URL.
+    pub full_url: bool,
+    /// The protocol.
+    pub protocol: Protocol,
+}
+
+impl Exporter {
+    /// From the standard variables; `None` when no endpoint is set.
+    pub fn from_env() -> Option<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (endpoint, full_url) = match var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            Some(url) => (url, true),
+            None => (var("OTEL_EXPORTER_OTLP_ENDPOINT")?, false),
+        };
+        let protocol = Protocol::from_env().unwrap_or_else(|| {
+            eprintln!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL: only `grpc` and `http/protobuf` are spoken; using http/protobuf"
+            );
+            Protocol::HttpProtobuf
+        });
+        Some(Self {
+            endpoint,
+            full_url,
+            protocol,
+        })
+    }
+
+    fn build(&self) -> Result<SpanExporter, opentelemetry_otlp::ExporterBuildError> {
+        match self.protocol {
+            Protocol::HttpProtobuf => {
+                let url = if self.full_url {
+                    self.endpoint.clone()
+                } else {
+                    format!("{}/v1/traces", self.endpoint.trim_end_matches('/'))
+                };
+                SpanExporter::builder()
+                    .with_http()
+                    .with_endpoint(url)
+                    .build()
+            }
+            Protocol::Grpc => SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(self.endpoint.clone())
+                .build(),
+        }
+    }
+}
 
 /// Keeps the trace exporter alive; dropping it flushes the spans still buffered.
 #[must_use = "dropping the guard stops trace export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    /// The gRPC client's runtime (tonic needs one; the services' own may be gone by then).
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Drop for TelemetryGuard {
@@ -22,31 +129,47 @@ impl Drop for TelemetryGuard {
         if let Some(Err(e)) = self.provider.take().map(|p| p.shutdown()) {
             eprintln!("trace export did not shut down cleanly: {e}");
         }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
 /// Installs the global subscriber once (later calls only return a guard, as tests start
-/// services in one process). Trace export starts when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+/// services in one process). Trace export starts when an OTLP endpoint is set.
 pub fn init(service: &'static str) -> TelemetryGuard {
-    let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty());
-    init_with(service, endpoint.as_deref())
+    init_with(service, Exporter::from_env())
 }
 
-/// [`init`] with the OTLP base endpoint given (traces go to `<endpoint>/v1/traces`).
-pub fn init_with(service: &'static str, otlp_endpoint: Option<&str>) -> TelemetryGuard {
-    let provider = otlp_endpoint.and_then(|endpoint| {
-        let traces = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-        match SpanExporter::builder()
-            .with_http()
-            .with_endpoint(traces)
-            .build()
-        {
-            Ok(exporter) => Some(
+/// [`init`] with the exporter given.
+pub fn init_with(service: &'static str, exporter: Option<Exporter>) -> TelemetryGuard {
+    let mut runtime = None;
+    let provider = exporter.and_then(|exporter| {
+        let built = if exporter.protocol == Protocol::Grpc {
+            match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("otlp-export")
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => {
+                    let built = {
+                        let _entered = rt.enter();
+                        exporter.build()
+                    };
+                    runtime = Some(rt);
+                    built.map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        } else {
+            exporter.build().map_err(|e| e.to_string())
+        };
+        match built {
+            Ok(span_exporter) => Some(
                 SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(Resource::builder().with_service_name(service).build())
+                    .with_batch_exporter(span_exporter)
+                    .with_resource(resource(service))
                     .build(),
             ),
             Err(e) => {
@@ -55,8 +178,9 @@ pub fn init_with(service: &'static str, otlp_endpoint: Option<&str>) -> Telemetr
             }
         }
     });
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,rdkafka=warn,opentelemetry=warn,opentelemetry_sdk=warn")
+    });
     let logs = match std::env::var("BRIDGE_LOG_FORMAT").as_deref() {
         Ok("text") => tracing_subscriber::fmt::layer().boxed(),
         _ => tracing_subscriber::fmt::layer()
@@ -64,22 +188,52 @@ pub fn init_with(service: &'static str, otlp_endpoint: Option<&str>) -> Telemetr
             .flatten_event(true)
             .with_current_span(true)
             .boxed(),
-    };
-    let traces = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    }
+    .with_filter(filter);
+    let traces = provider.as_ref().map(|p| {
+        let filter = std::env::var("BRIDGE_TRACE_FILTER")
+            .ok()
+            .and_then(|f| EnvFilter::try_new(format!("{TRACE_FILTER},{f}")).ok())
+            .unwrap_or_else(|| EnvFilter::new(TRACE_FILTER));
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(service))
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_filter(filter)
+    });
+    let exporting = traces.is_some();
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(logs)
         .with(traces)
         .try_init();
     if installed.is_ok() {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        if let Some(p) = &provider {
+            opentelemetry::global::set_tracer_provider(p.clone());
+        }
+        SPANS_EXPORTED.store(exporting, Ordering::Relaxed);
         tracing::info!(
             service,
             version = env!("CARGO_PKG_VERSION"),
-            traces = provider.is_some(),
+            traces = exporting,
             "telemetry initialised"
         );
     }
-    TelemetryGuard { provider }
+    TelemetryGuard { provider, runtime }
+}
+
+/// `service.name`, `service.version` and, where the deployment names it, the instance
+/// (`BRIDGE__PROCESSOR__INSTANCE_ID`, the pod name in Kubernetes); `OTEL_RESOURCE_ATTRIBUTES`
+/// adds the rest.
+fn resource(service: &'static str) -> Resource {
+    let mut builder = Resource::builder()
+        .with_service_name(service)
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    if let Ok(instance) = std::env::var("BRIDGE__PROCESSOR__INSTANCE_ID")
+        && !instance.is_empty()
+    {
+        builder = builder.with_attribute(KeyValue::new("service.instance.id", instance));
+    }
+    builder.build()
 }

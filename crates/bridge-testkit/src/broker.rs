@@ -384,7 +384,7 @@ impl Drop for KafkaBroker {
 
 /// Kills `pid` and removes `dir` once this test process is gone, so no broker outlives
 /// its test run (the shared broker lives in a static that is never dropped).
-fn watchdog(pid: u32, dir: &Path) {
+pub(crate) fn watchdog(pid: u32, dir: &Path) {
     let parent = std::process::id();
     let script = format!(
         "while kill -0 {parent} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; \

@@ -5,10 +5,12 @@
 //!
 //! Main types: [`Stack`] (the shared broker + registry, see [`stack`]), [`KafkaBroker`]
 //! (a broker a test owns, for kill and restart), and the helpers in [`topics`],
-//! [`records`], [`wait`] and [`metrics`]. Nothing here fakes Kafka.
+//! [`records`], [`wait`] and [`metrics`]; [`jaeger`] is the tracing backend trace tests
+//! query. Nothing here fakes Kafka.
 
 pub mod broker;
 pub mod config;
+pub mod jaeger;
 pub mod metrics;
 pub mod records;
 pub mod registry;
@@ -20,6 +22,7 @@ use std::sync::OnceLock;
 
 pub use broker::KafkaBroker;
 pub use config::runtime_sections;
+pub use jaeger::{Jaeger, jaeger};
 pub use metrics::metric_sum;
 pub use records::{Isolation, Record, consume_all, produce};
 pub use tls::TestCa;

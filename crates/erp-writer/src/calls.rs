@@ -5,6 +5,7 @@ use std::future::Future;
 
 use bridge_runtime::guard::Guard;
 use bridge_runtime::handler::HandlerError;
+use tracing::Instrument;
 
 use crate::metrics::WriterMetrics;
 use erp::connector::ErpError;
@@ -57,7 +58,13 @@ impl ErpCaller {
             self.metrics.rate_limited.inc();
         }
         let started = std::time::Instant::now();
-        let result = self.runtime.block_on(call);
+        // The operation's span; each HTTP exchange it makes is a client span under it.
+        let span = tracing::info_span!(
+            "erp call",
+            otel.name = %format_args!("erp {op}"),
+            bridge.operation = op,
+        );
+        let result = self.runtime.block_on(call.instrument(span));
         self.metrics.call(op, &result);
         self.metrics
             .call_seconds

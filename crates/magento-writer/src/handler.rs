@@ -14,6 +14,7 @@ use bridge_runtime::guard::Guard;
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use magento::rest::{Magento, RestError};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::config::WriterSettings;
 
@@ -88,7 +89,9 @@ impl MagentoWriter {
         call: impl Future<Output = Result<T, RestError>>,
     ) -> Result<T, HandlerError> {
         self.guard.admit()?;
-        match self.runtime.block_on(call) {
+        let span =
+            tracing::info_span!("magento call", otel.name = %format_args!("magento: {what}"));
+        match self.runtime.block_on(call.instrument(span)) {
             Ok(answer) => {
                 self.guard.succeeded();
                 Ok(answer)

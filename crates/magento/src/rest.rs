@@ -159,8 +159,7 @@ impl Magento {
         if !self.token.is_empty() {
             request = request.bearer_auth(&self.token);
         }
-        let response = request
-            .send()
+        let response = bridge_runtime::http_trace::send(request, "magento.rest")
             .await
             .map_err(|e| RestError::Unavailable(e.without_url().to_string()))?;
         let status = response.status().as_u16();

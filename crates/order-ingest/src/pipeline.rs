@@ -8,7 +8,7 @@ use bridge_events::{CodecError, Event, EventCodec};
 use bridge_runtime::metrics::{ErrorLabels, Metrics, TopicLabels};
 use bridge_runtime::parking::ParkedRecord;
 use bridge_runtime::source::{Batch, PublishError, Published, Record, SourcePublisher};
-use bridge_runtime::trace::{TRACEPARENT, TraceParent};
+use bridge_runtime::trace;
 use serde_json::Value;
 
 use crate::config::IngestSettings;
@@ -224,18 +224,22 @@ impl Pipeline {
 
     async fn record(&self, topic: &str, key: String, event: Event) -> Result<Record, IngestError> {
         let payload = self.codec.encode_event(topic, &event).await?;
+        let event_id = event.envelope().event_id.clone();
+        // A `send` span under the delivery's (or poll's) span; its context travels with the
+        // record, so the services downstream continue this order's trace.
+        let send = trace::send_span(topic, &event_id);
+        send.record("messaging.kafka.message.key", key.as_str());
+        let context = trace::outgoing(&send, &opentelemetry::Context::current());
+        let mut headers = vec![("event_type".into(), event.record_name().as_bytes().to_vec())];
+        trace::inject(&context, |name, value| {
+            headers.push((name.to_owned(), value.into_bytes()));
+        });
         Ok(Record {
             topic: topic.to_owned(),
             key: Some(key.into_bytes()),
             payload,
-            headers: vec![
-                ("event_type".into(), event.record_name().as_bytes().to_vec()),
-                (
-                    TRACEPARENT.into(),
-                    TraceParent::new_root().header().into_bytes(),
-                ),
-            ],
-            event_id: Some(event.envelope().event_id.clone()),
+            headers,
+            event_id: Some(event_id),
         })
     }
 

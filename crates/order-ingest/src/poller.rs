@@ -16,6 +16,7 @@ use bridge_runtime::health::Heartbeat;
 use bridge_runtime::shutdown::Shutdown;
 use chrono::NaiveDateTime;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::config::PollSettings;
 use crate::metrics::{IngestMetrics, KindLabels};
@@ -202,10 +203,27 @@ impl Poller {
                     last = Some((updated.to_owned(), id));
                 }
                 self.beat();
+                // Each polled entity starts a trace of its own.
+                let span = tracing::info_span!(
+                    parent: None,
+                    "poll",
+                    otel.name = %format_args!("ingest {}", kind.name()),
+                    otel.kind = "internal",
+                );
                 outcomes.push(match kind {
-                    Kind::Orders => self.pipeline.order(row, &origin).await?,
-                    Kind::CreditMemos => self.pipeline.creditmemo(row, &origin).await?,
-                    Kind::Shipments => self.pipeline.shipment(row, &origin).await?,
+                    Kind::Orders => self.pipeline.order(row, &origin).instrument(span).await?,
+                    Kind::CreditMemos => {
+                        self.pipeline
+                            .creditmemo(row, &origin)
+                            .instrument(span)
+                            .await?
+                    }
+                    Kind::Shipments => {
+                        self.pipeline
+                            .shipment(row, &origin)
+                            .instrument(span)
+                            .await?
+                    }
                 });
             }
             let published = self

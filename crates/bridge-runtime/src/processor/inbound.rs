@@ -1,7 +1,11 @@
 //! A record in: decode, dedupe and handle it through `step`, retry it in place or pause
 //! its partition, park what cannot be handled; and resuming paused partitions when due.
 
+use opentelemetry::KeyValue;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
 use super::*;
+use crate::trace;
 
 impl<H: Handler> Loop<'_, H> {
     pub(super) fn on_message(
@@ -18,6 +22,15 @@ impl<H: Handler> Loop<'_, H> {
         }
         if let Some(counter) = self.records_in.get(&partition) {
             counter.inc();
+        }
+        // The parent before the span is entered (entering starts it): a record parked
+        // undecodable is in its producer's trace too.
+        let span = self.record_span(partition, offset);
+        let parent = trace::extract(|name| header(message, name));
+        let _ = span.set_parent(parent.clone());
+        let _entered = span.enter();
+        if let Some(id) = trace::trace_id(&span.context()).or_else(|| trace::trace_id(&parent)) {
+            span.record("trace_id", id);
         }
         self.begin()?;
         let payload = message.payload().unwrap_or_default();
@@ -37,21 +50,8 @@ impl<H: Handler> Loop<'_, H> {
                 return Ok(());
             }
         };
-        let parent = header(message, TRACEPARENT)
-            .and_then(TraceParent::parse)
-            .unwrap_or_else(TraceParent::new_root);
-        let tracestate = header(message, TRACESTATE).map(<[u8]>::to_vec);
-        let trace = TraceContext { parent, tracestate };
-        let span = tracing::debug_span!(
-            "record",
-            topic = %self.config.input_topic,
-            partition,
-            offset,
-            event_id = %event.envelope().event_id,
-            correlation_id = %event.envelope().correlation_id,
-            trace_id = %parent.trace_id_hex(),
-        );
-        let _entered = span.enter();
+        span.record("messaging.message.id", event.envelope().event_id.as_str());
+        span.record("correlation_id", event.envelope().correlation_id.as_str());
         let input = Inbound {
             event: &event,
             topic: &self.config.input_topic,
@@ -76,6 +76,7 @@ impl<H: Handler> Loop<'_, H> {
                 Ok(step) => {
                     if step.outcome == step::Outcome::Duplicate {
                         self.metrics.dedupe_hits.inc();
+                        trace::event("deduplicated", Vec::new());
                     }
                     if step.event_time_ahead {
                         self.metrics.event_time_ahead.inc();
@@ -84,7 +85,7 @@ impl<H: Handler> Loop<'_, H> {
                     if let Some((class, reason)) = &step.parked {
                         self.park(message, class, reason, attempt(&retries))?;
                     }
-                    self.emit(partition, offset, step, Some(&trace))?;
+                    self.emit(partition, offset, step, Some(&parent))?;
                     self.next.insert(partition, offset + 1);
                     return Ok(());
                 }
@@ -110,6 +111,20 @@ impl<H: Handler> Loop<'_, H> {
                     match retries.next_delay(retry_after) {
                         Some(delay) => {
                             tracing::warn!(partition, offset, error = %reason, delay_ms = delay.as_millis() as u64, "retrying");
+                            trace::event(
+                                "retry",
+                                vec![
+                                    KeyValue::new(
+                                        "bridge.retry.attempt",
+                                        i64::from(retries.attempts()),
+                                    ),
+                                    KeyValue::new(
+                                        "bridge.retry.delay_ms",
+                                        delay.as_millis() as i64,
+                                    ),
+                                    KeyValue::new("error.type", "retryable"),
+                                ],
+                            );
                             std::thread::sleep(delay);
                         }
                         None => return self.retry_later(partition, offset, &reason),
@@ -127,6 +142,26 @@ impl<H: Handler> Loop<'_, H> {
         }
     }
 
+    /// The span of one input record: an OpenTelemetry messaging `process` span (its parent,
+    /// event id and trace id are set once the record is read).
+    fn record_span(&self, partition: i32, offset: i64) -> tracing::Span {
+        tracing::info_span!(
+            "process",
+            otel.name = %self.process_name,
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
+            messaging.destination.name = %self.config.input_topic,
+            messaging.destination.partition.id = %partition,
+            messaging.consumer.group.name = %self.config.group_id,
+            messaging.kafka.offset = offset,
+            messaging.message.id = tracing::field::Empty,
+            correlation_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        )
+    }
+
     /// Gives up on the record for now: what is done commits, the partition goes back to its
     /// committed offset (Kafka keeps the record) and pauses for `retry.max_delay` while the
     /// other partitions go on.
@@ -142,6 +177,13 @@ impl<H: Handler> Loop<'_, H> {
             error = %reason,
             pause_ms = self.config.retry.max_delay.as_millis() as u64,
             "giving up for now; the partition pauses and the record stays in kafka"
+        );
+        trace::event(
+            "partition paused",
+            vec![KeyValue::new(
+                "bridge.pause_ms",
+                self.config.retry.max_delay.as_millis() as i64,
+            )],
         );
         let labels = ErrorLabels {
             error_code: "retry_exhausted".into(),

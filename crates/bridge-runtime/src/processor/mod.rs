@@ -43,13 +43,6 @@ use crate::retry::{Retries, RetryPolicy};
 use crate::shutdown::Shutdown;
 use crate::state::{Pending, SledStore, StateError, WriteBehind};
 use crate::step::{self, Step, StepConfig};
-use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent};
-
-/// The trace context of the input being processed.
-struct TraceContext {
-    parent: TraceParent,
-    tracestate: Option<Vec<u8>>,
-}
 
 /// What the loop needs to know.
 #[derive(Debug, Clone)]
@@ -231,6 +224,8 @@ struct Loop<'a, H: Handler> {
     batch_started: Instant,
     /// Delivery failures already answered by a rewind (at least once).
     delivery_failures: u64,
+    /// The name of every record's span: `process <input topic>`.
+    process_name: String,
 }
 
 /// Runs the loop on the current (blocking) thread until `shutdown`; call it through
@@ -327,6 +322,7 @@ pub fn run<H: Handler>(
     readiness.report();
 
     let mut lp = Loop {
+        process_name: format!("process {}", config.input_topic),
         readiness,
         metrics,
         config,
@@ -512,7 +508,7 @@ impl<H: Handler> Loop<'_, H> {
         partition: i32,
         offset: i64,
         step: Step,
-        trace: Option<&TraceContext>,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<(), ProcessorError> {
         let outputs = match self.partitions.get_mut(&partition) {
             Some(store) => step.apply_to(store, offset)?,

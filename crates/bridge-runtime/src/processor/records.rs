@@ -7,18 +7,18 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::BaseRecord;
 
-use super::{Loop, ProcessorError, TraceContext, kafka};
+use super::{Loop, ProcessorError, kafka};
 use crate::changelog::SOURCE_OFFSET_HEADER;
 use crate::handler::{Handler, Output, is_expiry_index};
 use crate::metrics::ErrorLabels;
 use crate::parking::ParkedRecord;
-use crate::trace::{TRACEPARENT, TRACESTATE, TraceParent};
+use crate::trace;
 
 impl<H: Handler> Loop<'_, H> {
     pub(super) fn send_output(
         &self,
         output: &Output,
-        trace: Option<&TraceContext>,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<(), ProcessorError> {
         let bytes = match self.codec.encode_event_cached(&output.topic, &output.event) {
             Some(encoded) => encoded,
@@ -29,23 +29,21 @@ impl<H: Handler> Loop<'_, H> {
         .map_err(|e| {
             ProcessorError::Handler(format!("cannot encode output for `{}`: {e}", output.topic))
         })?;
-        // Caused by an input: same trace, new span. Caused by a timer: a trace of its own.
-        let traceparent = trace
-            .map_or_else(TraceParent::new_root, |t| t.parent.child())
-            .header();
-        let mut headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "event_type",
-                value: Some(output.event.record_name()),
-            })
-            .insert(Header {
-                key: TRACEPARENT,
-                value: Some(&traceparent),
-            });
-        if let Some(state) = trace.and_then(|t| t.tracestate.as_deref()) {
+        // Caused by an input: a `send` span under its `process` span. Caused by a timer: a
+        // trace of its own.
+        let send = trace::send_span(&output.topic, &output.event.envelope().event_id);
+        let parent = trace.cloned().unwrap_or_default();
+        let context = trace::outgoing(&send, &parent);
+        let mut carried = Vec::with_capacity(2);
+        trace::inject(&context, |key, value| carried.push((key, value)));
+        let mut headers = OwnedHeaders::new_with_capacity(1 + carried.len()).insert(Header {
+            key: "event_type",
+            value: Some(output.event.record_name()),
+        });
+        for (key, value) in &carried {
             headers = headers.insert(Header {
-                key: TRACESTATE,
-                value: Some(state),
+                key,
+                value: Some(value),
             });
         }
         self.send(
@@ -113,6 +111,7 @@ impl<H: Handler> Loop<'_, H> {
         attempts: u32,
     ) -> Result<(), ProcessorError> {
         tracing::warn!(partition = message.partition(), offset = message.offset(), class, error = %reason, "record parked");
+        trace::parked(class, reason);
         let labels = ErrorLabels {
             error_code: class.to_owned(),
         };

@@ -69,7 +69,9 @@ struct ErrorDetail {
 
 /// Sends `request`: 2xx and 409 (with the body) pass; the rest become errors.
 async fn exchange(request: RequestBuilder) -> Result<(StatusCode, Value), ErpError> {
-    let response = request.send().await.map_err(unavailable)?;
+    let response = bridge_runtime::http_trace::send(request, "erp-sim")
+        .await
+        .map_err(unavailable)?;
     let status = response.status();
     let retry_after = response
         .headers()

@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use bridge_runtime::shutdown::Shutdown;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
+use tracing::Instrument;
 
 use super::{Original, Receiver};
 use crate::pipeline::id_text;
@@ -78,6 +79,7 @@ pub async fn hook(
     match order {
         Some(order) if named => {
             let doorbell = Doorbell {
+                span: tracing::Span::current(),
                 order: order.clone(),
                 body,
                 hook: hook.clone(),
@@ -104,6 +106,8 @@ pub struct Doorbell {
     order: Value,
     body: Bytes,
     hook: String,
+    /// The delivery's span: the work on the order continues its trace.
+    span: tracing::Span,
 }
 
 /// The sending side of the doorbell queue.
@@ -137,12 +141,22 @@ pub async fn work(
         };
         let receiver = Arc::clone(&receiver);
         tokio::spawn(async move {
-            let Doorbell { order, body, hook } = doorbell;
+            let Doorbell {
+                order,
+                body,
+                hook,
+                span,
+            } = doorbell;
+            let work = tracing::info_span!(parent: &span, "ingest order", otel.kind = "internal");
             let original = Original {
                 bytes: &body,
                 key: order.get("increment_id").map(id_text),
             };
-            match receiver.order_doorbell(&order, &original).await {
+            match receiver
+                .order_doorbell(&order, &original)
+                .instrument(work)
+                .await
+            {
                 Ok(message) => tracing::info!(hook, message, "commerce webhook ingested"),
                 Err(error) => {
                     tracing::warn!(hook, %error, "commerce webhook not ingested; the poller will read the order")

@@ -92,7 +92,11 @@ pub fn router(receiver: Arc<Receiver>, routes: &[Route]) -> Router {
             ),
         };
     }
-    router.with_state(receiver)
+    router
+        .route_layer(axum::middleware::from_fn(
+            bridge_runtime::http_trace::server,
+        ))
+        .with_state(receiver)
 }
 
 async fn challenge(Query(query): Query<HashMap<String, String>>) -> Response {

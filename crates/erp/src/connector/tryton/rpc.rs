@@ -19,7 +19,13 @@ impl TrytonConnector {
         if let Some(header) = header {
             request = request.header("authorization", header);
         }
-        let response = request.send().await.map_err(unavailable)?;
+        let method = body
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("tryton.rpc");
+        let response = bridge_runtime::http_trace::send(request, method)
+            .await
+            .map_err(unavailable)?;
         let status = response.status().as_u16();
         Ok((status, crate::connector::json_answer(response).await?))
     }
