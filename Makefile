@@ -6,7 +6,7 @@ LOCAL := deploy/local
 INTEROP_VENV := .data/interop-venv
 JAEGER_QUERY := http://127.0.0.1:$(or $(BRIDGE_JAEGER_QUERY_PORT),16686)
 
-.PHONY: up down status test test-only test-tryton test-fuzz test-docs test-image test-kubernetes image fuzz lint bench build tools system clean-data
+.PHONY: up down status test test-only test-tryton test-fuzz test-docs test-image test-kubernetes test-observability image fuzz lint bench build tools system clean-data
 
 ## up: start Kafka, the schema registry, the sims and the services, run the demo, then
 ## print a running summary of the live order flow until Ctrl-C, which stops everything
@@ -54,6 +54,7 @@ test: lint test-only
 	@$(MAKE) --no-print-directory test-docs
 	@$(MAKE) --no-print-directory test-image
 	@$(MAKE) --no-print-directory test-kubernetes
+	@$(MAKE) --no-print-directory test-observability
 	@$(MAKE) --no-print-directory test-tryton
 	@$(MAKE) --no-print-directory test-fuzz
 
@@ -97,6 +98,16 @@ test-kubernetes: build
 	bash tests/kubernetes/tools.sh $(K8S_TOOLS)
 	cd tests/kubernetes && BRIDGE_K8S_TOOLS=$(CURDIR)/$(K8S_TOOLS) BRIDGE_BIN_DIR=$(CURDIR)/target/debug \
 	  bash $(CURDIR)/$(LOCAL)/test-stack.sh $(CURDIR)/$(K8S_TOOLS)/venv/bin/pytest -q -p no:cacheprovider .
+
+## test-observability: the alert rules checked and unit-tested by promtool (one case
+## that fires and one that does not per alert), the production PrometheusRule made from
+## the same file, and a runbook section in docs/operations.md for every alert
+test-observability: system
+	bash tests/kubernetes/tools.sh $(K8S_TOOLS)
+	promtool check rules deploy/observability/rules.yml
+	cd deploy/observability && promtool test rules tests.yml
+	$(K8S_TOOLS)/venv/bin/python deploy/observability/prometheusrule.py --check
+	$(K8S_TOOLS)/venv/bin/python deploy/observability/runbooks.py
 
 ## test-fuzz: a short pass of every fuzz target (FUZZ_SHORT_RUNS executions each)
 FUZZ_SHORT_RUNS ?= 20000

@@ -137,9 +137,9 @@ async fn a_poison_record_is_parked_with_its_bytes_and_the_rest_is_processed() ->
     // The operations endpoint counts them by class and says the processor is ready.
     let metrics = metrics(port).await?;
     for line in [
-        r#"bridge_parked_total{service="count-processor",error_code="unknown_magic_byte"} 1"#,
-        r#"bridge_parked_total{service="count-processor",error_code="unknown_schema_id"} 1"#,
-        r#"bridge_service_ready{service="count-processor"} 1"#,
+        r#"bridge_parked_total{bridge_service="count-processor",error_code="unknown_magic_byte"} 1"#,
+        r#"bridge_parked_total{bridge_service="count-processor",error_code="unknown_schema_id"} 1"#,
+        r#"bridge_service_ready{bridge_service="count-processor"} 1"#,
     ] {
         assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
@@ -272,13 +272,14 @@ async fn a_retryable_failure_is_retried_and_given_up_on_without_loss_or_duplicat
             .unwrap_or(0.0)
     };
     assert_eq!(
-        value(r#"bridge_errors_total{service="count-processor",error_code="retryable"}"#),
+        value(r#"bridge_errors_total{bridge_service="count-processor",error_code="retryable"}"#),
         12.0,
         "{metrics}"
     );
     assert!(
-        value(r#"bridge_errors_total{service="count-processor",error_code="retry_exhausted"}"#)
-            >= 1.0,
+        value(
+            r#"bridge_errors_total{bridge_service="count-processor",error_code="retry_exhausted"}"#
+        ) >= 1.0,
         "gave up at least once:\n{metrics}"
     );
     // Each give-up rewinds to the committed offset, so the flaky record is read again.

@@ -123,7 +123,9 @@ async fn every_service_becomes_ready_and_stops_on_sigterm() -> TestResult {
             .text()
             .await?;
         assert!(
-            metrics.contains(&format!("bridge_service_ready{{service=\"{service}\"}} 1")),
+            metrics.contains(&format!(
+                "bridge_service_ready{{bridge_service=\"{service}\"}} 1"
+            )),
             "{metrics}"
         );
         stop(service, running, &state).await?;
@@ -181,7 +183,9 @@ async fn order_ingest_refuses_an_unverified_webhook_route_unless_told() -> TestR
                 return false;
             };
             answer.text().await.is_ok_and(|m| {
-                m.contains("bridge_ingest_webhook_unsigned_allowed{service=\"order-ingest\"} 1")
+                m.contains(
+                    "bridge_ingest_webhook_unsigned_allowed{bridge_service=\"order-ingest\"} 1",
+                )
             })
         },
     )

@@ -207,8 +207,14 @@ async fn readyz(State(health): State<Arc<Health>>) -> (StatusCode, String) {
     }
 }
 
-async fn metrics(State(health): State<Arc<Health>>) -> String {
-    health.metrics.render()
+async fn metrics(State(health): State<Arc<Health>>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        health.metrics.render(),
+    )
 }
 
 #[cfg(test)]

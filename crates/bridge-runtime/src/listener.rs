@@ -30,6 +30,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Unit;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -165,14 +166,16 @@ impl ListenerMetrics {
             "Connections closed on accept and requests answered 503, by reason",
             this.refused.clone(),
         );
-        metrics.register(
+        metrics.register_with_unit(
             "listener_connections",
             "Open connections on the public listener",
+            Unit::Other("connections".into()),
             this.connections.clone(),
         );
-        metrics.register(
+        metrics.register_with_unit(
             "listener_in_flight_requests",
             "Requests being handled on the public listener",
+            Unit::Other("requests".into()),
             this.in_flight.clone(),
         );
         this

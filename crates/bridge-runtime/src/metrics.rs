@@ -1,12 +1,42 @@
-//! The runtime's Prometheus metrics. Names are `bridge_<name>_<unit>[_total]`; labels come
-//! from a small fixed set (service, topic, partition, error_code) — never ids.
+//! The runtime's Prometheus metrics, served in the OpenMetrics text format. Names are
+//! `bridge_<name>_<unit>[_total]`; every gauge and histogram that measures a quantity
+//! declares its unit (`# UNIT`); 0/1 state flags (`bridge_service_ready`,
+//! `bridge_erp_breaker_open`) are unitless. Labels come from a small fixed set
+//! (`bridge_service`, topic, partition, error_code) — never ids. The service's label is
+//! `bridge_service`, not `service`: the Prometheus Operator sets `service` (the Kubernetes
+//! Service scraped) on every target. Latency histograms carry the trace id of a recent
+//! observation as an exemplar when spans are exported.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::exemplar::HistogramWithExemplars;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
+
+/// The content type of `/metrics`.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The exemplar of a latency observation: the trace it was made in.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TraceExemplar {
+    /// 32 hex digits.
+    pub trace_id: String,
+}
+
+/// A latency histogram whose buckets keep the trace id of an observation.
+pub type LatencyHistogram = HistogramWithExemplars<TraceExemplar>;
+
+/// Observes `value` in `histogram` with the current span's trace id as its exemplar when
+/// spans are exported and the trace is sampled.
+pub fn observe_traced(histogram: &LatencyHistogram, value: f64) {
+    let exemplar = crate::telemetry::spans_exported()
+        .then(crate::trace::current_sampled_trace_id)
+        .flatten()
+        .map(|trace_id| TraceExemplar { trace_id });
+    histogram.observe(value, exemplar, None);
+}
 
 /// Labels of per-partition series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,6 +88,9 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Time to restore a partition's state.
     pub restore_seconds: Histogram,
+    /// How old each input was when processed: its `occurred_at` to now (the delay every
+    /// hop adds up to), with trace exemplars.
+    pub event_age_seconds: LatencyHistogram,
     /// Changelog records read in restores.
     pub restored_records: Counter,
     /// Consumer lag per partition (librdkafka statistics).
@@ -74,7 +107,7 @@ impl Metrics {
         // The process's series under their usual names; the runtime's under `bridge_`.
         let mut registry = Registry::with_labels(
             [(
-                std::borrow::Cow::Borrowed("service"),
+                std::borrow::Cow::Borrowed("bridge_service"),
                 std::borrow::Cow::Owned(service.to_owned()),
             )]
             .into_iter(),
@@ -91,7 +124,10 @@ impl Metrics {
             commits: Counter::default(),
             aborts: Counter::default(),
             commit_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            restore_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            restore_seconds: Histogram::new([
+                0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+            ]),
+            event_age_seconds: LatencyHistogram::new(exponential_buckets(0.005, 2.0, 18)),
             restored_records: Counter::default(),
             consumer_lag: Family::default(),
             paused_partitions: Gauge::default(),
@@ -140,29 +176,44 @@ impl Metrics {
             "Transactions aborted",
             metrics.aborts.clone(),
         );
-        bridge.register(
+        with_unit(
+            bridge,
             "transaction_commit_seconds",
             "Time to commit a transaction",
+            Unit::Seconds,
             metrics.commit_seconds.clone(),
         );
-        bridge.register(
+        with_unit(
+            bridge,
             "state_restore_seconds",
             "Time to restore a partition's state",
+            Unit::Seconds,
             metrics.restore_seconds.clone(),
+        );
+        with_unit(
+            bridge,
+            "event_age_seconds",
+            "Age of each input when processed (its occurred_at to now)",
+            Unit::Seconds,
+            metrics.event_age_seconds.clone(),
         );
         bridge.register(
             "state_restored_records",
             "Changelog records read in restores",
             metrics.restored_records.clone(),
         );
-        bridge.register(
+        with_unit(
+            bridge,
             "paused_partitions",
             "Partitions paused after retries gave up",
+            Unit::Other("partitions".into()),
             metrics.paused_partitions.clone(),
         );
-        bridge.register(
+        with_unit(
+            bridge,
             "consumer_lag_records",
             "Consumer lag per partition",
+            Unit::Other("records".into()),
             metrics.consumer_lag.clone(),
         );
         bridge.register(
@@ -191,7 +242,26 @@ impl Metrics {
             .register(name, help, metric);
     }
 
-    /// The text exposition format for `/metrics`.
+    /// [`Metrics::register`] with the unit the series measures; `name` ends in the unit
+    /// (`erp_call_seconds`, `open_windows`), as OpenMetrics requires.
+    pub fn register_with_unit(
+        &self,
+        name: &str,
+        help: &str,
+        unit: Unit,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        with_unit(
+            registry.sub_registry_with_prefix("bridge"),
+            name,
+            help,
+            unit,
+            metric,
+        );
+    }
+
+    /// The OpenMetrics text format for `/metrics` ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
@@ -200,6 +270,20 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Registers `name` (which ends in `_<unit>`) with `unit`: prometheus-client appends the
+/// unit itself, so it is taken off the name first.
+fn with_unit(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Unit,
+    metric: impl prometheus_client::registry::Metric,
+) {
+    let suffix = format!("_{}", unit.as_str());
+    let base = name.strip_suffix(suffix.as_str()).unwrap_or(name);
+    registry.register_with_unit(base, help, unit, metric);
 }
 
 #[cfg(test)]
@@ -224,10 +308,10 @@ mod tests {
             .inc_by(3);
         metrics.commit_seconds.observe(0.004);
         let text = metrics.render();
-        assert!(text.contains(r#"bridge_records_in_total{service="erp-writer",topic="bridge.orders.v1",partition="2"} 1"#), "{text}");
+        assert!(text.contains(r#"bridge_records_in_total{bridge_service="erp-writer",topic="bridge.orders.v1",partition="2"} 1"#), "{text}");
         assert!(
             text.contains(
-                r#"bridge_parked_total{service="erp-writer",error_code="unknown_sku"} 3"#
+                r#"bridge_parked_total{bridge_service="erp-writer",error_code="unknown_sku"} 3"#
             ),
             "{text}"
         );
@@ -238,13 +322,51 @@ mod tests {
         // The process's own series keep the names dashboards know.
         let resident = text
             .lines()
-            .find_map(|l| l.strip_prefix(r#"process_resident_memory_bytes{service="erp-writer"} "#))
+            .find_map(|l| {
+                l.strip_prefix(r#"process_resident_memory_bytes{bridge_service="erp-writer"} "#)
+            })
             .and_then(|v| v.parse::<f64>().ok());
         assert!(resident.is_some_and(|b| b > 0.0), "{text}");
         assert!(
-            text.contains(r#"process_cpu_seconds_total{service="erp-writer"} "#),
+            text.contains(r#"process_cpu_seconds_total{bridge_service="erp-writer"} "#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn openmetrics_with_units_and_trace_exemplars() {
+        let metrics = Metrics::new("inventory-aggregator");
+        metrics
+            .consumer_lag
+            .get_or_create(&PartitionLabels {
+                topic: "bridge.inventory-movements.v1".into(),
+                partition: 0,
+            })
+            .set(12);
+        metrics.event_age_seconds.observe(
+            0.02,
+            Some(TraceExemplar {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+            }),
+            None,
+        );
+        let text = metrics.render();
+        for line in [
+            "# UNIT bridge_consumer_lag_records records",
+            "# UNIT bridge_paused_partitions partitions",
+            "# UNIT bridge_transaction_commit_seconds seconds",
+            "# UNIT bridge_event_age_seconds seconds",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing: {text}");
+        }
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("bridge_event_age_seconds_bucket{")
+                    && l.contains(r#"# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"} 0.02"#)),
+            "{text}"
+        );
+        assert!(!text.contains("_seconds_seconds"), "{text}");
     }
 
     #[test]
@@ -255,7 +377,7 @@ mod tests {
         runs.inc();
         let text = metrics.render();
         assert!(
-            text.contains(r#"bridge_reconciler_runs_total{service="reconciler"} 1"#),
+            text.contains(r#"bridge_reconciler_runs_total{bridge_service="reconciler"} 1"#),
             "{text}"
         );
     }

@@ -129,6 +129,14 @@ pub fn trace_id(cx: &Context) -> Option<String> {
     ids.is_valid().then(|| ids.trace_id().to_string())
 }
 
+/// The trace id of the current span when it is sampled (what an exemplar may point at).
+pub fn current_sampled_trace_id() -> Option<String> {
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let ids = span.span_context();
+    (ids.is_valid() && ids.is_sampled()).then(|| ids.trace_id().to_string())
+}
+
 /// Records a span event (`parked`, `retry`, `deduplicated`, `partition paused`) on the
 /// current span.
 pub fn event(name: &'static str, attributes: Vec<KeyValue>) {

@@ -76,7 +76,7 @@ async fn service_metrics(client: &reqwest::Client, url: &str) -> Option<Value> {
     };
     let service = text
         .lines()
-        .find_map(|l| l.split("service=\"").nth(1)?.split('"').next())
+        .find_map(|l| l.split("bridge_service=\"").nth(1)?.split('"').next())
         .unwrap_or("?")
         .to_owned();
     Some(json!({

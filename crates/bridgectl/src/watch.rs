@@ -91,7 +91,7 @@ pub async fn run(sources: Sources, every: Duration) -> anyhow::Result<()> {
             sum(&ingest, "bridge_parked_total", ""),
             sum(&writer, "bridge_parked_total", ""),
             number(&erp, &["faults_fired"]),
-            sum(&reconciler, "bridge_reconciler_mismatches", ""),
+            sum(&reconciler, "bridge_reconciler_open_findings", ""),
             sum(&reconciler, "bridge_reconciler_findings_resolved_total", ""),
             sum(&reconciler, "bridge_reconciler_resyncs_total", ""),
         );
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn samples_are_summed_by_label() {
-        let text = "# HELP x\nbridge_parked_total{service=\"erp-writer\",error_code=\"a\"} 2\nbridge_parked_total{service=\"erp-writer\",error_code=\"b\"} 3\nbridge_other 9\n";
+        let text = "# HELP x\nbridge_parked_total{bridge_service=\"erp-writer\",error_code=\"a\"} 2\nbridge_parked_total{bridge_service=\"erp-writer\",error_code=\"b\"} 3\nbridge_other 9\n";
         assert_eq!(sum(text, "bridge_parked_total", ""), 5);
         assert_eq!(sum(text, "bridge_parked_total", "error_code=\"b\""), 3);
     }

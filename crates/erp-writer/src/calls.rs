@@ -66,9 +66,11 @@ impl ErpCaller {
         );
         let result = self.runtime.block_on(call.instrument(span));
         self.metrics.call(op, &result);
-        self.metrics
-            .call_seconds
-            .observe(started.elapsed().as_secs_f64());
+        // Inside the record's span: the exemplar is its trace.
+        bridge_runtime::metrics::observe_traced(
+            &self.metrics.call_seconds,
+            started.elapsed().as_secs_f64(),
+        );
         let outcome = match result {
             Ok(value) => {
                 self.guard.succeeded();

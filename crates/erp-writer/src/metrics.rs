@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use bridge_runtime::metrics::Metrics;
+use bridge_runtime::metrics::{LatencyHistogram, Metrics};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::exponential_buckets;
+use prometheus_client::registry::Unit;
 
 use erp::connector::ErpError;
 
@@ -34,7 +35,7 @@ pub struct WriterMetrics {
     /// ERP calls by operation and outcome.
     pub calls: Family<CallLabels, Counter>,
     /// ERP call latency.
-    pub call_seconds: Histogram,
+    pub call_seconds: LatencyHistogram,
     /// 1 while the circuit breaker is open.
     pub breaker_open: Gauge,
     /// Calls that waited for the rate limit.
@@ -56,7 +57,7 @@ impl WriterMetrics {
     pub fn register(metrics: &Arc<Metrics>) -> Self {
         let this = Self {
             calls: Family::default(),
-            call_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            call_seconds: LatencyHistogram::new(exponential_buckets(0.001, 2.0, 16)),
             breaker_open: Gauge::default(),
             rate_limited: Counter::default(),
             verdicts: Family::default(),
@@ -70,9 +71,10 @@ impl WriterMetrics {
             "ERP calls by operation and outcome",
             this.calls.clone(),
         );
-        metrics.register(
+        metrics.register_with_unit(
             "erp_call_seconds",
             "ERP call latency",
+            Unit::Seconds,
             this.call_seconds.clone(),
         );
         metrics.register(

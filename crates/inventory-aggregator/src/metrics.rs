@@ -7,6 +7,7 @@ use bridge_runtime::metrics::Metrics;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Unit;
 
 /// The series.
 #[derive(Clone)]
@@ -27,9 +28,10 @@ impl AggregatorMetrics {
     /// Registers the series with the service's registry.
     pub fn register(metrics: &Arc<Metrics>) -> Self {
         let this = Self::unregistered();
-        metrics.register(
+        metrics.register_with_unit(
             "aggregator_open_windows",
             "Windows open in this process",
+            Unit::Other("windows".into()),
             this.open_windows.clone(),
         );
         metrics.register(
@@ -47,9 +49,10 @@ impl AggregatorMetrics {
             "Emitted aggregates flagged as late corrections",
             this.late_windows.clone(),
         );
-        metrics.register(
+        metrics.register_with_unit(
             "aggregator_emission_delay_seconds",
             "Seconds from a window's end to its emission",
+            Unit::Seconds,
             this.emission_delay_seconds.clone(),
         );
         this

@@ -9,6 +9,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Unit;
 
 /// Labels of rejected webhooks.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,9 +52,10 @@ impl IngestMetrics {
             "Webhook deliveries answered with an error, by reason",
             this.webhooks_rejected.clone(),
         );
-        metrics.register(
+        metrics.register_with_unit(
             "ingest_poll_lag_seconds",
             "Now minus the poll cursor (Magento updated_at), per kind",
+            Unit::Seconds,
             this.poll_lag.clone(),
         );
         metrics.register(

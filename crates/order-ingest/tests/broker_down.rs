@@ -49,7 +49,7 @@ async fn broker_down_for_30_s_webhooks_get_503_and_nothing_acknowledged_is_lost(
     let down_at = Instant::now();
     placed.extend(h.sim.shared.generate(10).into_iter().map(|(_, r)| r));
     wait_until("deliveries refused with 503", Duration::from_secs(60), || async {
-        h.metric("bridge_ingest_webhooks_rejected_total{service=\"order-ingest\",reason=\"unavailable\"}")
+        h.metric("bridge_ingest_webhooks_rejected_total{bridge_service=\"order-ingest\",reason=\"unavailable\"}")
             .await
             >= 10.0
     })

@@ -163,7 +163,7 @@ async fn bad_deliveries_are_refused_or_parked_and_ingest_goes_on() -> TestResult
     assert_eq!(not_found.key.as_deref(), Some(&b"000099999"[..]));
     assert!(
         h.metric(
-            "bridge_ingest_webhooks_rejected_total{service=\"order-ingest\",reason=\"signature\"}"
+            "bridge_ingest_webhooks_rejected_total{bridge_service=\"order-ingest\",reason=\"signature\"}"
         )
         .await
             >= 2.0
@@ -370,7 +370,9 @@ async fn a_flood_is_refused_cleanly_and_the_receiver_stays_healthy() -> TestResu
     let grown_mib = rss_kib().saturating_sub(before) / 1024;
     assert!(grown_mib < 256, "memory grew by {grown_mib} MiB");
     let refused = h
-        .metric("bridge_listener_refused_total{service=\"order-ingest\",reason=\"connections\"}")
+        .metric(
+            "bridge_listener_refused_total{bridge_service=\"order-ingest\",reason=\"connections\"}",
+        )
         .await;
     assert!(refused > 0.0, "connections over the cap were refused");
 

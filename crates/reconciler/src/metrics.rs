@@ -12,6 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Unit;
 
 /// A finding kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,14 +86,16 @@ impl ReconcilerMetrics {
             "Finished reconciliation runs (per partition)",
             this.runs.clone(),
         );
-        metrics.register(
+        metrics.register_with_unit(
             "reconciler_run_seconds",
             "Duration of the last finished run",
+            Unit::Seconds,
             this.run_seconds.clone(),
         );
-        metrics.register(
+        metrics.register_with_unit(
             "reconciler_last_run_timestamp_seconds",
             "When the last run finished",
+            Unit::Seconds,
             this.last_run.clone(),
         );
         metrics.register(
@@ -120,9 +123,10 @@ impl ReconcilerMetrics {
             "Findings resolved, by kind",
             this.resolved.clone(),
         );
-        metrics.register(
-            "reconciler_mismatches",
+        metrics.register_with_unit(
+            "reconciler_open_findings",
             "Open findings by kind as of the last run",
+            Unit::Other("findings".into()),
             this.mismatches.clone(),
         );
         metrics.register(
@@ -140,9 +144,10 @@ impl ReconcilerMetrics {
             "Sum of amount differences within the rounding tolerance",
             this.rounding.clone(),
         );
-        metrics.register(
+        metrics.register_with_unit(
             "reconciler_sync_delay_seconds",
             "Magento updated_at to ERP booking, per order",
+            Unit::Seconds,
             this.sync_delay.clone(),
         );
         this

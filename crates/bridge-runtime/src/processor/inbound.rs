@@ -51,6 +51,10 @@ impl<H: Handler> Loop<'_, H> {
             }
         };
         span.record("messaging.message.id", event.envelope().event_id.as_str());
+        let age_ms = now_millis()
+            .saturating_sub(event.envelope().occurred_at)
+            .max(0);
+        crate::metrics::observe_traced(&self.metrics.event_age_seconds, age_ms as f64 / 1000.0);
         span.record("correlation_id", event.envelope().correlation_id.as_str());
         let input = Inbound {
             event: &event,
