@@ -9,7 +9,8 @@
 source "$(dirname "$0")/lib.sh"
 
 PACKAGES=(build-essential cmake pkg-config libssl-dev libsasl2-dev libcurl4-openssl-dev
-  zlib1g-dev maven openjdk-17-jdk-headless curl kcat python3 python3-venv buildah ca-certificates)
+  zlib1g-dev maven openjdk-17-jdk-headless curl kcat python3 python3-venv buildah ca-certificates
+  prometheus)
 
 missing() {
   local p
