@@ -1,11 +1,14 @@
 //! Reference handlers shared by the `count-processor` binary (crash tests) and the runtime
-//! benchmark. End-to-end tests live in `tests/tests/`.
+//! benchmark, and the process helpers of the end-to-end tests ([`processes`]). The tests
+//! live in `tests/tests/`.
 
 use std::path::PathBuf;
 
 use bridge_events::Event;
 use bridge_runtime::handler::{Context, Handler, HandlerError, Inbound};
 use rust_decimal::Decimal;
+
+pub mod processes;
 
 /// The workspace's root folder (the repository checkout).
 pub fn workspace_root() -> PathBuf {

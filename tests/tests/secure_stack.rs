@@ -10,41 +10,15 @@
 //! may appear in any service's log, metrics or parked-record headers, while the parked
 //! payload keeps the original bytes (replayable).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use bridge_e2e::binary;
+use bridge_e2e::processes::{Sims, flow_services, spawn, tail};
 use bridge_testkit::{KafkaBroker, free_port, wait_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// A child process killed when the test ends, its output in `log`.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(
-    name: &str,
-    args: &[String],
-    env: &[(&str, String)],
-    logs: &Path,
-) -> Result<Running, Box<dyn std::error::Error>> {
-    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-    let child = Command::new(binary(name)?)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()?;
-    Ok(Running(child))
-}
 
 async fn ready(port: u16) -> bool {
     reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
@@ -149,54 +123,14 @@ ca_file = "{ca}"
         &[],
         logs,
     )?;
-    let mapping = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/mapping.toml");
-    let mapping = mapping.display().to_string();
-    let services: [(&str, Vec<(&str, String)>); 5] = [
-        (
-            "order-ingest",
-            vec![
-                ("BRIDGE__INGEST__MAGENTO__BASE_URL", sim.clone()),
-                (
-                    "BRIDGE__INGEST__WEBHOOK__LISTEN",
-                    format!("127.0.0.1:{webhook_port}"),
-                ),
-                (
-                    "BRIDGE__INGEST__WEBHOOK__KEY_BASE_URL",
-                    format!("{sim}/sim"),
-                ),
-                (
-                    "BRIDGE__INGEST__WEBHOOK__KEY_HOSTS",
-                    r#"["127.0.0.1"]"#.into(),
-                ),
-                (
-                    "BRIDGE__INGEST__WEBHOOK__CLIENT_ID",
-                    "magento-erp-bridge".into(),
-                ),
-                ("BRIDGE__INGEST__POLL__INTERVAL_MS", "2000".into()),
-            ],
-        ),
-        ("inventory-aggregator", vec![]),
-        (
-            "erp-writer",
-            vec![
-                ("BRIDGE__WRITER__ERP__BASE_URL", erp.clone()),
-                ("BRIDGE__WRITER__MAPPING_FILE", mapping.clone()),
-            ],
-        ),
-        (
-            "reconciler",
-            vec![
-                ("BRIDGE__RECONCILER__MAPPING_FILE", mapping.clone()),
-                ("BRIDGE__RECONCILER__ERP__BASE_URL", erp.clone()),
-                ("BRIDGE__RECONCILER__MAGENTO__BASE_URL", sim.clone()),
-                ("BRIDGE__RECONCILER__STOCK__ENABLED", "false".into()),
-            ],
-        ),
-        (
-            "magento-writer",
-            vec![("BRIDGE__WRITER__MAGENTO__BASE_URL", sim.clone())],
-        ),
-    ];
+    let mut services = flow_services(&Sims {
+        magento: &sim,
+        erp: &erp,
+        webhook_port,
+    });
+    services[0]
+        .1
+        .push(("BRIDGE__INGEST__POLL__INTERVAL_MS", "2000".into()));
     let mut running = Vec::new();
     let mut ports = Vec::new();
     for (name, extra) in services {
@@ -320,12 +254,6 @@ ca_file = "{ca}"
         "a wrong SCRAM password was let in"
     );
     Ok(())
-}
-
-/// The last lines of a log.
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 /// Markers no service has any reason to print.

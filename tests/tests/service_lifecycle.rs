@@ -2,10 +2,11 @@
 //! and stops cleanly on SIGTERM within a bound.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bridge_e2e::binary;
+use bridge_e2e::processes::Running;
 use bridge_testkit::{create_topic, free_port, stack, unique_name, wait_until};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -17,14 +18,6 @@ const SERVICES: [&str; 5] = [
     "reconciler",
     "magento-writer",
 ];
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
 
 /// Starts `service` against the test stack with its own state folder and HTTP port, and
 /// `extra` environment; returns it with its HTTP port.

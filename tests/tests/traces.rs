@@ -8,11 +8,11 @@
 //! order carries recognisable personal data, and none of it may be in any span.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bridge_e2e::binary;
+use bridge_e2e::processes::{Sims, flow_services, spawn, tail};
 use bridge_testkit::{KafkaBroker, free_port, jaeger, stack, wait_until};
 use serde_json::Value;
 
@@ -25,32 +25,6 @@ const PERSONAL: [&str; 3] = [
     "+1 555 0142 7878",
 ];
 const SERVICES: [&str; 4] = ["order-ingest", "erp-writer", "reconciler", "magento-writer"];
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(
-    name: &str,
-    args: &[String],
-    env: &[(&str, String)],
-    logs: &Path,
-) -> Result<Running, Box<dyn std::error::Error>> {
-    let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-    let child = Command::new(binary(name)?)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (*k, v)))
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()?;
-    Ok(Running(child))
-}
 
 /// A span of the trace as the test reads it.
 #[derive(Debug, Clone)]
@@ -218,54 +192,17 @@ async fn an_order_is_one_trace_from_the_webhook_to_the_erp_and_back_to_magento()
         &[],
         logs,
     )?;
-    let mapping = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/mapping.toml");
-    let mapping = mapping.display().to_string();
-    let services: [(&str, Vec<(&str, String)>); 4] = [
-        (
-            "order-ingest",
-            vec![
-                ("BRIDGE__INGEST__MAGENTO__BASE_URL", sim.clone()),
-                (
-                    "BRIDGE__INGEST__WEBHOOK__LISTEN",
-                    format!("127.0.0.1:{webhook_port}"),
-                ),
-                (
-                    "BRIDGE__INGEST__WEBHOOK__KEY_BASE_URL",
-                    format!("{sim}/sim"),
-                ),
-                (
-                    "BRIDGE__INGEST__WEBHOOK__KEY_HOSTS",
-                    r#"["127.0.0.1"]"#.into(),
-                ),
-                (
-                    "BRIDGE__INGEST__WEBHOOK__CLIENT_ID",
-                    "magento-erp-bridge".into(),
-                ),
-                // The webhook path only: the poller would find the order too.
-                ("BRIDGE__INGEST__POLL__ENABLED", "false".into()),
-            ],
-        ),
-        (
-            "erp-writer",
-            vec![
-                ("BRIDGE__WRITER__ERP__BASE_URL", erp.clone()),
-                ("BRIDGE__WRITER__MAPPING_FILE", mapping.clone()),
-            ],
-        ),
-        (
-            "reconciler",
-            vec![
-                ("BRIDGE__RECONCILER__MAPPING_FILE", mapping.clone()),
-                ("BRIDGE__RECONCILER__ERP__BASE_URL", erp.clone()),
-                ("BRIDGE__RECONCILER__MAGENTO__BASE_URL", sim.clone()),
-                ("BRIDGE__RECONCILER__STOCK__ENABLED", "false".into()),
-            ],
-        ),
-        (
-            "magento-writer",
-            vec![("BRIDGE__WRITER__MAGENTO__BASE_URL", sim.clone())],
-        ),
-    ];
+    let mut services = flow_services(&Sims {
+        magento: &sim,
+        erp: &erp,
+        webhook_port,
+    });
+    // The services the order crosses; the webhook path only (the poller would find the
+    // order too).
+    services.retain(|(name, _)| SERVICES.contains(name));
+    services[0]
+        .1
+        .push(("BRIDGE__INGEST__POLL__ENABLED", "false".into()));
     let mut running = Vec::new();
     let mut ports = Vec::new();
     for (name, mut env) in services {
@@ -460,9 +397,4 @@ async fn an_order_is_one_trace_from_the_webhook_to_the_erp_and_back_to_magento()
     }
     drop(running);
     Ok(())
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }

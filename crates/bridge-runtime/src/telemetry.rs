@@ -95,6 +95,25 @@ impl Exporter {
         })
     }
 
+    /// The exporter, and for gRPC the runtime its client runs on (tonic needs one, built
+    /// inside it; the services' own runtime may be gone when the last spans flush).
+    fn start(&self) -> Result<(SpanExporter, Option<tokio::runtime::Runtime>), String> {
+        if self.protocol != Protocol::Grpc {
+            return self.build().map(|e| (e, None)).map_err(|e| e.to_string());
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("otlp-export")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let built = {
+            let _entered = rt.enter();
+            self.build()
+        };
+        built.map(|e| (e, Some(rt))).map_err(|e| e.to_string())
+    }
+
     fn build(&self) -> Result<SpanExporter, opentelemetry_otlp::ExporterBuildError> {
         match self.protocol {
             Protocol::HttpProtobuf => {
@@ -144,38 +163,19 @@ pub fn init(service: &'static str) -> TelemetryGuard {
 /// [`init`] with the exporter given.
 pub fn init_with(service: &'static str, exporter: Option<Exporter>) -> TelemetryGuard {
     let mut runtime = None;
-    let provider = exporter.and_then(|exporter| {
-        let built = if exporter.protocol == Protocol::Grpc {
-            match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("otlp-export")
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => {
-                    let built = {
-                        let _entered = rt.enter();
-                        exporter.build()
-                    };
-                    runtime = Some(rt);
-                    built.map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        } else {
-            exporter.build().map_err(|e| e.to_string())
-        };
-        match built {
-            Ok(span_exporter) => Some(
+    let provider = exporter.and_then(|exporter| match exporter.start() {
+        Ok((span_exporter, rt)) => {
+            runtime = rt;
+            Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(span_exporter)
                     .with_resource(resource(service))
                     .build(),
-            ),
-            Err(e) => {
-                eprintln!("OTLP trace export disabled: {e}");
-                None
-            }
+            )
+        }
+        Err(e) => {
+            eprintln!("OTLP trace export disabled: {e}");
+            None
         }
     });
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {

@@ -189,12 +189,7 @@ mod tests {
         let child = outgoing(&tracing::Span::none(), &parent);
         assert_eq!(trace_id(&child), trace_id(&parent));
         let out = written(&child);
-        let traceparent = &out
-            .iter()
-            .find(|(k, _)| *k == TRACEPARENT)
-            .ok_or("no traceparent")
-            .map(|(_, v)| v.clone());
-        let Ok(traceparent) = traceparent else {
+        let Some((_, traceparent)) = out.iter().find(|(k, _)| *k == TRACEPARENT) else {
             panic!("no traceparent in {out:?}")
         };
         assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));

@@ -89,7 +89,8 @@ fn kafka_home() -> Result<PathBuf> {
     ))
 }
 
-fn free_port() -> Result<u16> {
+/// A free loopback port, as a harness error when there is none.
+pub(crate) fn free_port() -> Result<u16> {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

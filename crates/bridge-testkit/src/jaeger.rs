@@ -52,12 +52,7 @@ fn start() -> Result<Jaeger> {
         context: "make jaeger's folder".into(),
         source,
     })?;
-    let port = || {
-        crate::free_port().map_err(|source| HarnessError::Io {
-            context: "find a free port".into(),
-            source,
-        })
-    };
+    let port = crate::broker::free_port;
     let (grpc, http, query, query_grpc, health) = (port()?, port()?, port()?, port()?, port()?);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local/jaeger.sh");
     let status = Command::new("bash")

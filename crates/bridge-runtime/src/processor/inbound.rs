@@ -29,7 +29,16 @@ impl<H: Handler> Loop<'_, H> {
         let parent = trace::extract(|name| header(message, name));
         let _ = span.set_parent(parent.clone());
         let _entered = span.enter();
-        if let Some(id) = trace::trace_id(&span.context()).or_else(|| trace::trace_id(&parent)) {
+        // With spans exported the span has its own context (a new trace without a parent);
+        // without, the producer's trace is the one to log.
+        let own;
+        let logged = if crate::telemetry::spans_exported() {
+            own = span.context();
+            &own
+        } else {
+            &parent
+        };
+        if let Some(id) = trace::trace_id(logged) {
             span.record("trace_id", id);
         }
         self.begin()?;

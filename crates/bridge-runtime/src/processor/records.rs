@@ -32,8 +32,8 @@ impl<H: Handler> Loop<'_, H> {
         // Caused by an input: a `send` span under its `process` span. Caused by a timer: a
         // trace of its own.
         let send = trace::send_span(&output.topic, &output.event.envelope().event_id);
-        let parent = trace.cloned().unwrap_or_default();
-        let context = trace::outgoing(&send, &parent);
+        let none = opentelemetry::Context::new();
+        let context = trace::outgoing(&send, trace.unwrap_or(&none));
         let mut carried = Vec::with_capacity(2);
         trace::inject(&context, |key, value| carried.push((key, value)));
         let mut headers = OwnedHeaders::new_with_capacity(1 + carried.len()).insert(Header {
